@@ -18,3 +18,6 @@ pub mod sampling;
 
 #[cfg(all(target_arch = "wasm32", not(test)))]
 mod glue;
+
+#[cfg(test)]
+mod proptests;

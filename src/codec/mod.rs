@@ -228,3 +228,6 @@ pub fn serialize_pairs<'a, I: IntoIterator<Item = (&'a str, &'a str)>>(pairs: I)
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

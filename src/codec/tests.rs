@@ -1,0 +1,1 @@
+//! Codec unit tests (published vectors, both directions).
