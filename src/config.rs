@@ -2,8 +2,6 @@
 
 use std::fmt;
 
-use serde::Deserialize;
-
 use crate::codec::Format;
 use crate::sampling::RatioSampler;
 
@@ -77,8 +75,7 @@ impl Default for Config {
 
 /// The JSON as written. Every field is optional; unknown fields are rejected so a typo is
 /// an error at load, not a silently ignored setting.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 struct RawConfig {
     position: Option<String>,
     tracer: Option<String>,
@@ -89,6 +86,61 @@ struct RawConfig {
     sampling_ratio: Option<f64>,
     response_header: Option<String>,
     traceresponse: Option<bool>,
+}
+
+/// The field names, as written in JSON (also the JSON Schema's `properties`).
+pub const FIELDS: [&str; 9] = [
+    "position",
+    "tracer",
+    "extract",
+    "propagate",
+    "bridge",
+    "trust",
+    "sampling_ratio",
+    "response_header",
+    "traceresponse",
+];
+
+impl RawConfig {
+    /// Reads field by field so that a type error names its field (serde's own messages
+    /// for nested type errors do not).
+    fn from_value(value: serde_json::Value) -> Result<RawConfig, ConfigError> {
+        let serde_json::Value::Object(map) = value else {
+            return Err(err("<document>", "the configuration must be a JSON object"));
+        };
+        let mut raw = RawConfig::default();
+        for (key, v) in map {
+            fn typed<T: serde::de::DeserializeOwned>(
+                key: &str,
+                v: serde_json::Value,
+            ) -> Result<Option<T>, ConfigError> {
+                if v.is_null() {
+                    return Ok(None);
+                }
+                serde_json::from_value(v)
+                    .map(Some)
+                    .map_err(|e| err(key, e.to_string()))
+            }
+            match key.as_str() {
+                "position" => raw.position = typed(&key, v)?,
+                "tracer" => raw.tracer = typed(&key, v)?,
+                "extract" => raw.extract = typed(&key, v)?,
+                "propagate" => raw.propagate = typed(&key, v)?,
+                "bridge" => raw.bridge = typed(&key, v)?,
+                "trust" => raw.trust = typed(&key, v)?,
+                "sampling_ratio" => raw.sampling_ratio = typed(&key, v)?,
+                "response_header" => raw.response_header = typed(&key, v)?,
+                "traceresponse" => raw.traceresponse = typed(&key, v)?,
+                _ => {
+                    return Err(err(
+                        key.as_str(),
+                        format!("unknown field; expected one of {}", FIELDS.join(", ")),
+                    ));
+                }
+            }
+        }
+        Ok(raw)
+    }
 }
 
 /// Why a configuration was rejected: the field and the reason.
@@ -168,19 +220,12 @@ impl Config {
     /// Parses and checks plugin configuration bytes. Empty input means the defaults.
     pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
         let trimmed = bytes.trim_ascii();
-        let raw: RawConfig = if trimmed.is_empty() {
+        let raw = if trimmed.is_empty() {
             RawConfig::default()
         } else {
-            serde_json::from_slice(trimmed).map_err(|e| {
-                // serde names the offending field in its message ("unknown field `x`").
-                let field = e
-                    .to_string()
-                    .split('`')
-                    .nth(1)
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| "<document>".to_owned());
-                err(field, e.to_string())
-            })?
+            let value: serde_json::Value = serde_json::from_slice(trimmed)
+                .map_err(|e| err("<document>", format!("not valid JSON: {e}")))?;
+            RawConfig::from_value(value)?
         };
         Config::from_raw(raw)
     }

@@ -20,4 +20,8 @@ pub mod sampling;
 mod glue;
 
 #[cfg(test)]
+mod config_tests;
+#[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod request_path_tests;

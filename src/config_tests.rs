@@ -1,0 +1,130 @@
+//! Configuration: defaults, every field, and rejection messages naming the field.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use crate::codec::Format;
+use crate::config::{Config, Position, Tracer, Trust};
+
+fn rejected(json: &str) -> (String, String) {
+    let e = Config::from_json(json.as_bytes()).unwrap_err();
+    (e.field.clone(), e.to_string())
+}
+
+#[test]
+fn empty_and_missing_config_are_the_defaults() {
+    for json in ["", "  ", "{}"] {
+        assert_eq!(
+            Config::from_json(json.as_bytes()).unwrap(),
+            Config::default()
+        );
+    }
+    let d = Config::default();
+    assert_eq!(d.position, Position::Downstream);
+    assert_eq!(d.tracer, Tracer::Zipkin);
+    assert_eq!(
+        d.extract,
+        vec![
+            Format::B3,
+            Format::B3Multi,
+            Format::TraceContext,
+            Format::Jaeger
+        ]
+    );
+    assert_eq!(d.propagate, vec![Format::TraceContext, Format::B3Multi]);
+    assert_eq!(d.trust, Trust::Continue);
+    assert!(d.bridge);
+}
+
+#[test]
+fn every_field_is_read() {
+    let c = Config::from_json(
+        br#"{"position":"upstream","tracer":"zipkin_w3c","extract":["jaeger","tracecontext"],
+            "propagate":["b3"],"bridge":false,"trust":"resample","sampling_ratio":0.25,
+            "response_header":"x-trace-id","traceresponse":true}"#,
+    )
+    .unwrap();
+    assert_eq!(c.position, Position::Upstream);
+    assert_eq!(c.tracer, Tracer::ZipkinW3c);
+    assert_eq!(c.extract, vec![Format::Jaeger, Format::TraceContext]);
+    assert_eq!(c.propagate, vec![Format::B3]);
+    assert!(!c.bridge);
+    assert_eq!(c.trust, Trust::Resample);
+    assert_eq!(c.sampler.ratio(), 0.25);
+    assert_eq!(c.response_header.as_deref(), Some("x-trace-id"));
+    assert!(c.traceresponse);
+}
+
+#[test]
+fn bad_values_name_the_field_and_the_reason() {
+    let cases = [
+        (
+            r#"{"sampling_ratio":1.5}"#,
+            "sampling_ratio",
+            "outside [0, 1]",
+        ),
+        (
+            r#"{"sampling_ratio":-0.1}"#,
+            "sampling_ratio",
+            "outside [0, 1]",
+        ),
+        (
+            r#"{"tracer":"jaeger"}"#,
+            "tracer",
+            "expected one of none, zipkin",
+        ),
+        (r#"{"position":"sidecar"}"#, "position", "unknown value"),
+        (
+            r#"{"propagate":["tracecontext","w3c"]}"#,
+            "propagate[1]",
+            "unknown format \"w3c\"",
+        ),
+        (r#"{"extract":["b3","b3"]}"#, "extract[1]", "listed twice"),
+        (r#"{"propagate":[]}"#, "propagate", "at least one"),
+        (r#"{"trust":"maybe"}"#, "trust", "unknown value"),
+        (r#"{"trust":"restart"}"#, "trust", "position: upstream"),
+        (
+            r#"{"position":"upstream","tracer":"opentelemetry","trust":"resample"}"#,
+            "trust",
+            "opentelemetry",
+        ),
+        (
+            r#"{"response_header":"X-Trace"}"#,
+            "response_header",
+            "lowercase",
+        ),
+        (r#"{"samplingratio":1}"#, "samplingratio", "unknown field"),
+        (r#"{"bridge":"yes"}"#, "bridge", "expected a boolean"),
+        (
+            r#"{"sampling_ratio":"1"}"#,
+            "sampling_ratio",
+            "expected f64",
+        ),
+        (r#"{"extract":"b3"}"#, "extract", "expected a sequence"),
+        (r#"[1]"#, "<document>", "must be a JSON object"),
+        (r#"{not json"#, "<document>", "key must be a string"),
+    ];
+    for (json, field, reason) in cases {
+        let (got_field, message) = rejected(json);
+        assert_eq!(got_field, field, "{json}: {message}");
+        assert!(message.contains(reason), "{json}: {message}");
+        assert!(
+            message.starts_with(&format!("invalid tracejoin config: field `{field}`")),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn trust_rewrites_are_allowed_where_the_filter_sees_everything() {
+    for json in [
+        r#"{"tracer":"none","trust":"restart"}"#,
+        r#"{"position":"upstream","tracer":"zipkin","trust":"restart"}"#,
+        r#"{"position":"upstream","tracer":"zipkin_w3c","trust":"resample"}"#,
+    ] {
+        assert!(Config::from_json(json.as_bytes()).is_ok(), "{json}");
+    }
+}

@@ -1,0 +1,320 @@
+//! The whole request path driven natively through a mock [`Host`]: the same decisions the
+//! Envoy integration tests check, without Envoy, on every target (also wasm32-wasip1).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::collections::HashMap;
+
+use crate::codec::serialize_pairs;
+use crate::config::Config;
+use crate::filter::{Counter, Host, HostError, RequestFilter};
+use crate::ids::IdGenerator;
+
+const T: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const S: &str = "00f067aa0ba902b7";
+const X: &str = "5af7183fb1d4cf5f5af7183fb1d4cf5f";
+const XS: &str = "6e0c63257de34c92";
+
+#[derive(Default)]
+struct MockHost {
+    request: Vec<(String, String)>,
+    response: Vec<(String, String)>,
+    counters: HashMap<Counter, u64>,
+    calls: usize,
+    fail_writes: bool,
+}
+
+impl MockHost {
+    fn with(headers: &[(&str, &str)]) -> Self {
+        MockHost {
+            request: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        let mut values = self
+            .request
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str());
+        let first = values.next();
+        assert!(values.next().is_none(), "{name} repeated");
+        first
+    }
+
+    fn count(&self, c: Counter) -> u64 {
+        self.counters.get(&c).copied().unwrap_or(0)
+    }
+}
+
+impl Host for MockHost {
+    fn request_header_block(&mut self) -> Result<Vec<u8>, HostError> {
+        self.calls += 1;
+        Ok(serialize_pairs(
+            self.request.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        ))
+    }
+
+    fn set_request_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError> {
+        self.calls += 1;
+        if self.fail_writes {
+            return Err(HostError(2));
+        }
+        self.request.retain(|(k, _)| k != name);
+        self.request
+            .push((name.to_string(), String::from_utf8(value.to_vec()).unwrap()));
+        Ok(())
+    }
+
+    fn remove_request_header(&mut self, name: &str) -> Result<(), HostError> {
+        self.calls += 1;
+        self.request.retain(|(k, _)| k != name);
+        Ok(())
+    }
+
+    fn set_response_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError> {
+        self.calls += 1;
+        self.response
+            .push((name.to_string(), String::from_utf8(value.to_vec()).unwrap()));
+        Ok(())
+    }
+
+    fn increment(&mut self, counter: Counter) {
+        *self.counters.entry(counter).or_default() += 1;
+    }
+}
+
+fn run(config_json: &str, headers: &[(&str, &str)]) -> MockHost {
+    let config = Config::from_json(config_json.as_bytes()).unwrap();
+    let mut host = MockHost::with(headers);
+    let mut filter = RequestFilter::new();
+    filter.on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(7));
+    filter.on_response_headers(&mut host, &config);
+    host
+}
+
+/// Envoy's Zipkin tracer as measured: what it injects after a listener filter ran.
+fn zipkin_injects(host: &mut MockHost, trace: &str, span: &str, parent: Option<&str>) {
+    host.request.retain(|(k, _)| !k.starts_with("x-b3-"));
+    host.request.push(("x-b3-traceid".into(), trace.into()));
+    host.request.push(("x-b3-spanid".into(), span.into()));
+    if let Some(p) = parent {
+        host.request.push(("x-b3-parentspanid".into(), p.into()));
+    }
+    host.request.push(("x-b3-sampled".into(), "1".into()));
+}
+
+#[test]
+fn tracer_none_generates_one_context_in_every_configured_format() {
+    let host = run(
+        r#"{"tracer":"none","propagate":["tracecontext","b3","b3multi","jaeger"]}"#,
+        &[],
+    );
+    let tp = host.get("traceparent").unwrap();
+    let trace = &tp[3..35];
+    let span = &tp[36..52];
+    assert!(tp.ends_with("-03"), "random flag and sampled: {tp}");
+    assert_eq!(host.get("b3").unwrap(), format!("{trace}-{span}-1"));
+    assert_eq!(host.get("x-b3-traceid").unwrap(), trace);
+    assert_eq!(host.get("x-b3-spanid").unwrap(), span);
+    assert_eq!(host.get("x-b3-sampled").unwrap(), "1");
+    assert_eq!(
+        host.get("uber-trace-id").unwrap(),
+        format!("{trace}:{span}:0:1")
+    );
+    assert_eq!(host.count(Counter::Generated), 1);
+    assert_eq!(host.count(Counter::Sampled), 1);
+}
+
+#[test]
+fn unchanged_headers_cost_no_write() {
+    // Already consistent: one read, no writes.
+    let host = run(
+        r#"{"tracer":"none"}"#,
+        &[
+            ("traceparent", &format!("00-{T}-{S}-01")),
+            ("x-b3-traceid", T),
+            ("x-b3-spanid", S),
+            ("x-b3-sampled", "1"),
+        ],
+    );
+    assert_eq!(host.calls, 1);
+}
+
+#[test]
+fn downstream_zipkin_bridges_a_w3c_only_app_into_b3() {
+    let host = run("{}", &[("traceparent", &format!("00-{T}-{S}-01"))]);
+    assert_eq!(host.get("b3").unwrap(), format!("{T}-{S}-1"));
+    // x-b3-* are Envoy's to write after this filter: untouched here.
+    assert_eq!(host.get("x-b3-traceid"), None);
+    assert_eq!(host.count(Counter::Bridged), 1);
+    assert_eq!(
+        host.count(Counter::Context(crate::codec::Format::TraceContext)),
+        1
+    );
+}
+
+#[test]
+fn downstream_zipkin_copies_the_tracers_context_to_traceparent() {
+    let host = run(
+        "{}",
+        &[
+            ("x-b3-traceid", T),
+            ("x-b3-spanid", S),
+            ("x-b3-sampled", "1"),
+            ("traceparent", &format!("00-{X}-{XS}-01")),
+        ],
+    );
+    assert_eq!(host.get("traceparent").unwrap(), format!("00-{T}-{S}-01"));
+    assert_eq!(host.count(Counter::Conflict), 1);
+    assert_eq!(
+        host.get("b3"),
+        None,
+        "no bridge when the tracer read the context"
+    );
+}
+
+#[test]
+fn downstream_with_tracer_and_no_context_leaves_it_to_the_tracer() {
+    let host = run("{}", &[]);
+    assert!(host.request.is_empty());
+    assert_eq!(host.count(Counter::LeftToTracer), 1);
+}
+
+#[test]
+fn upstream_zipkin_makes_every_format_name_envoys_span() {
+    let config = Config::from_json(br#"{"position":"upstream"}"#).unwrap();
+    let mut host = MockHost::with(&[("traceparent", &format!("00-{T}-{S}-01"))]);
+    // Envoy continued T (it read b3 multi from an earlier hop) with its span E, parent S.
+    zipkin_injects(&mut host, T, "1111111111111111", Some(S));
+    RequestFilter::new().on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(1));
+    assert_eq!(
+        host.get("traceparent").unwrap(),
+        format!("00-{T}-1111111111111111-01")
+    );
+}
+
+#[test]
+fn upstream_zipkin_continues_the_apps_trace_over_a_fresh_tracer_trace() {
+    let config = Config::from_json(br#"{"position":"upstream"}"#).unwrap();
+    let mut host = MockHost::with(&[("traceparent", &format!("00-{T}-{S}-01"))]);
+    // Envoy's B3-only tracer could not read traceparent: a fresh root (no parent).
+    zipkin_injects(&mut host, X, XS, None);
+    RequestFilter::new().on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(1));
+    assert_eq!(host.get("x-b3-traceid").unwrap(), T);
+    assert_eq!(host.get("x-b3-spanid").unwrap(), S);
+    assert_eq!(host.get("traceparent").unwrap(), format!("00-{T}-{S}-01"));
+    assert_eq!(host.count(Counter::ContinuedOverTracer), 1);
+}
+
+#[test]
+fn restart_keeps_the_clients_trace_id_in_tracestate() {
+    let host = run(
+        r#"{"tracer":"none","trust":"restart"}"#,
+        &[
+            ("traceparent", &format!("00-{T}-{S}-01")),
+            ("tracestate", "vendor=secret"),
+        ],
+    );
+    let tp = host.get("traceparent").unwrap();
+    assert!(!tp.contains(T));
+    assert_eq!(host.get("tracestate").unwrap(), format!("tracejoin={T}"));
+    assert_eq!(host.count(Counter::Restarted), 1);
+}
+
+#[test]
+fn resample_drops_forced_sampling() {
+    let host = run(
+        r#"{"tracer":"none","trust":"resample","sampling_ratio":0}"#,
+        &[("x-b3-traceid", T), ("x-b3-spanid", S), ("x-b3-flags", "1")],
+    );
+    assert_eq!(host.get("traceparent").unwrap(), format!("00-{T}-{S}-00"));
+    assert_eq!(host.get("x-b3-sampled").unwrap(), "0");
+    assert_eq!(host.get("x-b3-flags"), None);
+    assert_eq!(host.count(Counter::NotSampled), 1);
+}
+
+#[test]
+fn sampling_ratio_is_the_same_decision_at_every_hop() {
+    // Deferred B3 (no sampled state): the ratio decides, from the trace id alone.
+    let decide = |seed| {
+        let config = Config::from_json(br#"{"tracer":"none","sampling_ratio":0.5}"#).unwrap();
+        let mut host = MockHost::with(&[("x-b3-traceid", T), ("x-b3-spanid", S)]);
+        RequestFilter::new().on_request_headers(
+            &mut host,
+            &config,
+            &mut IdGenerator::from_seed(seed),
+        );
+        host.get("traceparent").unwrap().to_string()
+    };
+    assert_eq!(decide(1), decide(2));
+}
+
+#[test]
+fn invalid_headers_are_removed_not_forwarded() {
+    let host = run(
+        r#"{"tracer":"none"}"#,
+        &[
+            ("traceparent", &format!("00-{}-{S}-01", T.to_uppercase())),
+            ("tracestate", "a=1"),
+            ("uber-trace-id", "zz:1:0:1"),
+        ],
+    );
+    let tp = host.get("traceparent").unwrap();
+    assert!(!tp.contains(&T.to_uppercase()));
+    assert_eq!(host.get("tracestate"), None);
+    assert_eq!(host.get("uber-trace-id"), None);
+    assert_eq!(
+        host.count(Counter::Invalid(crate::codec::Format::TraceContext)),
+        1
+    );
+    assert_eq!(
+        host.count(Counter::Invalid(crate::codec::Format::Jaeger)),
+        1
+    );
+}
+
+#[test]
+fn response_carries_the_trace_id_when_configured() {
+    let host = run(
+        r#"{"tracer":"none","response_header":"x-trace-id","traceresponse":true}"#,
+        &[("b3", &format!("{T}-{S}-1"))],
+    );
+    assert_eq!(host.response[0], ("x-trace-id".to_string(), T.to_string()));
+    assert_eq!(
+        host.response[1],
+        ("traceresponse".to_string(), format!("00-{T}-{S}-01"))
+    );
+}
+
+#[test]
+fn host_errors_are_counted_never_fatal() {
+    let config = Config::from_json(br#"{"tracer":"none"}"#).unwrap();
+    let mut host = MockHost {
+        fail_writes: true,
+        ..Default::default()
+    };
+    let plan =
+        RequestFilter::new().on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(3));
+    assert!(plan.is_some());
+    assert!(host.count(Counter::HostError) >= 1);
+}
+
+#[test]
+fn counter_names_are_distinct_and_indexed() {
+    let mut names: Vec<String> = Counter::ALL.iter().map(|c| c.name()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), Counter::ALL.len());
+    for (i, c) in Counter::ALL.iter().enumerate() {
+        assert_eq!(c.index(), i);
+    }
+}
