@@ -37,15 +37,16 @@ class EchoHandler(BaseHTTPRequestHandler):
         pass
 
 
-def start(port=0):
-    """Starts the echo server on 127.0.0.1 in a daemon thread; returns (server, port)."""
-    server = ThreadingHTTPServer(("127.0.0.1", port), EchoHandler)
+def start(port=0, host="127.0.0.1"):
+    """Starts the echo server (loopback by default) in a daemon thread; returns (server, port)."""
+    server = ThreadingHTTPServer((host, port), EchoHandler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, server.server_address[1]
 
 
 if __name__ == "__main__":
-    srv, bound = start(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
+    # Under docker-compose the app listens on all of its container's interfaces.
+    srv, bound = start(int(sys.argv[1]) if len(sys.argv) > 1 else 0, sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1")
     print(bound, flush=True)
     threading.Event().wait()

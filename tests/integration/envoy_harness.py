@@ -9,6 +9,7 @@ polled, never slept for; the process is stopped on exit, also when a test fails.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -263,3 +264,9 @@ class Envoy:
         if self.workdir and not os.environ.get("TRACEJOIN_KEEP_ENVOY_DIR"):
             shutil.rmtree(self.workdir, ignore_errors=True)
         return False
+
+
+def envoy_version():
+    out = subprocess.run([envoy_binary(), "--version"], capture_output=True, text=True, timeout=30).stdout
+    found = re.search(r"/(\d+\.\d+\.\d+)/", out)
+    return found.group(1) if found else out.strip()
