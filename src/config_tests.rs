@@ -128,3 +128,48 @@ fn trust_rewrites_are_allowed_where_the_filter_sees_everything() {
         assert!(Config::from_json(json.as_bytes()).is_ok(), "{json}");
     }
 }
+
+/// The shipped JSON Schema describes exactly the fields, values and defaults the filter
+/// reads.
+#[test]
+fn json_schema_matches_the_config() {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../schema/tracejoin-config.schema.json")).unwrap();
+    let props = schema["properties"].as_object().unwrap();
+    let mut names: Vec<&str> = props.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    let mut fields = crate::config::FIELDS.to_vec();
+    fields.sort_unstable();
+    assert_eq!(names, fields);
+    assert_eq!(
+        schema["additionalProperties"],
+        serde_json::Value::Bool(false)
+    );
+
+    // Every enum value is accepted, and nothing else.
+    for field in ["position", "tracer", "trust"] {
+        for value in props[field]["enum"].as_array().unwrap() {
+            let json = serde_json::json!({ field: value, "position": if field == "position" { value.clone() } else { "upstream".into() }, "tracer": if field == "tracer" { value.clone() } else { "zipkin".into() } });
+            assert!(
+                Config::from_json(json.to_string().as_bytes()).is_ok(),
+                "{json}"
+            );
+        }
+    }
+    let formats: Vec<&str> = schema["$defs"]["format"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(formats, Format::ALL.map(Format::name));
+
+    // The defaults written in the schema are the defaults the filter applies.
+    let mut defaults = serde_json::Map::new();
+    for (name, prop) in props {
+        defaults.insert(name.clone(), prop["default"].clone());
+    }
+    let from_defaults =
+        Config::from_json(serde_json::Value::Object(defaults).to_string().as_bytes()).unwrap();
+    assert_eq!(from_defaults, Config::default());
+}
