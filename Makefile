@@ -12,7 +12,7 @@ WASI_RUNNER  := node --no-warnings $(CURDIR)/tests/wasm/wasi-runner.mjs
 # wasm-opt flags for the features rustc's wasm32-wasip1 output uses.
 WASM_OPT_FLAGS := -O3 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
 
-.PHONY: all setup build lint unit wasm-unit integration test demo clean
+.PHONY: all setup build lint unit wasm-unit integration test demo scenarios clean
 
 all: build
 
@@ -57,6 +57,10 @@ test: lint unit wasm-unit integration
 ## with an app that speaks only W3C traceparent
 demo: build
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) envoy/local_demo.py --wasm $(CURDIR)/$(WASM)
+
+## scenarios: print what an app receives per scenario, position and tracer
+scenarios: build
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) tests/integration/scenario_report.py
 
 clean:
 	$(CARGO) clean

@@ -360,11 +360,9 @@ pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> 
                     (Read::Context(c), Some(w)) => {
                         c.trace_id != w.trace_id && !owned.get(f.index()).copied().unwrap_or(false)
                     }
-                    // A lone sampling decision that contradicts the context going on.
-                    (Read::SamplingOnly(s), Some(w)) => {
-                        s.is_sampled() != w.sampling.is_sampled()
-                            && !owned.get(f.index()).copied().unwrap_or(false)
-                    }
+                    // A lone sampling decision next to a context with ids: B3 readers
+                    // prefer the `b3` header and would find no ids in it.
+                    (Read::SamplingOnly(_), Some(_)) => !owned.get(f.index()).copied().unwrap_or(false),
                     _ => false,
                 };
                 if stale {

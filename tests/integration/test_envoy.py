@@ -208,6 +208,9 @@ def test_b3_zero_means_not_sampled(envoys, position, tracer):
         assert set(decisions.values()) == {True}, got
     else:
         assert set(decisions.values()) == {False}, got
+    if tracer == "none":
+        # The lone decision gave way to a full context: a B3 reader finds ids.
+        assert seen["b3"]["trace"] is not None and one(got, "b3") is None
 
 
 TRACESTATE = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
@@ -345,3 +348,16 @@ def test_next_hop_continues_the_apps_trace(upstream_port, wasm, position, tracer
         assert ctx["trace"] != T, "without tracejoin a B3-only mesh breaks the app's trace"
     else:
         assert ctx["trace"] == T, got
+
+
+def test_trace_id_is_logged_at_debug_only(upstream_port, wasm):
+    plugin = {"tracer": "none"}
+    for level, expect in (("wasm:debug", True), ("wasm:info", False)):
+        config = envoy_harness.render_config(upstream_port, tracer="none", position="downstream", wasm_path=wasm, plugin_config=plugin)
+        with envoy_harness.Envoy(config, log_level="info", component_log_level=level) as envoy:
+            send(envoy.port, INPUTS["b3"])
+            send(envoy.port, INPUTS["b3"])
+            log = envoy.log()
+        assert (f"trace_id={T}" in log) is expect, log[-2000:]
+        # Configuration is logged once at info; requests never are.
+        assert log.count("tracejoin: configured") >= 1
