@@ -34,30 +34,33 @@ def run(wasm):
     print("tracejoin local demo: Envoy", envoy_harness.envoy_version(), "with the Zipkin tracer (Istio's default)")
     print(f"The app sends only   traceparent: {request[0][1]}\n")
     rows = []
+
+    def shipped(name, app_port_for_hop):
+        return localize.localize(
+            localize.load(ROOT / "envoy" / name), {"app": app_port_for_hop, "zipkin": app_port}, wasm
+        )
+
+    # (label, config of the next hop given the app's port, config of the app's sidecar given
+    # the next hop's port). With tracejoin, both sidecars run it, as a mesh-wide WasmPlugin does.
+    setups = [
+        ("no filter", lambda p: envoy_harness.render_config(p, tracer="zipkin"),
+         lambda p: envoy_harness.render_config(p, tracer="zipkin")),
+        ("tracejoin, default {} (downstream)", lambda p: shipped("envoy-downstream.yaml", p),
+         lambda p: shipped("envoy-downstream.yaml", p)),
+        ("tracejoin, upstream position", lambda p: shipped("envoy-upstream.yaml", p),
+         lambda p: shipped("envoy-upstream.yaml", p)),
+    ]
     try:
-        with envoy_harness.Envoy(envoy_harness.render_config(app_port, tracer="zipkin")) as next_hop:
-            sidecars = {
-                "no filter": envoy_harness.render_config(next_hop.port, tracer="zipkin"),
-                "tracejoin, default {} (downstream)": localize.localize(
-                    localize.load(ROOT / "envoy" / "envoy-downstream.yaml"),
-                    {"app": next_hop.port, "zipkin": app_port},
-                    wasm,
-                ),
-                "tracejoin, upstream position": localize.localize(
-                    localize.load(ROOT / "envoy" / "envoy-upstream.yaml"),
-                    {"app": next_hop.port, "zipkin": app_port},
-                    wasm,
-                ),
-            }
-            for label, config in sidecars.items():
-                with envoy_harness.Envoy(config) as sidecar:
+        for label, next_hop_config, sidecar_config in setups:
+            with envoy_harness.Envoy(next_hop_config(app_port)) as next_hop:
+                with envoy_harness.Envoy(sidecar_config(next_hop.port)) as sidecar:
                     status, _, received = send(sidecar.port, request)
-                if status != 200:
-                    raise SystemExit(f"{label}: HTTP {status}")
-                # The next hop's own span, as its Zipkin tracer injected it (a `b3` single
-                # header when it continued one, else x-b3-*); B3 readers prefer `b3`.
-                next_trace = (b3(received) or {}).get("trace") or ""
-                rows.append((label, next_trace, next_trace == APP_TRACE, received))
+            if status != 200:
+                raise SystemExit(f"{label}: HTTP {status}")
+            # The next hop's own span, as its Zipkin tracer injected it (a `b3` single header
+            # when it continued one, else x-b3-*); B3 readers prefer `b3`.
+            next_trace = (b3(received) or {}).get("trace") or ""
+            rows.append((label, next_trace, next_trace == APP_TRACE, received))
     finally:
         server.shutdown()
 
@@ -65,10 +68,10 @@ def run(wasm):
     print(f"{'app sidecar':<{width}}  next hop's span is in trace       app's trace continued")
     for label, trace, joined, _ in rows:
         print(f"{label:<{width}}  {trace:<32}  {'yes' if joined else 'NO: a second trace'}")
-    print("\nHeaders the next service received through tracejoin (default config); its own")
-    print("sidecar's tracejoin would also rewrite the stale x-b3-* the first sidecar's tracer left:")
-    for name, value in trace_headers(rows[1][3]):
-        print(f"  {name}: {value}")
+    for label, _, _, received in rows:
+        print(f"\nHeaders the next service received ({label}):")
+        for name, value in trace_headers(received):
+            print(f"  {name}: {value}")
     ok = [joined for _, _, joined, _ in rows] == [False, True, True]
     print("\nverdict:", "tracejoin joins the app's trace at the next hop" if ok else "UNEXPECTED: see the table")
     return 0 if ok else 1
