@@ -362,7 +362,9 @@ pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> 
                     }
                     // A lone sampling decision next to a context with ids: B3 readers
                     // prefer the `b3` header and would find no ids in it.
-                    (Read::SamplingOnly(_), Some(_)) => !owned.get(f.index()).copied().unwrap_or(false),
+                    (Read::SamplingOnly(_), Some(_)) => {
+                        !owned.get(f.index()).copied().unwrap_or(false)
+                    }
                     _ => false,
                 };
                 if stale {
@@ -491,8 +493,19 @@ fn tracestate_op(
     upstream: bool,
     outcome: &mut Outcome,
 ) -> Op {
+    let writes_traceparent = targets
+        .get(Format::TraceContext.index())
+        .copied()
+        .unwrap_or(false);
     if let Some(value) = restart {
-        return Op::SetText(value);
+        // The correlation entry travels with the new traceparent, never alone.
+        return if writes_traceparent {
+            Op::SetText(value)
+        } else if carrier.is_present(Header::Tracestate) {
+            Op::Remove
+        } else {
+            Op::Keep
+        };
     }
     if !carrier.is_present(Header::Tracestate) {
         return Op::Keep;
@@ -501,18 +514,13 @@ fn tracestate_op(
     if !upstream && config.tracer == Tracer::OpenTelemetry {
         return Op::Keep;
     }
-    let traceparent = match reads.get(Format::TraceContext.index()) {
-        Some(Read::Context(c)) => Some(c),
-        _ => None,
-    };
-    let rewriting_traceparent = targets
-        .get(Format::TraceContext.index())
-        .copied()
-        .unwrap_or(false);
-    let keep = match (traceparent, winner) {
-        (Some(tp), Some(w)) => !rewriting_traceparent || tp.trace_id == w.trace_id,
-        (Some(_), None) => true,
-        (None, _) => false,
+    // tracestate belongs to its traceparent (W3C processing model): it goes on only while
+    // that traceparent is valid and its trace is the one going on, whoever writes the
+    // traceparent next (tracejoin, Envoy's tracer, or nobody when it is left as is).
+    let keep = match (reads.get(Format::TraceContext.index()), winner) {
+        (Some(Read::Context(tp)), Some(w)) => tp.trace_id == w.trace_id,
+        (Some(Read::Context(_)), None) => true,
+        _ => false,
     };
     if !keep {
         return Op::Remove;
@@ -523,6 +531,7 @@ fn tracestate_op(
     {
         Some(TraceState::Canonical | TraceState::Empty) => Op::Keep,
         Some(TraceState::Rewritten(s)) => Op::SetText(s),
+        Some(TraceState::TooLong) => Op::Remove,
         Some(TraceState::Invalid) | None => {
             outcome.invalid_tracestate = true;
             Op::Remove

@@ -78,6 +78,8 @@ pub enum TraceState {
     Rewritten(String),
     /// No members at all (an empty header, or only commas): nothing to keep or fix.
     Empty,
+    /// Valid, but no member fits the length limit: nothing is left to send.
+    TooLong,
     /// Invalid: must be dropped.
     Invalid,
 }
@@ -179,7 +181,12 @@ pub fn parse_tracestate(parts: &[&[u8]]) -> TraceState {
     if canonical && total <= TRACESTATE_MAX_LEN {
         return TraceState::Canonical;
     }
-    TraceState::Rewritten(join_truncated(kept))
+    let joined = join_truncated(kept);
+    if joined.is_empty() {
+        // The spec asks not to send an empty tracestate.
+        return TraceState::TooLong;
+    }
+    TraceState::Rewritten(joined)
 }
 
 /// Joins members with commas, dropping members per the spec's truncation rule until the
