@@ -13,14 +13,43 @@ use crate::filter::{Counter, Host, HostError, RequestFilter};
 use crate::ids::IdGenerator;
 
 proxy_wasm::main! {{
-    // The host's level cannot be asked for during `_initialize`; on_configure sets it.
-    proxy_wasm::set_log_level(LogLevel::Info);
+    // Our own logger: the SDK's unwraps the status of its log call.
+    if log::set_logger(&HOST_LOGGER).is_ok() {
+        // The host's level cannot be asked for during `_initialize`; on_configure sets it.
+        log::set_max_level(log::LevelFilter::Info);
+    }
     // Replaces the SDK's hook, which unwraps the result of its own log call.
     std::panic::set_hook(Box::new(|info| {
         sys::log(LogLevel::Critical, &format!("tracejoin panicked: {info}"));
     }));
     proxy_wasm::set_root_context(|_| Box::new(TracejoinRoot::default()));
 }}
+
+/// Logs through `proxy_log`, ignoring its status: a log line is never worth a panic.
+struct HostLogger;
+
+static HOST_LOGGER: HostLogger = HostLogger;
+
+impl log::Log for HostLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let level = match record.level() {
+                log::Level::Error => LogLevel::Error,
+                log::Level::Warn => LogLevel::Warn,
+                log::Level::Info => LogLevel::Info,
+                log::Level::Debug => LogLevel::Debug,
+                log::Level::Trace => LogLevel::Trace,
+            };
+            sys::log(level, &record.args().to_string());
+        }
+    }
+
+    fn flush(&self) {}
+}
 
 /// Metric ids, one per [`Counter`], defined at configure time.
 #[derive(Default)]
@@ -69,7 +98,14 @@ impl Context for TracejoinRoot {}
 
 impl RootContext for TracejoinRoot {
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
-        proxy_wasm::set_log_level(sys::host_log_level());
+        log::set_max_level(match sys::host_log_level() {
+            LogLevel::Trace => log::LevelFilter::Trace,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Critical => log::LevelFilter::Off,
+        });
         let bytes = match sys::plugin_configuration(plugin_configuration_size) {
             Ok(bytes) => bytes,
             Err(HostError(status)) => {

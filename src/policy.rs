@@ -290,6 +290,15 @@ pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> 
         client_context = false;
     }
 
+    // B3 and Jaeger cannot say whether a trace id is random; the traceparent of the same
+    // trace can (W3C Level 2), and rewriting would otherwise lose it.
+    if let (Some(w), Some(Read::Context(tp))) =
+        (winner.as_mut(), reads.get(Format::TraceContext.index()))
+        && tp.trace_id == w.trace_id
+    {
+        w.random_trace_id |= tp.random_trace_id;
+    }
+
     let mut restart_tracestate: Option<String> = None;
     if let Some(ctx) = winner.as_mut() {
         if client_context && outcome.source != Source::Generated {
@@ -357,9 +366,16 @@ pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> 
                 // trace goes unless Envoy's tracer is about to overwrite it anyway.
                 let stale = match (read, winner) {
                     (Read::Invalid, _) => true,
+                    // Another trace, or the same trace with another sampling decision (a
+                    // client's forced `d` after `resample`, say), misleads its readers.
                     (Read::Context(c), Some(w)) => {
-                        c.trace_id != w.trace_id && !owned.get(f.index()).copied().unwrap_or(false)
+                        (c.trace_id != w.trace_id
+                            || c.sampling.is_sampled() != w.sampling.is_sampled())
+                            && !owned.get(f.index()).copied().unwrap_or(false)
                     }
+                    // Nothing goes on and Envoy's tracer starts a trace after this filter: a
+                    // context it does not overwrite could only be a second trace.
+                    (Read::Context(_), None) => !owned.get(f.index()).copied().unwrap_or(false),
                     // A lone sampling decision next to a context with ids: B3 readers
                     // prefer the `b3` header and would find no ids in it.
                     (Read::SamplingOnly(_), Some(_)) => {
@@ -381,6 +397,7 @@ pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> 
         &targets,
         restart_tracestate,
         upstream,
+        *ops.get(Header::Traceparent.index()).unwrap_or(&Op::Keep) == Op::Remove,
         &mut outcome,
     );
     set_op(&mut ops, Header::Tracestate, tracestate);
@@ -491,6 +508,7 @@ fn tracestate_op(
     targets: &[bool; 4],
     restart: Option<String>,
     upstream: bool,
+    traceparent_removed: bool,
     outcome: &mut Outcome,
 ) -> Op {
     let writes_traceparent = targets
@@ -510,18 +528,27 @@ fn tracestate_op(
     if !carrier.is_present(Header::Tracestate) {
         return Op::Keep;
     }
-    // Envoy's OpenTelemetry tracer writes tracestate itself after a listener filter.
-    if !upstream && config.tracer == Tracer::OpenTelemetry {
+    // Envoy's OpenTelemetry tracer continues a valid traceparent with its tracestate after
+    // a listener filter; with no valid traceparent it does not trace, so the rules below
+    // (drop it) apply.
+    if !upstream
+        && config.tracer == Tracer::OpenTelemetry
+        && matches!(
+            reads.get(Format::TraceContext.index()),
+            Some(Read::Context(_))
+        )
+    {
         return Op::Keep;
     }
     // tracestate belongs to its traceparent (W3C processing model): it goes on only while
     // that traceparent is valid and its trace is the one going on, whoever writes the
     // traceparent next (tracejoin, Envoy's tracer, or nobody when it is left as is).
-    let keep = match (reads.get(Format::TraceContext.index()), winner) {
-        (Some(Read::Context(tp)), Some(w)) => tp.trace_id == w.trace_id,
-        (Some(Read::Context(_)), None) => true,
-        _ => false,
-    };
+    let keep = !traceparent_removed
+        && match (reads.get(Format::TraceContext.index()), winner) {
+            (Some(Read::Context(tp)), Some(w)) => tp.trace_id == w.trace_id,
+            (Some(Read::Context(_)), None) => true,
+            _ => false,
+        };
     if !keep {
         return Op::Remove;
     }

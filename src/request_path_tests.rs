@@ -318,3 +318,79 @@ fn counter_names_are_distinct_and_indexed() {
         assert_eq!(c.index(), i);
     }
 }
+
+// Regression tests for review findings.
+
+#[test]
+fn resample_leaves_no_forced_decision_in_formats_it_does_not_write() {
+    let host = run(
+        r#"{"tracer":"none","trust":"resample","sampling_ratio":0}"#,
+        &[
+            ("traceparent", &format!("00-{T}-{S}-00")),
+            ("b3", &format!("{T}-{S}-d")),
+        ],
+    );
+    assert_eq!(
+        host.get("b3"),
+        None,
+        "a forced debug b3 would make the next Zipkin hop sample"
+    );
+    assert_eq!(host.get("x-b3-sampled").unwrap(), "0");
+}
+
+#[test]
+fn debug_does_not_excuse_a_bad_sampled_value() {
+    let host = run(
+        r#"{"tracer":"none","propagate":["tracecontext"]}"#,
+        &[
+            ("x-b3-traceid", T),
+            ("x-b3-spanid", S),
+            ("x-b3-flags", "1"),
+            ("x-b3-sampled", "maybe"),
+        ],
+    );
+    assert_eq!(host.get("x-b3-sampled"), None);
+    assert_eq!(
+        host.count(Counter::Invalid(crate::codec::Format::B3Multi)),
+        1
+    );
+}
+
+#[test]
+fn a_context_nobody_continues_is_not_left_beside_the_tracers_trace() {
+    // traceparent is not extracted, and Zipkin will start a trace of its own.
+    let host = run(
+        r#"{"extract":["b3","b3multi"]}"#,
+        &[("traceparent", &format!("00-{T}-{S}-01"))],
+    );
+    assert_eq!(host.get("traceparent"), None);
+    assert_eq!(host.count(Counter::LeftToTracer), 1);
+}
+
+#[test]
+fn the_w3c_random_flag_survives_when_b3_wins() {
+    let host = run(
+        "{}",
+        &[
+            ("x-b3-traceid", T),
+            ("x-b3-spanid", S),
+            ("x-b3-sampled", "1"),
+            ("traceparent", &format!("00-{T}-{S}-03")),
+        ],
+    );
+    assert_eq!(host.get("traceparent").unwrap(), format!("00-{T}-{S}-03"));
+    assert_eq!(host.calls, 1, "already consistent: nothing to write");
+}
+
+#[test]
+fn downstream_opentelemetry_drops_tracestate_of_an_invalid_traceparent() {
+    let host = run(
+        r#"{"tracer":"opentelemetry"}"#,
+        &[
+            ("traceparent", &format!("00-{}-{S}-01", "0".repeat(32))),
+            ("tracestate", "a=1"),
+        ],
+    );
+    assert_eq!(host.get("traceparent"), None);
+    assert_eq!(host.get("tracestate"), None);
+}

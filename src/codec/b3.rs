@@ -106,13 +106,14 @@ pub fn parse_multi(h: &MultiHeaders<'_>) -> Option<B3> {
         Some(b"0") => false,
         Some(_) => return None,
     };
-    let sampling = match h.sampled.map(trim_ows) {
-        _ if debug => Sampling::Debug,
+    // x-b3-sampled is validated even when debug overrides it: a bad value is never valid.
+    let sampled = match h.sampled.map(trim_ows) {
         None => Sampling::Deferred,
         Some(b"1" | b"true") => Sampling::Sampled,
         Some(b"0" | b"false") => Sampling::NotSampled,
         Some(_) => return None,
     };
+    let sampling = if debug { Sampling::Debug } else { sampled };
     match (h.trace_id, h.span_id) {
         (None, None) if h.parent_span_id.is_none() => {
             sampling.is_decided().then_some(B3::SamplingOnly(sampling))
