@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::codec::Format;
+use crate::external::{ExternalService, Matcher, valid_host};
 use crate::sampling::RatioSampler;
 
 /// Where the filter runs in Envoy.
@@ -50,6 +51,17 @@ pub struct Config {
     pub sampler: RatioSampler,
     pub response_header: Option<String>,
     pub traceresponse: bool,
+    /// Tagging of calls that leave the mesh; `None` when `external_services` is not set
+    /// (then no request pays for it).
+    pub external: Option<External>,
+}
+
+/// The external-services part of the configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct External {
+    pub matcher: Matcher,
+    /// Whether trace headers go out on calls to hosts no ServiceEntry names.
+    pub unregistered_propagate: bool,
 }
 
 impl Default for Config {
@@ -69,6 +81,7 @@ impl Default for Config {
             sampler: RatioSampler::new(1.0),
             response_header: None,
             traceresponse: false,
+            external: None,
         }
     }
 }
@@ -86,10 +99,13 @@ struct RawConfig {
     sampling_ratio: Option<f64>,
     response_header: Option<String>,
     traceresponse: Option<bool>,
+    external_services: Option<Vec<serde_json::Value>>,
+    external_propagate: Option<bool>,
+    unregistered_propagate: Option<bool>,
 }
 
 /// The field names, as written in JSON (also the JSON Schema's `properties`).
-pub const FIELDS: [&str; 9] = [
+pub const FIELDS: [&str; 12] = [
     "position",
     "tracer",
     "extract",
@@ -99,6 +115,9 @@ pub const FIELDS: [&str; 9] = [
     "sampling_ratio",
     "response_header",
     "traceresponse",
+    "external_services",
+    "external_propagate",
+    "unregistered_propagate",
 ];
 
 impl RawConfig {
@@ -131,6 +150,9 @@ impl RawConfig {
                 "sampling_ratio" => raw.sampling_ratio = typed(&key, v)?,
                 "response_header" => raw.response_header = typed(&key, v)?,
                 "traceresponse" => raw.traceresponse = typed(&key, v)?,
+                "external_services" => raw.external_services = typed(&key, v)?,
+                "external_propagate" => raw.external_propagate = typed(&key, v)?,
+                "unregistered_propagate" => raw.unregistered_propagate = typed(&key, v)?,
                 _ => {
                     return Err(err(
                         key.as_str(),
@@ -295,6 +317,29 @@ impl Config {
         if let Some(t) = raw.traceresponse {
             config.traceresponse = t;
         }
+        if let Some(entries) = raw.external_services {
+            let default_propagate = raw.external_propagate.unwrap_or(false);
+            let services = entries
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| external_service(i, v, default_propagate))
+                .collect::<Result<Vec<_>, _>>()?;
+            check_overlaps(&services)?;
+            config.external = Some(External {
+                matcher: Matcher::new(services),
+                unregistered_propagate: raw.unregistered_propagate.unwrap_or(false),
+            });
+        } else if raw.external_propagate == Some(true) || raw.unregistered_propagate == Some(true) {
+            let field = if raw.external_propagate == Some(true) {
+                "external_propagate"
+            } else {
+                "unregistered_propagate"
+            };
+            return Err(err(
+                field,
+                "has no effect without `external_services` (an empty list enables unregistered-call tagging)",
+            ));
+        }
         config.check_trust()?;
         Ok(config)
     }
@@ -321,4 +366,111 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// One `external_services` entry: `{name, namespace?, hosts, ports?, propagate?}`.
+fn external_service(
+    index: usize,
+    value: serde_json::Value,
+    default_propagate: bool,
+) -> Result<ExternalService, ConfigError> {
+    let at = |field: &str| format!("external_services[{index}].{field}");
+    let serde_json::Value::Object(map) = value else {
+        return Err(err(
+            format!("external_services[{index}]"),
+            "must be an object",
+        ));
+    };
+    let mut service = ExternalService {
+        name: String::new(),
+        namespace: "default".to_owned(),
+        hosts: Vec::new(),
+        ports: Vec::new(),
+        propagate: default_propagate,
+    };
+    for (key, v) in map {
+        let field = at(&key);
+        let typed_err = |e: serde_json::Error| err(field.clone(), e.to_string());
+        match key.as_str() {
+            "name" => service.name = serde_json::from_value(v).map_err(typed_err)?,
+            "namespace" => service.namespace = serde_json::from_value(v).map_err(typed_err)?,
+            "hosts" => service.hosts = serde_json::from_value(v).map_err(typed_err)?,
+            "ports" => service.ports = serde_json::from_value(v).map_err(typed_err)?,
+            "propagate" => service.propagate = serde_json::from_value(v).map_err(typed_err)?,
+            _ => {
+                return Err(err(
+                    field,
+                    "unknown field; expected one of name, namespace, hosts, ports, propagate",
+                ));
+            }
+        }
+    }
+    // Names become stat names and filter-state values: keep them to Kubernetes' own alphabet.
+    let k8s_name = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 253
+            && n.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    };
+    if !k8s_name(&service.name) {
+        return Err(err(
+            at("name"),
+            format!(
+                "{:?} is not a Kubernetes resource name (lowercase letters, digits, `-`, `.`)",
+                service.name
+            ),
+        ));
+    }
+    if !k8s_name(&service.namespace) {
+        return Err(err(
+            at("namespace"),
+            format!("{:?} is not a Kubernetes namespace name", service.namespace),
+        ));
+    }
+    if service.hosts.is_empty() {
+        return Err(err(at("hosts"), "must list at least one host"));
+    }
+    for (h, host) in service.hosts.iter().enumerate() {
+        valid_host(host).map_err(|reason| {
+            err(
+                format!("external_services[{index}].hosts[{h}]"),
+                format!("{host:?}: {reason}"),
+            )
+        })?;
+    }
+    if let Some((p, _)) = service.ports.iter().enumerate().find(|(_, p)| **p == 0) {
+        return Err(err(
+            format!("external_services[{index}].ports[{p}]"),
+            "0 is not a port",
+        ));
+    }
+    Ok(service)
+}
+
+/// Two entries claiming the same host for the same ports would make the match arbitrary.
+fn check_overlaps(services: &[ExternalService]) -> Result<(), ConfigError> {
+    let mut seen: std::collections::HashMap<(String, Option<u16>), usize> =
+        std::collections::HashMap::new();
+    for (i, service) in services.iter().enumerate() {
+        let ports: Vec<Option<u16>> = if service.ports.is_empty() {
+            vec![None]
+        } else {
+            service.ports.iter().copied().map(Some).collect()
+        };
+        for host in &service.hosts {
+            for port in &ports {
+                if let Some(other) = seen.insert((host.to_ascii_lowercase(), *port), i) {
+                    let on = port.map(|p| format!(" on port {p}")).unwrap_or_default();
+                    return Err(err(
+                        format!("external_services[{i}].hosts"),
+                        format!(
+                            "{host:?}{on} is already listed by external_services[{other}] ({})",
+                            services.get(other).map(|s| s.name.as_str()).unwrap_or("")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -5,8 +5,17 @@
 use crate::codec::{Carrier, Format, Header, serialized_pairs};
 use crate::config::Config;
 use crate::context::SpanContext;
+use crate::external::Destination;
 use crate::ids::IdGenerator;
 use crate::policy::{self, Op, Plan, Source};
+
+/// Filter-state keys (Envoy stores them as `wasm.<key>`: read them in access logs with
+/// `%FILTER_STATE(wasm.tracejoin.service_entry:PLAIN)%`).
+pub const STATE_SERVICE_ENTRY: &str = "tracejoin.service_entry";
+pub const STATE_SERVICE_ENTRY_NAMESPACE: &str = "tracejoin.service_entry_namespace";
+pub const STATE_EXTERNAL_HOST: &str = "tracejoin.external_host";
+/// The value of [`STATE_SERVICE_ENTRY`] for calls through Istio's PassthroughCluster.
+pub const UNREGISTERED: &str = "unregistered";
 
 /// A failed host call, with the status the host returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,6 +29,47 @@ pub trait Host {
     fn remove_request_header(&mut self, name: &str) -> Result<(), HostError>;
     fn set_response_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError>;
     fn increment(&mut self, counter: Counter);
+    /// Envoy's `xds.cluster_name` for this request (one host call; only asked when
+    /// external services are configured).
+    fn cluster_name(&mut self) -> Result<Option<Vec<u8>>, HostError>;
+    fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), HostError>;
+    /// The response's `:status`.
+    fn response_status(&mut self) -> Result<Option<u16>, HostError>;
+    /// A call left for a host no ServiceEntry names (the glue logs each host once).
+    fn note_unregistered(&mut self, host: &[u8]);
+}
+
+/// HTTP status classes, for the external-call counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StatusClass {
+    Informational,
+    Success,
+    Redirect,
+    ClientError,
+    ServerError,
+}
+
+impl StatusClass {
+    pub fn of(status: u16) -> Option<StatusClass> {
+        match status {
+            100..=199 => Some(StatusClass::Informational),
+            200..=299 => Some(StatusClass::Success),
+            300..=399 => Some(StatusClass::Redirect),
+            400..=499 => Some(StatusClass::ClientError),
+            500..=599 => Some(StatusClass::ServerError),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StatusClass::Informational => "1xx",
+            StatusClass::Success => "2xx",
+            StatusClass::Redirect => "3xx",
+            StatusClass::ClientError => "4xx",
+            StatusClass::ServerError => "5xx",
+        }
+    }
 }
 
 /// The filter's counters, exposed as Envoy stats (`tracejoin.*`).
@@ -39,10 +89,20 @@ pub enum Counter {
     Sampled,
     NotSampled,
     HostError,
+    /// Trace headers were removed from a call to a third party.
+    ExternalStripped,
+    /// Responses from an external service (index into `external_services`), by class.
+    External {
+        service: usize,
+        class: StatusClass,
+    },
+    /// Responses from hosts no ServiceEntry names (Istio's PassthroughCluster), by class.
+    Unregistered(StatusClass),
 }
 
 impl Counter {
-    pub const ALL: [Counter; 18] = [
+    /// The counters defined up front; `External` and `Unregistered` are defined on first use.
+    pub const ALL: [Counter; 19] = [
         Counter::Context(Format::TraceContext),
         Counter::Context(Format::B3),
         Counter::Context(Format::B3Multi),
@@ -61,10 +121,11 @@ impl Counter {
         Counter::Sampled,
         Counter::NotSampled,
         Counter::HostError,
+        Counter::ExternalStripped,
     ];
 
     /// The stat name (Envoy shows it under its `wasmcustom.` prefix).
-    pub fn name(self) -> String {
+    pub fn name(self, config: &Config) -> String {
         match self {
             Counter::Context(f) => format!("tracejoin.context.{}", f.name()),
             Counter::Generated => "tracejoin.context.generated".into(),
@@ -78,12 +139,30 @@ impl Counter {
             Counter::Sampled => "tracejoin.sampling.sampled".into(),
             Counter::NotSampled => "tracejoin.sampling.not_sampled".into(),
             Counter::HostError => "tracejoin.host_error".into(),
+            Counter::ExternalStripped => "tracejoin.external.stripped".into(),
+            Counter::External { service, class } => {
+                let entry = config
+                    .external
+                    .as_ref()
+                    .and_then(|e| e.matcher.service(service));
+                let (name, namespace) = entry.map_or(("unknown", "unknown"), |e| {
+                    (e.name.as_str(), e.namespace.as_str())
+                });
+                format!(
+                    "tracejoin.external.service_entry.{name}.namespace.{namespace}.rq_{}",
+                    class.name()
+                )
+            }
+            Counter::Unregistered(class) => {
+                format!("tracejoin.external.unregistered.rq_{}", class.name())
+            }
         }
     }
 
-    /// A dense index, for the glue's table of metric ids.
-    pub fn index(self) -> usize {
-        Counter::ALL.iter().position(|c| *c == self).unwrap_or(0)
+    /// A dense index into [`Counter::ALL`], for the glue's table of metric ids; `None` for
+    /// the counters defined on first use.
+    pub fn index(self) -> Option<usize> {
+        Counter::ALL.iter().position(|c| *c == self)
     }
 }
 
@@ -91,6 +170,7 @@ impl Counter {
 #[derive(Default)]
 pub struct RequestFilter {
     context: Option<SpanContext>,
+    destination: Option<Destination>,
 }
 
 impl RequestFilter {
@@ -114,7 +194,14 @@ impl RequestFilter {
             }
         };
         let carrier = Carrier::from_pairs(serialized_pairs(&block));
-        let plan = policy::decide(config, &carrier, ids);
+        let mut plan = policy::decide(config, &carrier, ids);
+        if self.tag_external(host, config, &carrier) {
+            policy::strip(&mut plan, &carrier);
+            if carrier.baggage && host.remove_request_header("baggage").is_err() {
+                host.increment(Counter::HostError);
+            }
+            host.increment(Counter::ExternalStripped);
+        }
         for header in Header::ALL {
             let result = match plan.op(header) {
                 Op::Keep => Ok(()),
@@ -131,8 +218,72 @@ impl RequestFilter {
         Some(plan)
     }
 
-    /// The response phase: hand the trace id back to the client when configured.
+    /// Classifies the call (when external services are configured), records it in filter
+    /// state, and says whether its trace headers must be removed.
+    fn tag_external(
+        &mut self,
+        host: &mut dyn Host,
+        config: &Config,
+        carrier: &Carrier<'_>,
+    ) -> bool {
+        let Some(external) = &config.external else {
+            return false;
+        };
+        let cluster = host.cluster_name().unwrap_or_else(|_| {
+            host.increment(Counter::HostError);
+            None
+        });
+        let destination = external
+            .matcher
+            .classify(cluster.as_deref(), carrier.authority);
+        self.destination = Some(destination);
+        let host_name = carrier.authority.map(strip_port).unwrap_or_default();
+        let (entry, namespace, propagate) = match destination {
+            Destination::Internal => return false,
+            Destination::Service(i) => match external.matcher.service(i) {
+                Some(s) => (s.name.as_str(), Some(s.namespace.as_str()), s.propagate),
+                None => return false,
+            },
+            Destination::Unregistered => {
+                host.note_unregistered(host_name);
+                (UNREGISTERED, None, external.unregistered_propagate)
+            }
+        };
+        let mut states = [
+            (STATE_SERVICE_ENTRY, entry.as_bytes()),
+            (STATE_EXTERNAL_HOST, host_name),
+            ("", b""),
+        ];
+        if let (Some(ns), Some(slot)) = (namespace, states.get_mut(2)) {
+            *slot = (STATE_SERVICE_ENTRY_NAMESPACE, ns.as_bytes());
+        }
+        for (key, value) in states {
+            if !key.is_empty() && host.set_filter_state(key, value).is_err() {
+                host.increment(Counter::HostError);
+            }
+        }
+        !propagate
+    }
+
+    /// The response phase: count external calls by status class, and hand the trace id
+    /// back to the client when configured.
     pub fn on_response_headers(&mut self, host: &mut dyn Host, config: &Config) {
+        if let Some(destination @ (Destination::Service(_) | Destination::Unregistered)) =
+            self.destination
+        {
+            match host.response_status() {
+                Ok(Some(status)) => {
+                    if let Some(class) = StatusClass::of(status) {
+                        host.increment(match destination {
+                            Destination::Service(service) => Counter::External { service, class },
+                            _ => Counter::Unregistered(class),
+                        });
+                    }
+                }
+                Ok(None) => {}
+                Err(_) => host.increment(Counter::HostError),
+            }
+        }
         let Some(ctx) = self.context else {
             return;
         };
@@ -180,5 +331,20 @@ fn count(host: &mut dyn Host, plan: &Plan) {
         if hit {
             host.increment(counter);
         }
+    }
+}
+
+/// `host:port` -> `host` (IPv6 literals keep their brackets).
+fn strip_port(authority: &[u8]) -> &[u8] {
+    if authority.first() == Some(&b'[') {
+        let end = authority
+            .iter()
+            .position(|b| *b == b']')
+            .map_or(authority.len(), |e| e + 1);
+        return authority.get(..end).unwrap_or(authority);
+    }
+    match authority.iter().rposition(|b| *b == b':') {
+        Some(colon) => authority.get(..colon).unwrap_or(authority),
+        None => authority,
     }
 }

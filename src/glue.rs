@@ -3,6 +3,7 @@
 //! (the SDK's own wrappers panic on unexpected statuses, and a panic kills the VM).
 
 use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -51,42 +52,70 @@ impl log::Log for HostLogger {
     fn flush(&self) {}
 }
 
-/// Metric ids, one per [`Counter`], defined at configure time.
+/// Metric ids: the fixed counters defined at configure time, the per-service ones on
+/// first use (an entry nobody calls costs no stat).
 #[derive(Default)]
 struct Metrics {
-    ids: Vec<Option<u32>>,
+    fixed: Vec<Option<u32>>,
+    dynamic: RefCell<HashMap<Counter, u32>>,
 }
 
 impl Metrics {
-    fn define() -> Metrics {
-        let ids = Counter::ALL
+    fn define(config: &Config) -> Metrics {
+        let fixed = Counter::ALL
             .iter()
-            .map(|c| match sys::define_counter(&c.name()) {
-                Ok(id) => Some(id),
-                Err(HostError(status)) => {
-                    log::warn!(
-                        "tracejoin: cannot define metric {}: status {status}",
-                        c.name()
-                    );
-                    None
-                }
-            })
+            .map(|c| define_counter(&c.name(config)))
             .collect();
-        Metrics { ids }
+        Metrics {
+            fixed,
+            dynamic: RefCell::new(HashMap::new()),
+        }
     }
 
-    fn increment(&self, counter: Counter) {
-        if let Some(Some(id)) = self.ids.get(counter.index()) {
+    fn increment(&self, counter: Counter, config: &Config) {
+        let id = match counter.index() {
+            Some(i) => self.fixed.get(i).copied().flatten(),
+            None => {
+                let Ok(mut dynamic) = self.dynamic.try_borrow_mut() else {
+                    return;
+                };
+                match dynamic.get(&counter) {
+                    Some(id) => Some(*id),
+                    None => {
+                        let id = define_counter(&counter.name(config));
+                        if let Some(id) = id {
+                            dynamic.insert(counter, id);
+                        }
+                        id
+                    }
+                }
+            }
+        };
+        if let Some(id) = id {
             // A failed increment is not worth failing or logging a request over.
-            let _ = sys::increment_metric(*id);
+            let _ = sys::increment_metric(id);
         }
     }
 }
+
+fn define_counter(name: &str) -> Option<u32> {
+    match sys::define_counter(name) {
+        Ok(id) => Some(id),
+        Err(HostError(status)) => {
+            log::warn!("tracejoin: cannot define metric {name}: status {status}");
+            None
+        }
+    }
+}
+
+/// At most this many unregistered hosts are remembered (and logged once each).
+const MAX_UNREGISTERED_LOGGED: usize = 1024;
 
 struct Shared {
     config: Config,
     metrics: Metrics,
     ids: RefCell<IdGenerator>,
+    unregistered_seen: RefCell<HashSet<Vec<u8>>>,
 }
 
 #[derive(Default)]
@@ -133,10 +162,12 @@ impl RootContext for TracejoinRoot {
             config.trust,
             config.sampler.ratio()
         );
+        let metrics = Metrics::define(&config);
         self.shared = Some(Rc::new(Shared {
             config,
-            metrics: Metrics::define(),
+            metrics,
             ids: RefCell::new(ids),
+            unregistered_seen: RefCell::new(HashSet::new()),
         }));
         true
     }
@@ -169,9 +200,7 @@ impl HttpContext for TracejoinHttp {
         let Ok(mut ids) = shared.ids.try_borrow_mut() else {
             return Action::Continue;
         };
-        let mut host = WasmHost {
-            metrics: &shared.metrics,
-        };
+        let mut host = WasmHost { shared };
         let plan = self
             .filter
             .on_request_headers(&mut host, &shared.config, &mut ids);
@@ -193,12 +222,12 @@ impl HttpContext for TracejoinHttp {
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         if let Some(shared) = &self.shared
-            && (shared.config.response_header.is_some() || shared.config.traceresponse)
+            && (shared.config.response_header.is_some()
+                || shared.config.traceresponse
+                || shared.config.external.is_some())
         {
             {
-                let mut host = WasmHost {
-                    metrics: &shared.metrics,
-                };
+                let mut host = WasmHost { shared };
                 self.filter.on_response_headers(&mut host, &shared.config);
             }
         }
@@ -207,7 +236,7 @@ impl HttpContext for TracejoinHttp {
 }
 
 struct WasmHost<'a> {
-    metrics: &'a Metrics,
+    shared: &'a Shared,
 }
 
 impl Host for WasmHost<'_> {
@@ -228,7 +257,32 @@ impl Host for WasmHost<'_> {
     }
 
     fn increment(&mut self, counter: Counter) {
-        self.metrics.increment(counter);
+        self.shared.metrics.increment(counter, &self.shared.config);
+    }
+
+    fn cluster_name(&mut self) -> Result<Option<Vec<u8>>, HostError> {
+        sys::get_property(&["xds", "cluster_name"])
+    }
+
+    fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), HostError> {
+        sys::set_property(&[key], value)
+    }
+
+    fn response_status(&mut self) -> Result<Option<u16>, HostError> {
+        let status = sys::get_header(sys::MAP_RESPONSE_HEADERS, ":status")?;
+        Ok(status.and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok()))
+    }
+
+    fn note_unregistered(&mut self, host: &[u8]) {
+        let Ok(mut seen) = self.shared.unregistered_seen.try_borrow_mut() else {
+            return;
+        };
+        if seen.len() < MAX_UNREGISTERED_LOGGED && seen.insert(host.to_vec()) {
+            log::info!(
+                "tracejoin: calls to {} leave the mesh with no ServiceEntry (PassthroughCluster)",
+                String::from_utf8_lossy(host)
+            );
+        }
     }
 }
 
@@ -282,6 +336,76 @@ mod sys {
             return_id: *mut u32,
         ) -> u32;
         fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+        fn proxy_get_property(
+            path_data: *const u8,
+            path_size: usize,
+            return_value_data: *mut *mut u8,
+            return_value_size: *mut usize,
+        ) -> u32;
+        fn proxy_set_property(
+            path_data: *const u8,
+            path_size: usize,
+            value_data: *const u8,
+            value_size: usize,
+        ) -> u32;
+        fn proxy_get_header_map_value(
+            map_type: u32,
+            key_data: *const u8,
+            key_size: usize,
+            return_value_data: *mut *mut u8,
+            return_value_size: *mut usize,
+        ) -> u32;
+    }
+
+    const NOT_FOUND: u32 = 1;
+
+    /// Property paths are parts separated (not terminated) by NUL.
+    fn property_path(parts: &[&str]) -> Vec<u8> {
+        let mut path = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                path.push(0);
+            }
+            path.extend_from_slice(part.as_bytes());
+        }
+        path
+    }
+
+    pub fn get_property(parts: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
+        let path = property_path(parts);
+        let mut data = null_mut();
+        let mut len = 0usize;
+        // SAFETY: path is live; out-pointers are live locals; the buffer is adopted by `owned`.
+        let code = unsafe { proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut len) };
+        if code == NOT_FOUND {
+            return Ok(None);
+        }
+        status(code)?;
+        // SAFETY: on success the host allocated `len` bytes at `data` through the SDK.
+        Ok(Some(unsafe { owned(data, len) }))
+    }
+
+    pub fn set_property(parts: &[&str], value: &[u8]) -> Result<(), HostError> {
+        let path = property_path(parts);
+        // SAFETY: pointers and lengths describe live buffers.
+        status(unsafe {
+            proxy_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len())
+        })
+    }
+
+    pub fn get_header(map: u32, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+        let mut data = null_mut();
+        let mut len = 0usize;
+        // SAFETY: as in `get_property`.
+        let code = unsafe {
+            proxy_get_header_map_value(map, name.as_ptr(), name.len(), &mut data, &mut len)
+        };
+        if code == NOT_FOUND {
+            return Ok(None);
+        }
+        status(code)?;
+        // SAFETY: on success the host allocated `len` bytes at `data` through the SDK.
+        Ok(Some(unsafe { owned(data, len) }))
     }
 
     fn status(code: u32) -> Result<(), HostError> {

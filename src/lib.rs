@@ -11,6 +11,7 @@
 pub mod codec;
 pub mod config;
 pub mod context;
+pub mod external;
 pub mod filter;
 pub mod ids;
 pub mod policy;
@@ -21,6 +22,8 @@ mod glue;
 
 #[cfg(test)]
 mod config_tests;
+#[cfg(test)]
+mod external_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

@@ -565,3 +565,16 @@ fn tracestate_op(
         }
     }
 }
+
+/// Removes every trace header of the request instead of writing any: for calls to third
+/// parties that must not learn the mesh's trace ids.
+pub fn strip(plan: &mut Plan, carrier: &Carrier<'_>) {
+    for header in Header::ALL {
+        let op = if carrier.is_present(header) {
+            Op::Remove
+        } else {
+            Op::Keep
+        };
+        set_op(&mut plan.ops, header, op);
+    }
+}

@@ -26,6 +26,10 @@ struct MockHost {
     counters: HashMap<Counter, u64>,
     calls: usize,
     fail_writes: bool,
+    cluster: Option<String>,
+    filter_state: Vec<(String, String)>,
+    status: Option<u16>,
+    unregistered: Vec<String>,
 }
 
 impl MockHost {
@@ -89,6 +93,28 @@ impl Host for MockHost {
 
     fn increment(&mut self, counter: Counter) {
         *self.counters.entry(counter).or_default() += 1;
+    }
+
+    fn cluster_name(&mut self) -> Result<Option<Vec<u8>>, HostError> {
+        self.calls += 1;
+        Ok(self.cluster.as_ref().map(|c| c.as_bytes().to_vec()))
+    }
+
+    fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), HostError> {
+        self.calls += 1;
+        self.filter_state
+            .push((key.to_string(), String::from_utf8(value.to_vec()).unwrap()));
+        Ok(())
+    }
+
+    fn response_status(&mut self) -> Result<Option<u16>, HostError> {
+        self.calls += 1;
+        Ok(self.status)
+    }
+
+    fn note_unregistered(&mut self, host: &[u8]) {
+        self.unregistered
+            .push(String::from_utf8(host.to_vec()).unwrap());
     }
 }
 
@@ -310,12 +336,13 @@ fn host_errors_are_counted_never_fatal() {
 
 #[test]
 fn counter_names_are_distinct_and_indexed() {
-    let mut names: Vec<String> = Counter::ALL.iter().map(|c| c.name()).collect();
+    let config = Config::default();
+    let mut names: Vec<String> = Counter::ALL.iter().map(|c| c.name(&config)).collect();
     names.sort();
     names.dedup();
     assert_eq!(names.len(), Counter::ALL.len());
     for (i, c) in Counter::ALL.iter().enumerate() {
-        assert_eq!(c.index(), i);
+        assert_eq!(c.index(), Some(i));
     }
 }
 
@@ -393,4 +420,148 @@ fn downstream_opentelemetry_drops_tracestate_of_an_invalid_traceparent() {
     );
     assert_eq!(host.get("traceparent"), None);
     assert_eq!(host.get("tracestate"), None);
+}
+
+// External services.
+
+const EXTERNAL: &str = r#"{"tracer":"none","external_services":[
+    {"name":"openai-external","namespace":"ai","hosts":["api.openai.com"],"ports":[443]},
+    {"name":"kakao-external","hosts":["kauth.kakao.com"],"propagate":true}]}"#;
+
+fn run_external(cluster: &str, headers: &[(&str, &str)], status: u16) -> MockHost {
+    let config = Config::from_json(EXTERNAL.as_bytes()).unwrap();
+    let mut host = MockHost::with(headers);
+    host.cluster = Some(cluster.to_string());
+    host.status = Some(status);
+    let mut filter = RequestFilter::new();
+    filter.on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(9));
+    filter.on_response_headers(&mut host, &config);
+    host
+}
+
+fn state<'h>(host: &'h MockHost, key: &str) -> Option<&'h str> {
+    host.filter_state
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn a_listed_service_is_tagged_and_its_trace_headers_stripped() {
+    let host = run_external(
+        "outbound|443||api.openai.com",
+        &[
+            (":authority", "api.openai.com"),
+            ("traceparent", &format!("00-{T}-{S}-01")),
+            ("tracestate", "a=1"),
+            ("baggage", "user=1"),
+        ],
+        200,
+    );
+    assert_eq!(
+        state(&host, "tracejoin.service_entry"),
+        Some("openai-external")
+    );
+    assert_eq!(
+        state(&host, "tracejoin.service_entry_namespace"),
+        Some("ai")
+    );
+    assert_eq!(
+        state(&host, "tracejoin.external_host"),
+        Some("api.openai.com")
+    );
+    for name in ["traceparent", "tracestate", "baggage", "x-b3-traceid", "b3"] {
+        assert_eq!(host.get(name), None, "{name} leaked to a third party");
+    }
+    assert_eq!(host.count(Counter::ExternalStripped), 1);
+    assert_eq!(
+        host.count(Counter::External {
+            service: 0,
+            class: crate::filter::StatusClass::Success
+        }),
+        1
+    );
+}
+
+#[test]
+fn a_service_that_may_see_traces_keeps_them() {
+    let host = run_external(
+        "outbound|443||kauth.kakao.com",
+        &[
+            (":authority", "kauth.kakao.com"),
+            ("traceparent", &format!("00-{T}-{S}-01")),
+        ],
+        503,
+    );
+    assert_eq!(
+        state(&host, "tracejoin.service_entry"),
+        Some("kakao-external")
+    );
+    assert_eq!(host.get("traceparent").unwrap(), format!("00-{T}-{S}-01"));
+    assert_eq!(host.count(Counter::ExternalStripped), 0);
+    assert_eq!(
+        host.count(Counter::External {
+            service: 1,
+            class: crate::filter::StatusClass::ServerError
+        }),
+        1
+    );
+}
+
+#[test]
+fn passthrough_calls_are_tagged_unregistered_with_their_host() {
+    let host = run_external(
+        "PassthroughCluster",
+        &[
+            (":authority", "example.org:8443"),
+            ("x-b3-traceid", T),
+            ("x-b3-spanid", S),
+        ],
+        404,
+    );
+    assert_eq!(
+        state(&host, "tracejoin.service_entry"),
+        Some("unregistered")
+    );
+    assert_eq!(state(&host, "tracejoin.external_host"), Some("example.org"));
+    assert_eq!(host.unregistered, vec!["example.org".to_string()]);
+    assert_eq!(host.get("x-b3-traceid"), None);
+    assert_eq!(
+        host.count(Counter::Unregistered(
+            crate::filter::StatusClass::ClientError
+        )),
+        1
+    );
+}
+
+#[test]
+fn in_mesh_calls_pay_one_property_read_and_are_not_tagged() {
+    let host = run_external(
+        "outbound|8080||character-api.default.svc.cluster.local",
+        &[
+            (":authority", "character-api:8080"),
+            ("traceparent", &format!("00-{T}-{S}-01")),
+            ("x-b3-traceid", T),
+            ("x-b3-spanid", S),
+            ("x-b3-sampled", "1"),
+        ],
+        200,
+    );
+    assert!(host.filter_state.is_empty());
+    // Header read + cluster name; no writes, no response status read.
+    assert_eq!(host.calls, 2);
+}
+
+#[test]
+fn without_external_services_no_cluster_lookup_happens() {
+    let host = run(
+        r#"{"tracer":"none"}"#,
+        &[
+            ("traceparent", &format!("00-{T}-{S}-01")),
+            ("x-b3-traceid", T),
+            ("x-b3-spanid", S),
+            ("x-b3-sampled", "1"),
+        ],
+    );
+    assert_eq!(host.calls, 1);
 }

@@ -140,6 +140,11 @@ pub struct Carrier<'a> {
     slots: [Slot<'a>; Header::COUNT],
     tracestate_parts: [&'a [u8]; MAX_TRACESTATE_PARTS],
     tracestate_count: usize,
+    /// `:authority` (Envoy gives HTTP/1 requests one too), for matching external hosts.
+    pub authority: Option<&'a [u8]>,
+    /// A W3C `baggage` header is present (removed with the trace headers when a call to a
+    /// third party must not carry them).
+    pub baggage: bool,
 }
 
 impl<'a> Carrier<'a> {
@@ -153,6 +158,11 @@ impl<'a> Carrier<'a> {
 
     pub fn observe(&mut self, name: &'a [u8], value: &'a [u8]) {
         let Some(header) = Header::from_name(name) else {
+            match name.len() {
+                10 if name == b":authority" => self.authority = Some(value),
+                7 if name.eq_ignore_ascii_case(b"baggage") => self.baggage = true,
+                _ => {}
+            }
             return;
         };
         if header == Header::Tracestate {

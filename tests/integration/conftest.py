@@ -56,9 +56,18 @@ class EnvoyPool:
         self.running.clear()
 
 
+_ECHO = {}
+
+
+def echo_collected():
+    """What the session's echo server received on collector paths (exported spans)."""
+    return list(_ECHO["server"].collected)
+
+
 @pytest.fixture(scope="session")
 def upstream_port():
     server, port = echo_server.start()
+    _ECHO["server"] = server
     yield port
     server.shutdown()
 
@@ -80,7 +89,8 @@ def send(port, headers=(), path="/"):
     (status, response headers, headers the upstream received)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        conn.putrequest("GET", path)
+        # A test that names the host sends it alone (http.client would add its own).
+        conn.putrequest("GET", path, skip_host=any(n.lower() == "host" for n, _ in headers))
         for name, value in headers:
             conn.putheader(name, value)
         conn.endheaders()

@@ -2,7 +2,8 @@
 
 Answers every request with a JSON body listing the request headers it received, in order and
 with repeats, so tests can assert on exactly what Envoy (and the filter) forwarded. Requests to
-tracing collector paths (Zipkin v2, OTLP/HTTP) are accepted and counted but not echoed.
+tracing collector paths (Zipkin v2, OTLP/HTTP) are also kept in `server.collected`, so tests
+can read the spans Envoy exported.
 """
 
 import json
@@ -11,25 +12,49 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+COLLECTOR_PATHS = ("/api/v2/spans", "/v1/traces")
+
+
 class EchoHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def _answer(self):
-        length = int(self.headers.get("content-length") or 0)
-        if length:
-            self.rfile.read(length)
-        body = json.dumps(
+        body = self._read_body()
+        if self.command == "POST" and self.path in COLLECTOR_PATHS:
+            # Spans Envoy exports (Zipkin v2 JSON, OTLP/HTTP): kept for the tests to read.
+            self.server.collected.append((self.path, self.headers.get("content-type", ""), body))
+        answer = json.dumps(
             {
                 "method": self.command,
                 "path": self.path,
                 "headers": [[k.lower(), v] for k, v in self.headers.items()],
             }
         ).encode()
-        self.send_response(200)
+        # `/status/NNN` answers with that status (for response-class counters).
+        parts = self.path.split("/")
+        status = int(parts[2]) if len(parts) > 2 and parts[1] == "status" and parts[2].isdigit() else 200
+        if self.path in COLLECTOR_PATHS:
+            status = 202  # what Zipkin answers; Envoy counts anything else as a dropped report
+        self.send_response(status)
         self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
+        self.send_header("content-length", str(len(answer)))
         self.end_headers()
-        self.wfile.write(body)
+        self.wfile.write(answer)
+
+    def _read_body(self):
+        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+            # Envoy's span exporters stream their reports in chunks.
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("content-length") or 0)
+        return self.rfile.read(length) if length else b""
 
     do_GET = do_POST = do_PUT = do_DELETE = _answer
 
@@ -39,6 +64,10 @@ class EchoHandler(BaseHTTPRequestHandler):
 
 class QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.collected = []
 
     def handle_error(self, request, client_address):
         # A client (Envoy exporting spans at shutdown) that hangs up early is not an error here.

@@ -1,0 +1,151 @@
+"""External calls tagged with ServiceEntry names in a real Envoy: access logs, stats, span
+tags, and trace headers kept from third parties. Clusters carry Istio's names
+(`outbound|PORT||HOST`, `PassthroughCluster`) and all point at the loopback echo server."""
+
+import json
+import time
+
+import pytest
+
+import envoy_harness
+from conftest import send
+from trace_headers import header_values
+
+T = "4bf92f3577b34da6a3ce929d0e0e4736"
+S = "00f067aa0ba902b7"
+TRACE_HEADERS = ("traceparent", "tracestate", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "baggage")
+
+PLUGIN = {
+    "tracer": "zipkin",
+    "external_services": [
+        {"name": "openai-external", "namespace": "egress", "hosts": ["api.openai.com"], "ports": [443]},
+        {"name": "s3-external", "hosts": ["*.s3.amazonaws.com"], "ports": [443]},
+        {"name": "kakao-external", "hosts": ["kauth.kakao.com"], "ports": [443], "propagate": True},
+    ],
+}
+ROUTES = [
+    ("openai", ["api.openai.com", "api.openai.com:*"], "outbound|443||api.openai.com"),
+    ("s3", ["*.s3.amazonaws.com"], "outbound|443||*.s3.amazonaws.com"),
+    ("kakao", ["kauth.kakao.com"], "outbound|443||kauth.kakao.com"),
+    ("mesh", ["character-api", "character-api:*"], "outbound|8080||character-api.default.svc.cluster.local"),
+    ("passthrough", ["*"], "PassthroughCluster"),
+]
+ACCESS_LOG_FORMAT = (
+    "entry=%FILTER_STATE(wasm.tracejoin.service_entry:PLAIN)% "
+    "ns=%FILTER_STATE(wasm.tracejoin.service_entry_namespace:PLAIN)% "
+    "host=%FILTER_STATE(wasm.tracejoin.external_host:PLAIN)% code=%RESPONSE_CODE%\n"
+)
+
+
+def external_config(upstream_port, wasm, position, access_log):
+    plugin = dict(PLUGIN, position=position)
+    config = envoy_harness.render_config(upstream_port, tracer="zipkin", position=position, wasm_path=wasm, plugin_config=plugin)
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["route_config"]["virtual_hosts"] = [
+        {"name": name, "domains": domains, "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster}}]}
+        for name, domains, cluster in ROUTES
+    ]
+    hcm["access_log"] = [
+        {
+            "name": "envoy.access_loggers.file",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                "path": str(access_log),
+                "log_format": {"text_format_source": {"inline_string": ACCESS_LOG_FORMAT}},
+            },
+        }
+    ]
+    # Span tags from filter state (formatter custom tags, Envoy >= 1.37).
+    hcm["tracing"]["custom_tags"] = [
+        {"tag": "istio.service_entry", "value": "%FILTER_STATE(wasm.tracejoin.service_entry:PLAIN)%"},
+        {"tag": "external.host", "value": "%FILTER_STATE(wasm.tracejoin.external_host:PLAIN)%"},
+    ]
+    clusters = config["static_resources"]["clusters"]
+    template = clusters[0]
+    for _, _, cluster in ROUTES:
+        clusters.append(dict(json.loads(json.dumps(template)), name=cluster))
+        clusters[-1]["load_assignment"]["cluster_name"] = cluster
+    # Export spans at once instead of every 5 s.
+    config["layered_runtime"] = {
+        "layers": [{"name": "static", "static_layer": {"tracing.zipkin.min_flush_spans": 1, "tracing.zipkin.flush_interval_ms": 100}}]
+    }
+    return config
+
+
+@pytest.fixture(params=["downstream", "upstream"])
+def mesh(request, upstream_port, wasm, tmp_path):
+    access_log = tmp_path / "access.log"
+    with envoy_harness.Envoy(external_config(upstream_port, wasm, request.param, access_log)) as envoy:
+        yield request.param, envoy, access_log
+
+
+def call(envoy, host, path="/"):
+    headers = [("host", host), ("traceparent", f"00-{T}-{S}-01"), ("tracestate", "vendor=1"), ("baggage", "user=42")]
+    return send(envoy.port, headers, path=path)
+
+
+def wait_for(predicate, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_external_calls_are_named_in_access_logs_and_stats(mesh):
+    position, envoy, access_log = mesh
+    call(envoy, "api.openai.com")
+    call(envoy, "photos.s3.amazonaws.com", path="/status/503")
+    call(envoy, "character-api:8080")
+    call(envoy, "example.org", path="/status/404")
+    lines = wait_for(lambda: access_log.exists() and len(access_log.read_text().splitlines()) >= 4 and access_log.read_text().splitlines())
+    assert lines == [
+        "entry=openai-external ns=egress host=api.openai.com code=200",
+        "entry=s3-external ns=default host=photos.s3.amazonaws.com code=503",
+        "entry=- ns=- host=- code=200",
+        "entry=unregistered ns=- host=example.org code=404",
+    ]
+    stats = envoy.stats("tracejoin.external")
+    prefix = "wasmcustom.tracejoin.external."
+    assert stats[prefix + "service_entry.openai-external.namespace.egress.rq_2xx"] == 1
+    assert stats[prefix + "service_entry.s3-external.namespace.default.rq_5xx"] == 1
+    assert stats[prefix + "unregistered.rq_4xx"] == 1
+    assert "tracejoin: calls to example.org leave the mesh with no ServiceEntry" in envoy.log()
+
+
+def test_external_calls_are_tagged_in_spans(mesh, upstream_port):
+    position, envoy, _ = mesh
+    call(envoy, "api.openai.com")
+    call(envoy, "example.org")
+
+    def tags_seen():
+        from conftest import echo_collected
+
+        zipkin = [body for path, _, body in echo_collected() if path == "/api/v2/spans"]
+        spans = [span for body in zipkin for span in json.loads(body or b"[]")]
+        return {(s.get("tags", {}).get("istio.service_entry"), s.get("tags", {}).get("external.host")) for s in spans}
+
+    tags = wait_for(lambda: {("openai-external", "api.openai.com"), ("unregistered", "example.org")} <= tags_seen())
+    assert tags, tags_seen()
+
+
+def test_third_parties_get_no_trace_headers(mesh):
+    position, envoy, _ = mesh
+    _, _, openai = call(envoy, "api.openai.com")
+    _, _, kakao = call(envoy, "kauth.kakao.com")
+    _, _, internal = call(envoy, "character-api:8080")
+    sent = {name for name, _ in openai}
+    if position == "upstream":
+        # After Envoy's tracer injected: nothing of the trace leaves.
+        assert not sent & set(TRACE_HEADERS), openai
+    else:
+        # A listener filter removes what the app sent; Envoy's Zipkin tracer still injects
+        # its own x-b3-* afterwards (the README says to use the upstream position).
+        assert not sent & {"traceparent", "tracestate", "b3", "baggage"}, openai
+        assert header_values(openai, "x-b3-traceid") != [T]
+    # Services allowed to see traces, and in-mesh calls, keep them.
+    assert header_values(kakao, "traceparent") and header_values(kakao, "baggage") == ["user=42"]
+    assert header_values(internal, "baggage") == ["user=42"]
+    assert envoy.stats("tracejoin.external.stripped")["wasmcustom.tracejoin.external.stripped"] >= 1
