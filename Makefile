@@ -12,7 +12,7 @@ WASI_RUNNER  := node --no-warnings $(CURDIR)/tests/wasm/wasi-runner.mjs
 # wasm-opt flags for the features rustc's wasm32-wasip1 output uses.
 WASM_OPT_FLAGS := -O3 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
 
-.PHONY: all setup build lint unit wasm-unit integration test demo scenarios clean
+.PHONY: all setup build lint unit wasm-unit integration test demo scenarios istio-config istio-release clean
 
 all: build
 
@@ -57,6 +57,17 @@ test: lint unit wasm-unit integration
 ## with an app that speaks only W3C traceparent
 demo: build
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) envoy/local_demo.py --wasm $(CURDIR)/$(WASM)
+
+## istio-config: regenerate external_services in the Istio manifests from the ServiceEntries
+istio-config: setup
+	$(PYTHON) istio/serviceentries-to-config.py istio/service-entries.yaml \
+		--write istio/wasmplugin-sidecar.yaml istio/trafficextension.yaml
+
+## istio-release: manifests pinned to one module, in build/istio/. Either
+##   make istio-release IMAGE=registry.example.com/tracejoin:0.1.0 DIGEST=<image digest>
+##   make istio-release WASM_URL=file:///var/local/lib/wasm/tracejoin.wasm
+istio-release: build
+	$(PYTHON) istio/pin.py --out build/istio $(if $(IMAGE),--image $(IMAGE) --digest $(DIGEST),--file-url $(or $(WASM_URL),file:///var/local/lib/wasm/tracejoin.wasm) --wasm $(WASM))
 
 ## scenarios: print what an app receives per scenario, position and tracer
 scenarios: build

@@ -65,6 +65,14 @@ def external_config(upstream_port, wasm, position, access_log):
     for _, _, cluster in ROUTES:
         clusters.append(dict(json.loads(json.dumps(template)), name=cluster))
         clusters[-1]["load_assignment"]["cluster_name"] = cluster
+    # The README's tag extraction: the ServiceEntry name and namespace as Prometheus labels.
+    config["stats_config"] = {
+        "stats_tags": [
+            {"tag_name": "service_entry", "regex": r"^wasmcustom\.tracejoin\.external\.(service_entry\.(.+?)\.)namespace\."},
+            # Envoy matches every extractor against the original name.
+            {"tag_name": "service_entry_namespace", "regex": r"^wasmcustom\.tracejoin\.external\.service_entry\..+?\.(namespace\.(.+?)\.)rq_"},
+        ]
+    }
     # Export spans at once instead of every 5 s.
     config["layered_runtime"] = {
         "layers": [{"name": "static", "static_layer": {"tracing.zipkin.min_flush_spans": 1, "tracing.zipkin.flush_interval_ms": 100}}]
@@ -149,3 +157,17 @@ def test_third_parties_get_no_trace_headers(mesh):
     assert header_values(kakao, "traceparent") and header_values(kakao, "baggage") == ["user=42"]
     assert header_values(internal, "baggage") == ["user=42"]
     assert envoy.stats("tracejoin.external.stripped")["wasmcustom.tracejoin.external.stripped"] >= 1
+
+
+def test_service_entry_names_become_prometheus_labels(mesh):
+    position, envoy, _ = mesh
+    call(envoy, "api.openai.com")
+    import urllib.request
+
+    with urllib.request.urlopen(envoy.admin + "/stats/prometheus", timeout=5) as r:
+        text = r.read().decode()
+    line = next(l for l in text.splitlines() if "openai-external" in l and not l.startswith("#"))
+    # Envoy drops its `wasmcustom` namespace (and its own `envoy_` prefix) for custom stats.
+    assert line.startswith("tracejoin_external_rq_2xx{"), line
+    assert any(l.startswith("tracejoin_context_tracecontext{") for l in text.splitlines())
+    assert 'service_entry="openai-external"' in line and 'service_entry_namespace="egress"' in line, line

@@ -1,0 +1,197 @@
+"""The Istio deployment kit (istio/): every manifest validates against Istio's CRD schemas
+or Kubernetes' own, every pluginConfig against tracejoin's schema and in the real filter
+under Envoy, and the ServiceEntries stay the single source of `external_services`."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+import envoy_harness
+from conftest import ROOT, send
+from trace_headers import header_values
+
+ISTIO = ROOT / "istio"
+MANIFESTS = sorted(p for p in ISTIO.glob("*.yaml") if p.name != "kustomization.yaml")
+CONFIG_SCHEMA = json.loads((ROOT / "schema" / "tracejoin-config.schema.json").read_text())
+KUBERNETES_VERSION = "1.33"
+
+
+def crd_file():
+    path = Path(os.environ.get("ISTIO_CRDS", ROOT.parent / "shared" / "schemas" / "istio-crds.gen.yaml"))
+    if not path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"Istio CRDs not found at {path}")
+        pytest.skip(f"Istio CRDs not found at {path}: set ISTIO_CRDS to istio/api's customresourcedefinitions.gen.yaml")
+    return path
+
+
+@pytest.fixture(scope="module")
+def crd_schemas():
+    schemas = {}
+    for crd in yaml.safe_load_all(crd_file().read_text()):
+        if not crd:
+            continue
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        for version in crd["spec"]["versions"]:
+            schemas[(f"{group}/{version['name']}", kind)] = version["schema"]["openAPIV3Schema"]
+    return schemas
+
+
+def documents():
+    for path in MANIFESTS:
+        for i, doc in enumerate(yaml.safe_load_all(path.read_text())):
+            if doc:
+                yield pytest.param(doc, id=f"{path.name}#{i}-{doc['kind']}-{doc['metadata']['name']}")
+
+
+@pytest.mark.parametrize("doc", list(documents()))
+def test_manifest_validates(doc, crd_schemas):
+    assert doc["metadata"].get("name") and doc["metadata"].get("namespace", "x")
+    if ".istio.io/" in doc["apiVersion"]:
+        schema = crd_schemas.get((doc["apiVersion"], doc["kind"]))
+        assert schema, f"no CRD serves {doc['apiVersion']} {doc['kind']}"
+        jsonschema.validate(doc, schema)
+    else:
+        import kubernetes_validate
+
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_validation_catches_mistakes(crd_schemas):
+    import kubernetes_validate
+
+    plugin = yaml.safe_load((ISTIO / "wasmplugin-gateway.yaml").read_text())
+    plugin["spec"]["phase"] = "LATE"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(plugin, crd_schemas[(plugin["apiVersion"], plugin["kind"])])
+    plugin["spec"]["phase"] = "AUTHN"
+    plugin["spec"]["sha256"] = "not-a-digest"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(plugin, crd_schemas[(plugin["apiVersion"], plugin["kind"])])
+    service = [d for d in yaml.safe_load_all((ISTIO / "jaeger.yaml").read_text()) if d["kind"] == "Service"][0]
+    service["spec"]["ports"][0]["port"] = "zipkin"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(service, KUBERNETES_VERSION, strict=True)
+
+
+def test_kustomization_lists_existing_manifests():
+    kustomization = yaml.safe_load((ISTIO / "kustomization.yaml").read_text())
+    for resource in kustomization["resources"]:
+        assert (ISTIO / resource).exists(), resource
+
+
+def plugin_configs():
+    """(manifest, position, pluginConfig) for every place the kit configures tracejoin."""
+    for path in MANIFESTS:
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc:
+                continue
+            name = f"{path.name}:{doc['metadata']['name']}"
+            if doc["kind"] == "WasmPlugin":
+                yield pytest.param("downstream", doc["spec"].get("pluginConfig", {}), id=name)
+            elif doc["kind"] == "TrafficExtension":
+                yield pytest.param("downstream", doc["spec"]["wasm"].get("pluginConfig", {}), id=name)
+            elif doc["kind"] == "EnvoyFilter":
+                for patch in doc["spec"]["configPatches"]:
+                    for f in patch["patch"]["value"]["typed_config"]["upstream_http_filters"]:
+                        if f["name"] == "envoy.filters.http.wasm":
+                            value = json.loads(f["typed_config"]["config"]["configuration"]["value"])
+                            yield pytest.param("upstream", value, id=name)
+
+
+@pytest.mark.parametrize("position,plugin_config", list(plugin_configs()))
+def test_plugin_config_loads_in_envoy(upstream_port, wasm, position, plugin_config):
+    jsonschema.validate(plugin_config, CONFIG_SCHEMA)
+    assert plugin_config.get("position", "downstream") == position
+    tracer = plugin_config.get("tracer", "zipkin")
+    config = envoy_harness.render_config(upstream_port, tracer=tracer, position=position, wasm_path=wasm, plugin_config=plugin_config)
+    with envoy_harness.Envoy(config) as envoy:
+        status, _, got = send(envoy.port, [("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")])
+        assert status == 200
+        assert "tracejoin: configured" in envoy.log()
+
+
+def test_envoyfilter_patch_runs_in_envoy(tmp_path, upstream_port, wasm):
+    """The router config the EnvoyFilter merges, with the module path pointed at the build."""
+    doc = yaml.safe_load((ISTIO / "envoyfilter-upstream.yaml").read_text())
+    router = doc["spec"]["configPatches"][0]["patch"]["value"]
+    for f in router["typed_config"]["upstream_http_filters"]:
+        if f["name"] == "envoy.filters.http.wasm":
+            f["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = wasm
+    config = envoy_harness.render_config(upstream_port, tracer="zipkin")
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["http_filters"] = [router]
+    with envoy_harness.Envoy(config) as envoy:
+        status, _, got = send(envoy.port, [("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")])
+    assert status == 200
+    # Upstream position: Envoy's fresh B3 trace replaced by the app's.
+    assert header_values(got, "x-b3-traceid") == ["4bf92f3577b34da6a3ce929d0e0e4736"]
+
+
+def test_service_entries_are_the_single_source():
+    tool = [sys.executable, str(ISTIO / "serviceentries-to-config.py"), str(ISTIO / "service-entries.yaml")]
+    check = subprocess.run(tool + ["--check", str(ISTIO / "wasmplugin-sidecar.yaml"), str(ISTIO / "trafficextension.yaml")], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    generated = json.loads(subprocess.run(tool, capture_output=True, text=True, check=True).stdout)["external_services"]
+    names = {s["name"] for s in generated}
+    assert names == {"google-external", "kakao-external", "naver-external", "openai-external", "s3-external", "cloudfront-external"}
+    outbound = [d for d in yaml.safe_load_all((ISTIO / "wasmplugin-sidecar.yaml").read_text()) if d["metadata"]["name"] == "tracejoin-outbound"][0]
+    assert outbound["spec"]["pluginConfig"]["external_services"] == generated
+
+
+def test_a_stale_block_is_caught(tmp_path):
+    stale = tmp_path / "wasmplugin.yaml"
+    stale.write_text((ISTIO / "wasmplugin-sidecar.yaml").read_text().replace("api.openai.com", "api.example.com"))
+    tool = [sys.executable, str(ISTIO / "serviceentries-to-config.py"), str(ISTIO / "service-entries.yaml")]
+    assert subprocess.run(tool + ["--check", str(stale)], capture_output=True).returncode == 1
+    assert subprocess.run(tool + ["--write", str(stale)], capture_output=True).returncode == 0
+    assert subprocess.run(tool + ["--check", str(stale)], capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize("variant", ["oci", "file"])
+def test_pinned_manifests_validate(tmp_path, wasm, crd_schemas, variant):
+    pin = [sys.executable, str(ISTIO / "pin.py"), "--out", str(tmp_path)]
+    if variant == "oci":
+        pin += ["--image", "registry.example.com/tracejoin:0.1.0", "--digest", "sha256:" + "ab" * 32]
+    else:
+        pin += ["--file-url", "file:///var/local/lib/wasm/tracejoin.wasm", "--wasm", wasm]
+    subprocess.run(pin, check=True, capture_output=True)
+    import hashlib
+
+    expected = "ab" * 32 if variant == "oci" else hashlib.sha256(Path(wasm).read_bytes()).hexdigest()
+    for path in tmp_path.glob("*.yaml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc["kind"] in ("WasmPlugin", "TrafficExtension"):
+                jsonschema.validate(doc, crd_schemas[(doc["apiVersion"], doc["kind"])])
+                spec = doc["spec"].get("wasm", doc["spec"])
+                assert spec["sha256"] == expected
+                assert spec["url"].startswith("oci://" if variant == "oci" else "file://")
+
+
+def test_generated_external_services_tag_calls_in_envoy(upstream_port, wasm, tmp_path):
+    """The sidecar's outbound pluginConfig, as shipped, names a TLS-originated OpenAI call."""
+    from test_external import external_config
+
+    outbound = [d for d in yaml.safe_load_all((ISTIO / "wasmplugin-sidecar.yaml").read_text()) if d["metadata"]["name"] == "tracejoin-outbound"][0]
+    access_log = tmp_path / "access.log"
+    config = external_config(upstream_port, wasm, "downstream", access_log)
+    for f in config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]:
+        if f["name"] == "envoy.filters.http.wasm":
+            f["typed_config"]["config"]["configuration"]["value"] = json.dumps(outbound["spec"]["pluginConfig"])
+    # The app calls http://api.openai.com; Istio's cluster for the ServiceEntry's port 80.
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["route_config"]["virtual_hosts"][0]["routes"][0]["route"]["cluster"] = "outbound|80||api.openai.com"
+    clusters = config["static_resources"]["clusters"]
+    clusters.append(dict(json.loads(json.dumps(clusters[0])), name="outbound|80||api.openai.com"))
+    with envoy_harness.Envoy(config) as envoy:
+        status, _, got = send(envoy.port, [("host", "api.openai.com"), ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")])
+        stats = envoy.stats("tracejoin.external")
+    assert status == 200
+    assert header_values(got, "traceparent") == []
+    assert stats["wasmcustom.tracejoin.external.service_entry.openai-external.namespace.default.rq_2xx"] == 1
