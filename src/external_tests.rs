@@ -245,3 +245,106 @@ fn config_rejects_bad_entries_naming_the_field() {
             .all(|s| s.propagate)
     );
 }
+
+/// The matcher agrees with a plain reference (a scan over every entry, written from the
+/// rules) on random entries and random hosts.
+#[test]
+fn matcher_agrees_with_a_reference_scan() {
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+
+    fn reference(services: &[ExternalService], host: &str, port: Option<u16>) -> Option<usize> {
+        let host = host.to_ascii_lowercase();
+        // Specificity: exact = usize::MAX, wildcard = its suffix length.
+        let mut best: Option<(usize, u8, usize)> = None; // (specificity, port rank, -index)
+        for (i, s) in services.iter().enumerate() {
+            let port_rank = match (port, s.ports.is_empty()) {
+                (Some(p), false) if s.ports.contains(&p) => 2,
+                (Some(_), false) => continue,
+                (_, true) => 1,
+                (None, false) => 0,
+            };
+            for h in &s.hosts {
+                let h = h.to_ascii_lowercase();
+                let specificity = if h == host {
+                    usize::MAX
+                } else if let Some(suffix) = h.strip_prefix('*') {
+                    if host.ends_with(suffix) && host.len() > suffix.len() {
+                        suffix.len()
+                    } else {
+                        continue;
+                    }
+                } else {
+                    continue;
+                };
+                let key = (specificity, port_rank, usize::MAX - i);
+                if best.is_none_or(|b| key > (b.0, b.1, usize::MAX - b.2)) {
+                    best = Some((specificity, port_rank, i));
+                }
+            }
+        }
+        best.map(|b| b.2)
+    }
+
+    let labels = ["a", "b", "api", "s3", "example", "com", "net"];
+    let mut hits = 0;
+    let mut rng = SmallRng::seed_from_u64(42);
+    let name = |rng: &mut SmallRng, n: usize| -> String {
+        (0..n)
+            .map(|_| labels[rng.random_range(0..labels.len())])
+            .collect::<Vec<_>>()
+            .join(".")
+    };
+    for round in 0..300 {
+        let mut services = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..rng.random_range(1..8) {
+            let n = rng.random_range(1..4);
+            let mut host = name(&mut rng, n);
+            if rng.random_bool(0.4) {
+                host = format!("*.{host}");
+            }
+            let ports: Vec<u16> = if rng.random_bool(0.5) {
+                vec![]
+            } else {
+                vec![[80, 443][rng.random_range(0..2)]]
+            };
+            // The config rejects two entries claiming one host and port; so does this test.
+            let keys: Vec<(String, Option<u16>)> = if ports.is_empty() {
+                vec![(host.clone(), None)]
+            } else {
+                ports.iter().map(|p| (host.clone(), Some(*p))).collect()
+            };
+            if keys.iter().any(|k| seen.contains(k)) {
+                continue;
+            }
+            seen.extend(keys);
+            services.push(entry(&format!("e{round}-{i}"), &[&host], &ports));
+        }
+        let m = Matcher::new(services.clone());
+        for _ in 0..50 {
+            let n = rng.random_range(1..5);
+            let host = name(&mut rng, n);
+            let port = [None, Some(80), Some(443), Some(8080)][rng.random_range(0..4)];
+            let authority = match port {
+                Some(p) => format!("{host}:{p}"),
+                None => host.clone(),
+            };
+            let got = match m.classify(None, Some(authority.as_bytes())) {
+                Destination::Service(i) => Some(i),
+                _ => None,
+            };
+            let want = reference(&services, &host, port);
+            hits += usize::from(want.is_some());
+            // Among same-specificity candidates with unknown port the first listed wins in
+            // both; compare the chosen entries' names for a readable failure.
+            assert_eq!(
+                got.map(|i| &services[i].name),
+                want.map(|i| &services[i].name),
+                "host {authority} in {services:?}"
+            );
+        }
+    }
+    // The random hosts hit entries often enough for the comparison to mean something.
+    assert!(hits > 500, "{hits}");
+}

@@ -171,3 +171,30 @@ def test_service_entry_names_become_prometheus_labels(mesh):
     assert line.startswith("tracejoin_external_rq_2xx{"), line
     assert any(l.startswith("tracejoin_context_tracecontext{") for l in text.splitlines())
     assert 'service_entry="openai-external"' in line and 'service_entry_namespace="egress"' in line, line
+
+
+def test_header_span_tags_vanish_with_the_header(upstream_port):
+    """Why tracejoin offers no tag header: Envoy reads `request_header` span tags from the
+    request's header map when the span ends, so a header removed before the request leaves
+    (here by the route, as a filter would) is gone from the span too."""
+    from conftest import echo_collected
+
+    def zipkin_spans():
+        return [s for p, _, b in echo_collected() if p == "/api/v2/spans" for s in json.loads(b or b"[]")]
+
+    tags = {}
+    for remove in (False, True):
+        config = envoy_harness.render_config(upstream_port, tracer="zipkin")
+        hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        hcm["tracing"]["custom_tags"] = [{"tag": "probe.tag", "request_header": {"name": "x-probe-tag"}}]
+        if remove:
+            hcm["route_config"]["virtual_hosts"][0]["request_headers_to_remove"] = ["x-probe-tag"]
+        config["layered_runtime"] = {"layers": [{"name": "static", "static_layer": {"tracing.zipkin.min_flush_spans": 1}}]}
+        before = len(zipkin_spans())
+        with envoy_harness.Envoy(config) as envoy:
+            _, _, got = send(envoy.port, [("x-probe-tag", "openai-external")])
+            new = wait_for(lambda: zipkin_spans()[before:])
+        assert len(new) == 1, new
+        assert bool(header_values(got, "x-probe-tag")) is not remove
+        tags[remove] = new[0].get("tags", {}).get("probe.tag")
+    assert tags == {False: "openai-external", True: None}
