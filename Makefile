@@ -12,7 +12,7 @@ WASI_RUNNER  := node --no-warnings $(CURDIR)/tests/wasm/wasi-runner.mjs
 # wasm-opt flags for the features rustc's wasm32-wasip1 output uses.
 WASM_OPT_FLAGS := -O3 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
 
-.PHONY: all setup build lint unit wasm-unit integration test demo scenarios istio-config istio-release clean
+.PHONY: all setup build lint unit wasm-unit integration test demo demo-sidecars matrix mesh-compose scenarios istio-config istio-release clean
 
 all: build
 
@@ -22,7 +22,7 @@ setup: $(VENV)/.installed
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
 	@command -v wasm-opt >/dev/null || ./scripts/apt-install.sh binaryen
 
-$(VENV)/.installed: tests/requirements.txt
+$(VENV)/.installed: tests/requirements.txt envoy/mesh/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	touch $@
@@ -50,13 +50,26 @@ wasm-unit: setup
 integration: build
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TRACEJOIN_WASM="$(CURDIR)/$(WASM)" \
 		$(PYTHON) -m pytest -q tests/integration
+	@echo "e2e matrix (build/mesh-matrix.md):" && cat build/mesh-matrix.md
 
 test: lint unit wasm-unit integration
 
-## demo: the filter on its embedded default config under a local Envoy (Zipkin tracer),
-## with an app that speaks only W3C traceparent
+## demo: the local mesh (gateway, sidecars, FastAPI apps on the OpenTelemetry SDK, Envoy's
+## Zipkin tracer) without and with tracejoin: trace trees, verdicts, a Mermaid service graph
 demo: build
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) envoy/mesh/demo.py --wasm $(CURDIR)/$(WASM)
+
+## demo-sidecars: the headers one app's call carries through two sidecars
+demo-sidecars: build
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) envoy/local_demo.py --wasm $(CURDIR)/$(WASM)
+
+## matrix: the e2e matrix (tracer x app propagators x tracejoin mode) as a table
+matrix: build
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) envoy/mesh/matrix.py $(CURDIR)/$(WASM)
+
+## mesh-compose: regenerate envoy/mesh/docker-compose.yaml and its Envoy configs
+mesh-compose: setup
+	$(PYTHON) envoy/mesh/compose.py
 
 ## istio-config: regenerate external_services in the Istio manifests from the ServiceEntries
 istio-config: setup

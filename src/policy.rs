@@ -342,6 +342,18 @@ pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> 
             *t = !o;
         }
     }
+    // Upstream, the app's parent must be exactly this hop's span whatever format the app
+    // reads: a format that arrived with a valid context is rewritten too, not only the
+    // configured ones (an app on `b3` would otherwise find the previous hop's span there).
+    if upstream {
+        for f in Format::ALL {
+            if let (Some(t), Some(Read::Context(_))) =
+                (targets.get_mut(f.index()), reads.get(f.index()))
+            {
+                *t = true;
+            }
+        }
+    }
     let zipkin_next_hop = matches!(tracer, Tracer::Zipkin | Tracer::ZipkinW3c);
     if tracer_missed
         && config.bridge

@@ -565,3 +565,17 @@ fn without_external_services_no_cluster_lookup_happens() {
     );
     assert_eq!(host.calls, 1);
 }
+
+#[test]
+fn upstream_rewrites_every_format_that_arrived_to_name_this_hops_span() {
+    // An app on `b3` single reads `b3` first: it must name Envoy's span, not the caller's.
+    let config = Config::from_json(br#"{"position":"upstream","tracer":"opentelemetry"}"#).unwrap();
+    let envoy_span = "2222222222222222";
+    let mut host = MockHost::with(&[
+        ("b3", &format!("{T}-{S}-1")),
+        ("traceparent", &format!("00-{T}-{envoy_span}-01")),
+    ]);
+    RequestFilter::new().on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(5));
+    assert_eq!(host.get("b3").unwrap(), format!("{T}-{envoy_span}-1"));
+    assert_eq!(host.get("x-b3-spanid").unwrap(), envoy_span);
+}

@@ -1,0 +1,70 @@
+"""The e2e matrix: the native mesh (gateway, two sidecars, two FastAPI apps on the
+OpenTelemetry SDK) for every Envoy tracer x app propagator setting x tracejoin mode, asserted
+on the collected spans. The table is printed and written to build/mesh-matrix.md."""
+
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "envoy" / "mesh"))
+
+import matrix  # noqa: E402
+
+# Not fixable in the downstream position (README): Envoy's OpenTelemetry tracer cannot read
+# B3, starts a fresh trace at the outbound sidecar, and overwrites traceparent after every
+# listener filter, so the next hop follows the fresh trace.
+DOWNSTREAM_LIMITS = {("opentelemetry", "b3"), ("opentelemetry", "b3multi")}
+
+
+@pytest.fixture(scope="module")
+def rows(wasm):
+    result = matrix.run(wasm)
+    text = matrix.table(result)
+    out = ROOT / "build" / "mesh-matrix.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(text + "\n")
+    print("\n" + text)
+    return result
+
+
+def by(rows, tracer, apps_prefix, mode):
+    [row] = [r for r in rows if r["tracer"] == tracer and r["apps"].split(" ")[0] == apps_prefix and r["tracejoin"] == mode]
+    return row
+
+
+def test_every_request_is_served_and_rejections_still_trace(rows):
+    for r in rows:
+        assert r["status"] == 200, r
+        assert r["rejected_status"] == 403 and r["rejected_gateway_spans"] == 1, r
+
+
+def test_without_tracejoin_the_mesh_breaks_the_trace(rows):
+    # Classic Istio (Zipkin, B3 only) with apps on the SDK default, and B3 apps behind an
+    # OpenTelemetry-tracing Envoy: several traces per request.
+    for tracer, apps in [("zipkin", "tracecontext"), ("opentelemetry", "b3"), ("opentelemetry", "b3multi")]:
+        assert by(rows, tracer, apps, "off")["verdict"] == "BROKEN"
+
+
+def test_tracejoin_joins_what_it_claims(rows):
+    for r in rows:
+        if r["tracejoin"] == "off":
+            continue
+        apps = r["apps"].split(" ")[0]
+        off = by(rows, r["tracer"], apps, "off")
+        assert r["missing_parent"] == 0, r
+        assert r["traces"] <= off["traces"], (r, off)
+        if r["tracejoin"] == "downstream" and (r["tracer"], apps) in DOWNSTREAM_LIMITS:
+            assert r["verdict"] == "BROKEN", f"README limit is stale: {r}"
+            continue
+        # One trace, but for the outbound sidecar spans a B3-only tracer started before any
+        # filter ran (at most one per outbound call: two).
+        assert r["verdict"] in ("JOINED", "JOINED but for 2 outbound sidecar span(s)"), r
+        assert r["apps_in_gateway_trace"], r
+
+
+def test_upstream_gives_every_app_its_sidecar_as_parent(rows):
+    for r in rows:
+        if r["tracejoin"] == "upstream":
+            assert r["auth_parent_is_sidecar"] and r["character_parent_is_sidecar"], r
