@@ -18,7 +18,7 @@ PROPAGATORS = [
     ("b3,tracecontext,baggage", "b3,tracecontext,baggage (manual fix)"),
 ]
 LOGIN = ("POST", "/api/v1/auth/kakao/callback", 9)
-REJECTED = ("GET", "/api/v1/admin/users", 1)
+REJECTED = [("GET", "/api/v1/admin/users", 1), ("GET", "/no/such/route", 1)]  # 403, 404
 
 
 def run(wasm, tracers=topology.TRACERS, propagators=PROPAGATORS, modes=topology.MODES):
@@ -32,9 +32,12 @@ def run(wasm, tracers=topology.TRACERS, propagators=PROPAGATORS, modes=topology.
                     mesh.collector.clear()
                     status = mesh.request(*LOGIN[:2])
                     spans = mesh.settle(LOGIN[2])
-                    mesh.collector.clear()
-                    rejected_status = mesh.request(*REJECTED[:2])
-                    rejected = mesh.settle(REJECTED[2], timeout=5)
+                    rejected_status, rejected_spans = [], []
+                    for method, path, expected in REJECTED:
+                        mesh.collector.clear()
+                        rejected_status.append(mesh.request(method, path))
+                        rejected = mesh.settle(expected, timeout=5)
+                        rejected_spans.append(sum(1 for s in rejected if s["service"] == traces.GATEWAY))
                     figures = traces.figures(spans)
                     rows.append(
                         {
@@ -45,7 +48,7 @@ def run(wasm, tracers=topology.TRACERS, propagators=PROPAGATORS, modes=topology.
                             **figures,
                             "verdict": traces.verdict(spans).split(":")[0],
                             "rejected_status": rejected_status,
-                            "rejected_gateway_spans": sum(1 for s in rejected if s["service"] == traces.GATEWAY),
+                            "rejected_gateway_spans": rejected_spans,
                         }
                     )
     return rows

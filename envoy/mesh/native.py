@@ -64,12 +64,13 @@ class App:
 class Apps:
     """The two apps with one propagator setting; kept across Envoy restarts."""
 
-    def __init__(self, propagators, addressing, collector_port):
+    def __init__(self, propagators, addressing, collector_port, extra_env=None):
         self.apps = []
         try:
             for app in topology.APPS:
                 egress = f"http://127.0.0.1:{addressing.listen['auth-api-outbound']}"
                 env = topology.app_env(app, propagators, f"http://127.0.0.1:{collector_port}/v1/traces", egress)
+                env.update(extra_env or {})
                 self.apps.append(App(app, addressing.reach[app].port, env))
             for app in self.apps:
                 app.wait_ready()
@@ -113,14 +114,15 @@ class Mesh:
         self.collector_port = collector_port
         return self
 
-    def apps_with(self, propagators):
-        if self.apps is not None and self.propagators == propagators:
+    def apps_with(self, propagators, extra_env=None):
+        key = (propagators, tuple(sorted((extra_env or {}).items())))
+        if self.apps is not None and self.propagators == key:
             return
         if self.apps is not None:
             self.apps.stop()
             self.apps = None
-        self.apps = Apps(propagators, self.addressing, self.collector_port)
-        self.propagators = propagators
+        self.apps = Apps(propagators, self.addressing, self.collector_port, extra_env)
+        self.propagators = key
 
     def configure(self, tracer, mode):
         self.stop_envoys()
