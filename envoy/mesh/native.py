@@ -52,13 +52,7 @@ class App:
         raise RuntimeError(f"{self.name} not ready after {timeout}s")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        envoy_harness.stop_process(self.proc)
 
 
 class Apps:

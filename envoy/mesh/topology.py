@@ -7,7 +7,13 @@ run the same configs. tracejoin runs in every Envoy, in the position asked for.
 """
 
 import json
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "integration"))
+
+import envoy_harness  # noqa: E402
 
 TRACERS = ("zipkin", "zipkin_w3c", "opentelemetry")
 MODES = ("off", "downstream", "upstream")
@@ -48,27 +54,7 @@ def _cluster(name, endpoint, dns):
 
 
 def _tracing(tracer, service):
-    if tracer == "opentelemetry":
-        provider = {
-            "name": "envoy.tracers.opentelemetry",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
-                "http_service": {"http_uri": {"uri": "http://collector/v1/traces", "cluster": "collector-otlp", "timeout": "1s"}},
-                "service_name": service,
-            },
-        }
-    else:
-        zipkin = {
-            "@type": "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig",
-            "collector_cluster": "collector-zipkin",
-            "collector_endpoint": "/api/v2/spans",
-            "collector_endpoint_version": "HTTP_JSON",
-            "shared_span_context": False,
-            "trace_id_128bit": True,
-        }
-        if tracer == "zipkin_w3c":
-            zipkin["trace_context_option"] = "USE_B3_WITH_W3C_PROPAGATION"
-        provider = {"name": "envoy.tracers.zipkin", "typed_config": zipkin}
+    provider = envoy_harness.tracer_provider(tracer, "collector-zipkin", "collector-otlp", service)
     return {
         "random_sampling": {"value": 100},
         "provider": provider,

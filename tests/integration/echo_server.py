@@ -15,6 +15,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 COLLECTOR_PATHS = ("/api/v2/spans", "/v1/traces")
 
 
+def read_body(rfile, headers):
+    """A request body, with a length or chunked (Envoy's span exporters stream reports)."""
+    if "chunked" in (headers.get("transfer-encoding") or "").lower():
+        chunks = []
+        while True:
+            size = int(rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(chunks)
+            chunks.append(rfile.read(size))
+            rfile.readline()
+    length = int(headers.get("content-length") or 0)
+    return rfile.read(length) if length else b""
+
+
 class EchoHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -42,19 +58,7 @@ class EchoHandler(BaseHTTPRequestHandler):
         self.wfile.write(answer)
 
     def _read_body(self):
-        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
-            # Envoy's span exporters stream their reports in chunks.
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("content-length") or 0)
-        return self.rfile.read(length) if length else b""
+        return read_body(self.rfile, self.headers)
 
     do_GET = do_POST = do_PUT = do_DELETE = _answer
 

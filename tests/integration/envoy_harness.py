@@ -50,13 +50,12 @@ def _wasm_filter(wasm_path, plugin_config):
     }
 
 
-def _tracing(tracer, collector_cluster):
-    if tracer == "none":
-        return None
+def tracer_provider(tracer, zipkin_cluster, otlp_cluster, service_name="tracejoin-test"):
+    """The HCM tracing provider for a tracer name (Zipkin as Istio configures it)."""
     if tracer in ("zipkin", "zipkin_w3c"):
         zipkin = {
             "@type": "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig",
-            "collector_cluster": collector_cluster,
+            "collector_cluster": zipkin_cluster,
             "collector_endpoint": "/api/v2/spans",
             "collector_endpoint_version": "HTTP_JSON",
             # What Istio's Zipkin provider sets.
@@ -65,25 +64,23 @@ def _tracing(tracer, collector_cluster):
         }
         if tracer == "zipkin_w3c":
             zipkin["trace_context_option"] = "USE_B3_WITH_W3C_PROPAGATION"
-        provider = {"name": "envoy.tracers.zipkin", "typed_config": zipkin}
-    elif tracer == "opentelemetry":
-        provider = {
+        return {"name": "envoy.tracers.zipkin", "typed_config": zipkin}
+    if tracer == "opentelemetry":
+        return {
             "name": "envoy.tracers.opentelemetry",
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
-                "http_service": {
-                    "http_uri": {
-                        "uri": "http://127.0.0.1/v1/traces",
-                        "cluster": collector_cluster,
-                        "timeout": "1s",
-                    }
-                },
-                "service_name": "tracejoin-test",
+                "http_service": {"http_uri": {"uri": "http://collector/v1/traces", "cluster": otlp_cluster, "timeout": "1s"}},
+                "service_name": service_name,
             },
         }
-    else:
-        raise ValueError(f"unknown tracer {tracer!r}")
-    return {"random_sampling": {"value": 100}, "provider": provider}
+    raise ValueError(f"unknown tracer {tracer!r}")
+
+
+def _tracing(tracer, collector_cluster):
+    if tracer == "none":
+        return None
+    return {"random_sampling": {"value": 100}, "provider": tracer_provider(tracer, collector_cluster, collector_cluster)}
 
 
 def _cluster(name, port):
@@ -165,6 +162,17 @@ def render_config(upstream_port, tracer="none", position="off", wasm_path=None, 
             "clusters": [_cluster("echo", upstream_port), _cluster("collector", upstream_port)],
         },
     }
+
+
+def stop_process(proc, grace=10):
+    """Terminates a child process, killing it if it does not exit within `grace` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class Envoy:
@@ -252,13 +260,8 @@ class Envoy:
             return ""
 
     def __exit__(self, *_exc):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            stop_process(self.proc)
         if getattr(self, "_log", None):
             self._log.close()
         if self.workdir and not os.environ.get("TRACEJOIN_KEEP_ENVOY_DIR"):

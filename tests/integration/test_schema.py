@@ -1,12 +1,16 @@
 """The shipped JSON Schema agrees with what the filter accepts and rejects at load."""
 
 import json
+import sys
 
 import jsonschema
 import pytest
 
 from conftest import ROOT
 from test_envoy import BAD_CONFIGS
+
+sys.path.insert(0, str(ROOT / "envoy"))
+import localize  # noqa: E402
 
 SCHEMA = json.loads((ROOT / "schema" / "tracejoin-config.schema.json").read_text())
 
@@ -40,17 +44,8 @@ def test_shipped_plugin_configs_validate():
     for name in ("envoy-downstream.yaml", "envoy-upstream.yaml"):
         text = (ROOT / "envoy" / name).read_text()
         config = yaml.safe_load(text)
-        values = [n["configuration"]["value"] for n in _walk(config) if n.get("name") == "tracejoin" and "configuration" in n]
+        values = [n["configuration"]["value"] for n in localize._walk(config) if n.get("name") == "tracejoin" and "configuration" in n]
         assert values, name
         for value in values:
             jsonschema.validate(json.loads(value), SCHEMA)
 
-
-def _walk(node):
-    if isinstance(node, dict):
-        yield node
-        for v in node.values():
-            yield from _walk(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _walk(v)
