@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
+sys.path.insert(0, str(ROOT / "envoy" / "tools"))
 sys.path.insert(0, str(ROOT / "envoy"))
 
 import echo_server  # noqa: E402
 import envoy_harness  # noqa: E402
 import localize  # noqa: E402
-from conftest import send  # noqa: E402
+from envoy_harness import send  # noqa: E402
 from trace_headers import b3  # noqa: E402
 
 APP_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -58,7 +58,7 @@ def compose(configs):
     services["kauth-kakao"] = {
         "image": "python:3.12-slim",
         "command": ["python", "/srv/echo_server.py", "8080", "0.0.0.0"],
-        "volumes": ["../../tests/integration/echo_server.py:/srv/echo_server.py:ro"],
+        "volumes": ["../tools/echo_server.py:/srv/echo_server.py:ro"],
     }
     services["jaeger"] = {
         "image": "jaegertracing/all-in-one:1.62.0",

@@ -1,4 +1,3 @@
-import http.client
 import json
 import os
 import sys
@@ -6,12 +5,14 @@ from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[2]
+# The Envoy harness, echo server and trace-header readers are shared with the demos.
+sys.path.insert(0, str(ROOT / "envoy" / "tools"))
 sys.path.insert(0, str(Path(__file__).parent))
 
 import echo_server  # noqa: E402
 import envoy_harness  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
+from envoy_harness import send  # noqa: E402,F401  (the tests import it from here)
 
 
 def wasm_path():
@@ -82,21 +83,3 @@ def envoys(upstream_port):
 @pytest.fixture(scope="session")
 def wasm():
     return wasm_path()
-
-
-def send(port, headers=(), path="/"):
-    """Sends a GET with the given (name, value) pairs, repeats allowed; returns
-    (status, response headers, headers the upstream received)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        # A test that names the host sends it alone (http.client would add its own).
-        conn.putrequest("GET", path, skip_host=any(n.lower() == "host" for n, _ in headers))
-        for name, value in headers:
-            conn.putheader(name, value)
-        conn.endheaders()
-        response = conn.getresponse()
-        body = response.read()
-        received = json.loads(body)["headers"] if response.status == 200 else None
-        return response.status, [(k.lower(), v) for k, v in response.getheaders()], received
-    finally:
-        conn.close()

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "envoy" / "tools"))
 
 import echo_server  # noqa: E402
 import envoy_harness  # noqa: E402

@@ -1,4 +1,4 @@
-"""Loopback echo upstream for the Envoy integration tests.
+"""Loopback echo upstream for the tests and demos (and the stand-in for external hosts).
 
 Answers every request with a JSON body listing the request headers it received, in order and
 with repeats, so tests can assert on exactly what Envoy (and the filter) forwarded. Requests to

@@ -1,4 +1,4 @@
-"""Starts a real Envoy on loopback with a rendered config, for the integration tests.
+"""Starts a real Envoy on loopback with a rendered config, for the tests and the demos.
 
 The config is built from the same pieces as the shipped examples in envoy/: a listener whose
 HTTP connection manager may trace (Zipkin, Zipkin with W3C propagation, OpenTelemetry) and may
@@ -7,6 +7,7 @@ Ports are chosen by the kernel (port 0) and read back from Envoy's admin API; re
 polled, never slept for; the process is stopped on exit, also when a test fails.
 """
 
+import http.client
 import json
 import os
 import re
@@ -273,3 +274,21 @@ def envoy_version():
     out = subprocess.run([envoy_binary(), "--version"], capture_output=True, text=True, timeout=30).stdout
     found = re.search(r"/(\d+\.\d+\.\d+)/", out)
     return found.group(1) if found else out.strip()
+
+
+def send(port, headers=(), path="/"):
+    """Sends a GET with the given (name, value) pairs, repeats allowed; returns
+    (status, response headers, headers the upstream received)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        # A test that names the host sends it alone (http.client would add its own).
+        conn.putrequest("GET", path, skip_host=any(n.lower() == "host" for n, _ in headers))
+        for name, value in headers:
+            conn.putheader(name, value)
+        conn.endheaders()
+        response = conn.getresponse()
+        body = response.read()
+        received = json.loads(body)["headers"] if response.status == 200 else None
+        return response.status, [(k.lower(), v) for k, v in response.getheaders()], received
+    finally:
+        conn.close()
