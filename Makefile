@@ -74,7 +74,7 @@ mesh-compose: setup
 ## istio-config: regenerate external_services in the Istio manifests from the ServiceEntries
 istio-config: setup
 	$(PYTHON) istio/serviceentries-to-config.py istio/service-entries.yaml \
-		--write istio/wasmplugin-sidecar.yaml istio/trafficextension.yaml
+		--write istio/wasmplugin-sidecar.yaml istio/trafficextension.yaml istio/envoyfilter-upstream.yaml
 
 ## istio-release: manifests pinned to one module, in build/istio/. Either
 ##   make istio-release IMAGE=registry.example.com/tracejoin:0.1.0 DIGEST=<image digest>

@@ -9,6 +9,10 @@
     ... --check FILE...
         exits 1 if a manifest's block differs from what the ServiceEntries give.
 
+In an EnvoyFilter the plugin configuration is one JSON string
+(`value: '{..., "external_services": [...]}'`): there the `external_services` key of every
+such line is rewritten instead of a marked block.
+
 Each ServiceEntry becomes {name, namespace, hosts, ports}: its metadata name (Istio's own
 cluster metadata only carries the host), namespace, hosts and port numbers. Whether trace
 headers may go out to it is set with `external_propagate` or per entry by hand-edited
@@ -55,8 +59,18 @@ def block(services, indent):
 PATTERN = re.compile(r"^( *)" + re.escape(BEGIN) + r".*?^ *" + re.escape(END) + r"[^\n]*", re.S | re.M)
 
 
+JSON_LINE = re.compile(r"^( *value: ')(\{.*\"external_services\".*\})('\s*)$", re.M)
+
+
 def rewrite(text, services):
-    return PATTERN.sub(lambda m: block(services, len(m.group(1))), text)
+    text = PATTERN.sub(lambda m: block(services, len(m.group(1))), text)
+
+    def json_line(m):
+        config = json.loads(m.group(2))
+        config["external_services"] = services
+        return m.group(1) + json.dumps(config) + m.group(3)
+
+    return JSON_LINE.sub(json_line, text)
 
 
 def main(argv=None):
@@ -74,8 +88,8 @@ def main(argv=None):
     for path in args.write or args.check:
         with open(path) as f:
             text = f.read()
-        if not PATTERN.search(text):
-            print(f"{path}: no `{BEGIN}` ... `{END}` block", file=sys.stderr)
+        if not PATTERN.search(text) and not JSON_LINE.search(text):
+            print(f"{path}: no `{BEGIN}` ... `{END}` block nor a JSON `external_services` line", file=sys.stderr)
             return 2
         new = rewrite(text, services)
         if new != text:

@@ -78,8 +78,13 @@ impl Matcher {
         self.services.get(index)
     }
 
-    /// Classifies a request by its cluster name and `:authority`.
+    /// Classifies a request by its cluster name and `:authority`. Istio sends a call to
+    /// `PassthroughCluster` exactly when no ServiceEntry covers its host and port, so such a
+    /// call is unregistered whatever its authority looks like.
     pub fn classify(&self, cluster: Option<&[u8]>, authority: Option<&[u8]>) -> Destination {
+        if cluster == Some(PASSTHROUGH_CLUSTER) {
+            return Destination::Unregistered;
+        }
         let (cluster_host, cluster_port) =
             cluster.and_then(outbound_cluster).unwrap_or((None, None));
         let (authority_host, authority_port) =
@@ -90,7 +95,6 @@ impl Matcher {
             .or_else(|| authority_host.and_then(|h| self.lookup(h, port)));
         match found {
             Some(i) => Destination::Service(i),
-            None if cluster == Some(PASSTHROUGH_CLUSTER) => Destination::Unregistered,
             None => Destination::Internal,
         }
     }

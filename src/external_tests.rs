@@ -65,8 +65,13 @@ fn exact_hosts_by_cluster_and_by_authority() {
         "openai-external"
     );
     assert_eq!(
-        classify(&m, Some("PassthroughCluster"), Some("API.OpenAI.com:443")),
+        classify(&m, None, Some("API.OpenAI.com:443")),
         "openai-external"
+    );
+    // Istio chose PassthroughCluster: no ServiceEntry covers this host and port.
+    assert_eq!(
+        classify(&m, Some("PassthroughCluster"), Some("API.OpenAI.com:443")),
+        "unregistered"
     );
     assert_eq!(classify(&m, None, Some("kapi.kakao.com")), "kakao-external");
 }

@@ -33,8 +33,10 @@ pub trait Host {
     /// external services are configured).
     fn cluster_name(&mut self) -> Result<Option<Vec<u8>>, HostError>;
     fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), HostError>;
-    /// The response's `:status`.
+    /// The response's `:status` (in the response-headers phase).
     fn response_status(&mut self) -> Result<Option<u16>, HostError>;
+    /// The stream's response code at its end (`response.code`, Envoy's own replies too).
+    fn final_response_code(&mut self) -> Result<Option<u16>, HostError>;
     /// A call left for a host no ServiceEntry names (the glue logs each host once).
     fn note_unregistered(&mut self, host: &[u8]);
 }
@@ -171,6 +173,8 @@ impl Counter {
 pub struct RequestFilter {
     context: Option<SpanContext>,
     destination: Option<Destination>,
+    /// The external call was counted (on response headers, or at stream end).
+    counted: bool,
 }
 
 impl RequestFilter {
@@ -216,6 +220,42 @@ impl RequestFilter {
         count(host, &plan);
         self.context = plan.context;
         Some(plan)
+    }
+
+    /// The end of the stream: count an external call that no response headers counted
+    /// (Envoy's own replies, such as a connect failure's 503, reach a listener filter only
+    /// here). Envoy does not call this for router upstream filters.
+    pub fn on_log(&mut self, host: &mut dyn Host) {
+        let external = matches!(
+            self.destination,
+            Some(Destination::Service(_) | Destination::Unregistered)
+        );
+        if external && !self.counted {
+            let code = host.final_response_code();
+            self.count_response(host, code);
+        }
+    }
+
+    /// Counts an external call by response class, once.
+    fn count_response(&mut self, host: &mut dyn Host, status: Result<Option<u16>, HostError>) {
+        let Some(destination @ (Destination::Service(_) | Destination::Unregistered)) =
+            self.destination
+        else {
+            return;
+        };
+        match status {
+            Ok(Some(status)) => {
+                if let Some(class) = StatusClass::of(status) {
+                    host.increment(match destination {
+                        Destination::Service(service) => Counter::External { service, class },
+                        _ => Counter::Unregistered(class),
+                    });
+                    self.counted = true;
+                }
+            }
+            Ok(None) => {}
+            Err(_) => host.increment(Counter::HostError),
+        }
     }
 
     /// Classifies the call (when external services are configured), records it in filter
@@ -265,24 +305,15 @@ impl RequestFilter {
         !propagate
     }
 
-    /// The response phase: count external calls by status class, and hand the trace id
+    /// The response phase: count an external call by response class, and hand the trace id
     /// back to the client when configured.
     pub fn on_response_headers(&mut self, host: &mut dyn Host, config: &Config) {
-        if let Some(destination @ (Destination::Service(_) | Destination::Unregistered)) =
-            self.destination
-        {
-            match host.response_status() {
-                Ok(Some(status)) => {
-                    if let Some(class) = StatusClass::of(status) {
-                        host.increment(match destination {
-                            Destination::Service(service) => Counter::External { service, class },
-                            _ => Counter::Unregistered(class),
-                        });
-                    }
-                }
-                Ok(None) => {}
-                Err(_) => host.increment(Counter::HostError),
-            }
+        if matches!(
+            self.destination,
+            Some(Destination::Service(_) | Destination::Unregistered)
+        ) {
+            let status = host.response_status();
+            self.count_response(host, status);
         }
         let Some(ctx) = self.context else {
             return;

@@ -233,6 +233,15 @@ impl HttpContext for TracejoinHttp {
         }
         Action::Continue
     }
+
+    fn on_log(&mut self) {
+        if let Some(shared) = &self.shared
+            && shared.config.external.is_some()
+        {
+            let mut host = WasmHost { shared };
+            self.filter.on_log(&mut host);
+        }
+    }
 }
 
 struct WasmHost<'a> {
@@ -271,6 +280,14 @@ impl Host for WasmHost<'_> {
     fn response_status(&mut self) -> Result<Option<u16>, HostError> {
         let status = sys::get_header(sys::MAP_RESPONSE_HEADERS, ":status")?;
         Ok(status.and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok()))
+    }
+
+    fn final_response_code(&mut self) -> Result<Option<u16>, HostError> {
+        // An integer property: 8 bytes, little-endian.
+        let code = sys::get_property(&["response", "code"])?;
+        Ok(code
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .and_then(|b| u16::try_from(u64::from_le_bytes(b)).ok()))
     }
 
     fn note_unregistered(&mut self, host: &[u8]) {
@@ -336,6 +353,13 @@ mod sys {
             return_id: *mut u32,
         ) -> u32;
         fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+        fn proxy_get_header_map_value(
+            map_type: u32,
+            key_data: *const u8,
+            key_size: usize,
+            return_value_data: *mut *mut u8,
+            return_value_size: *mut usize,
+        ) -> u32;
         fn proxy_get_property(
             path_data: *const u8,
             path_size: usize,
@@ -347,13 +371,6 @@ mod sys {
             path_size: usize,
             value_data: *const u8,
             value_size: usize,
-        ) -> u32;
-        fn proxy_get_header_map_value(
-            map_type: u32,
-            key_data: *const u8,
-            key_size: usize,
-            return_value_data: *mut *mut u8,
-            return_value_size: *mut usize,
         ) -> u32;
     }
 
@@ -385,14 +402,6 @@ mod sys {
         Ok(Some(unsafe { owned(data, len) }))
     }
 
-    pub fn set_property(parts: &[&str], value: &[u8]) -> Result<(), HostError> {
-        let path = property_path(parts);
-        // SAFETY: pointers and lengths describe live buffers.
-        status(unsafe {
-            proxy_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len())
-        })
-    }
-
     pub fn get_header(map: u32, name: &str) -> Result<Option<Vec<u8>>, HostError> {
         let mut data = null_mut();
         let mut len = 0usize;
@@ -406,6 +415,14 @@ mod sys {
         status(code)?;
         // SAFETY: on success the host allocated `len` bytes at `data` through the SDK.
         Ok(Some(unsafe { owned(data, len) }))
+    }
+
+    pub fn set_property(parts: &[&str], value: &[u8]) -> Result<(), HostError> {
+        let path = property_path(parts);
+        // SAFETY: pointers and lengths describe live buffers.
+        status(unsafe {
+            proxy_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len())
+        })
     }
 
     fn status(code: u32) -> Result<(), HostError> {

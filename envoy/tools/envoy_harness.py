@@ -201,6 +201,8 @@ class Envoy:
                 envoy_binary(),
                 "-c", config_path,
                 "--concurrency", "1",
+                # Access logs reach their file within 0.1 s instead of 10 s.
+                "--file-flush-interval-msec", "100",
                 "--use-dynamic-base-id",
                 "--admin-address-path", self.admin_path,
                 "-l", self.log_level,

@@ -31,6 +31,21 @@ def crd_file():
     return path
 
 
+def strict(schema):
+    """The API server prunes unknown fields silently; here they are errors, so a misspelt or
+    misplaced field (`failStratgy`, `pluginConfig` one level off) fails the test."""
+    if isinstance(schema, dict):
+        if "properties" in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
+            schema.setdefault("additionalProperties", False)
+        for key, value in schema.items():
+            if key not in ("enum", "default", "example"):
+                strict(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            strict(item)
+    return schema
+
+
 @pytest.fixture(scope="module")
 def crd_schemas():
     schemas = {}
@@ -39,20 +54,25 @@ def crd_schemas():
             continue
         group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
         for version in crd["spec"]["versions"]:
-            schemas[(f"{group}/{version['name']}", kind)] = version["schema"]["openAPIV3Schema"]
+            root = version["schema"]["openAPIV3Schema"]
+            # Strict below the top level (apiVersion, kind and metadata are not described).
+            for key in ("spec", "status"):
+                if key in root.get("properties", {}):
+                    strict(root["properties"][key])
+            schemas[(f"{group}/{version['name']}", kind)] = root
     return schemas
 
 
 def documents():
     for path in MANIFESTS:
         for i, doc in enumerate(yaml.safe_load_all(path.read_text())):
-            if doc:
+            if doc and "kind" in doc:  # istiod-values.yaml is Helm values, not a resource
                 yield pytest.param(doc, id=f"{path.name}#{i}-{doc['kind']}-{doc['metadata']['name']}")
 
 
 @pytest.mark.parametrize("doc", list(documents()))
 def test_manifest_validates(doc, crd_schemas):
-    assert doc["metadata"].get("name") and doc["metadata"].get("namespace", "x")
+    assert doc["metadata"].get("name")
     if ".istio.io/" in doc["apiVersion"]:
         schema = crd_schemas.get((doc["apiVersion"], doc["kind"]))
         assert schema, f"no CRD serves {doc['apiVersion']} {doc['kind']}"
@@ -71,6 +91,10 @@ def test_validation_catches_mistakes(crd_schemas):
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(plugin, crd_schemas[(plugin["apiVersion"], plugin["kind"])])
     plugin["spec"]["phase"] = "AUTHN"
+    plugin["spec"]["failStratgy"] = plugin["spec"].pop("failStrategy")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(plugin, crd_schemas[(plugin["apiVersion"], plugin["kind"])])
+    plugin["spec"]["failStrategy"] = plugin["spec"].pop("failStratgy")
     plugin["spec"]["sha256"] = "not-a-digest"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(plugin, crd_schemas[(plugin["apiVersion"], plugin["kind"])])
@@ -78,6 +102,19 @@ def test_validation_catches_mistakes(crd_schemas):
     service["spec"]["ports"][0]["port"] = "zipkin"
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(service, KUBERNETES_VERSION, strict=True)
+
+
+def test_istiod_values_name_what_the_kit_uses():
+    values = yaml.safe_load((ISTIO / "istiod-values.yaml").read_text())["meshConfig"]
+    telemetry = yaml.safe_load((ISTIO / "telemetry.yaml").read_text())
+    provider = telemetry["spec"]["tracing"][0]["providers"][0]["name"]
+    assert provider in [p["name"] for p in values["extensionProviders"]]
+    jaeger = [d for d in yaml.safe_load_all((ISTIO / "jaeger.yaml").read_text()) if d["kind"] == "Service"][0]
+    zipkin = values["extensionProviders"][0]["zipkin"]
+    assert zipkin["service"] == f"{jaeger['metadata']['name']}.{jaeger['metadata']['namespace']}.svc.cluster.local"
+    assert zipkin["port"] in [p["port"] for p in jaeger["spec"]["ports"]]
+    assert "wasm.tracejoin.service_entry" in values["accessLogFormat"]
+    assert values["defaultConfig"]["proxyStatsMatcher"]["inclusionPrefixes"] == ["wasmcustom.tracejoin"]
 
 
 def test_kustomization_lists_existing_manifests():
@@ -90,7 +127,7 @@ def plugin_configs():
     """(manifest, position, pluginConfig) for every place the kit configures tracejoin."""
     for path in MANIFESTS:
         for doc in yaml.safe_load_all(path.read_text()):
-            if not doc:
+            if not doc or "kind" not in doc:
                 continue
             name = f"{path.name}:{doc['metadata']['name']}"
             if doc["kind"] == "WasmPlugin":
@@ -117,9 +154,12 @@ def test_plugin_config_loads_in_envoy(upstream_port, wasm, position, plugin_conf
         assert "tracejoin: configured" in envoy.log()
 
 
-def test_envoyfilter_patch_runs_in_envoy(tmp_path, upstream_port, wasm):
-    """The router config the EnvoyFilter merges, with the module path pointed at the build."""
-    doc = yaml.safe_load((ISTIO / "envoyfilter-upstream.yaml").read_text())
+ENVOYFILTERS = [d for d in yaml.safe_load_all((ISTIO / "envoyfilter-upstream.yaml").read_text()) if d]
+
+
+@pytest.mark.parametrize("doc", ENVOYFILTERS, ids=[d["metadata"]["name"] for d in ENVOYFILTERS])
+def test_envoyfilter_patch_runs_in_envoy(tmp_path, upstream_port, wasm, doc):
+    """The router config each EnvoyFilter merges, with the module path pointed at the build."""
     router = doc["spec"]["configPatches"][0]["patch"]["value"]
     for f in router["typed_config"]["upstream_http_filters"]:
         if f["name"] == "envoy.filters.http.wasm":
@@ -136,13 +176,16 @@ def test_envoyfilter_patch_runs_in_envoy(tmp_path, upstream_port, wasm):
 
 def test_service_entries_are_the_single_source():
     tool = [sys.executable, str(ISTIO / "serviceentries-to-config.py"), str(ISTIO / "service-entries.yaml")]
-    check = subprocess.run(tool + ["--check", str(ISTIO / "wasmplugin-sidecar.yaml"), str(ISTIO / "trafficextension.yaml")], capture_output=True, text=True)
+    manifests = [str(ISTIO / n) for n in ("wasmplugin-sidecar.yaml", "trafficextension.yaml", "envoyfilter-upstream.yaml")]
+    check = subprocess.run(tool + ["--check", *manifests], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     generated = json.loads(subprocess.run(tool, capture_output=True, text=True, check=True).stdout)["external_services"]
     names = {s["name"] for s in generated}
     assert names == {"google-external", "kakao-external", "naver-external", "openai-external", "s3-external", "cloudfront-external"}
     outbound = [d for d in yaml.safe_load_all((ISTIO / "wasmplugin-sidecar.yaml").read_text()) if d["metadata"]["name"] == "tracejoin-outbound"][0]
     assert outbound["spec"]["pluginConfig"]["external_services"] == generated
+    upstream = [c for _, c in (p.values for p in plugin_configs()) if c.get("position") == "upstream" and "external_services" in c]
+    assert upstream and all(c["external_services"] == generated for c in upstream)
 
 
 def test_a_stale_block_is_caught(tmp_path):

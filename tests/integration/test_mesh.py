@@ -37,6 +37,8 @@ def by(rows, tracer, apps_prefix, mode):
 def test_every_request_is_served_and_rejections_still_trace(rows):
     for r in rows:
         assert r["status"] == 200, r
+        # Every span of the login arrived: 5 from Envoys, 4 from the apps.
+        assert r["spans"] == 9, r
         # Denied (403) and unrouted (404) at the gateway: one gateway span each.
         assert r["rejected_status"] == [403, 404] and r["rejected_gateway_spans"] == [1, 1], r
 
