@@ -370,6 +370,7 @@ pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> 
     for f in Format::ALL {
         let is_target = targets.get(f.index()).copied().unwrap_or(false);
         let read = reads.get(f.index()).copied().unwrap_or(Read::Absent);
+        let envoy_overwrites = owned.get(f.index()).copied().unwrap_or(false);
         match winner {
             Some(ctx) if is_target => write_format(&mut ops, carrier, f, &ctx),
             _ => {
@@ -383,16 +384,14 @@ pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> 
                     (Read::Context(c), Some(w)) => {
                         (c.trace_id != w.trace_id
                             || c.sampling.is_sampled() != w.sampling.is_sampled())
-                            && !owned.get(f.index()).copied().unwrap_or(false)
+                            && !envoy_overwrites
                     }
                     // Nothing goes on and Envoy's tracer starts a trace after this filter: a
                     // context it does not overwrite could only be a second trace.
-                    (Read::Context(_), None) => !owned.get(f.index()).copied().unwrap_or(false),
+                    (Read::Context(_), None) => !envoy_overwrites,
                     // A lone sampling decision next to a context with ids: B3 readers
                     // prefer the `b3` header and would find no ids in it.
-                    (Read::SamplingOnly(_), Some(_)) => {
-                        !owned.get(f.index()).copied().unwrap_or(false)
-                    }
+                    (Read::SamplingOnly(_), Some(_)) => !envoy_overwrites,
                     _ => false,
                 };
                 if stale {

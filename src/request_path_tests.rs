@@ -169,7 +169,8 @@ fn tracer_none_generates_one_context_in_every_configured_format() {
 
 #[test]
 fn unchanged_headers_cost_no_write() {
-    // Already consistent: one read, no writes.
+    // Already consistent, no external services configured: one read, no writes, no
+    // cluster lookup.
     let host = run(
         r#"{"tracer":"none"}"#,
         &[
@@ -558,20 +559,6 @@ fn in_mesh_calls_pay_one_property_read_and_are_not_tagged() {
     assert!(host.filter_state.is_empty());
     // Header read + cluster name; no writes, no response status read.
     assert_eq!(host.calls, 2);
-}
-
-#[test]
-fn without_external_services_no_cluster_lookup_happens() {
-    let host = run(
-        r#"{"tracer":"none"}"#,
-        &[
-            ("traceparent", &format!("00-{T}-{S}-01")),
-            ("x-b3-traceid", T),
-            ("x-b3-spanid", S),
-            ("x-b3-sampled", "1"),
-        ],
-    );
-    assert_eq!(host.calls, 1);
 }
 
 #[test]
