@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::codec::Format;
 use crate::external::{ExternalService, Matcher, valid_host};
+use crate::json::Json;
 use crate::sampling::RatioSampler;
 
 /// Where the filter runs in Envoy.
@@ -99,7 +100,7 @@ struct RawConfig {
     sampling_ratio: Option<f64>,
     response_header: Option<String>,
     traceresponse: Option<bool>,
-    external_services: Option<Vec<serde_json::Value>>,
+    external_services: Option<Vec<Json>>,
     external_propagate: Option<bool>,
     unregistered_propagate: Option<bool>,
 }
@@ -123,39 +124,31 @@ pub const FIELDS: [&str; 12] = [
 impl RawConfig {
     /// Reads field by field so that a type error names its field (serde's own messages
     /// for nested type errors do not).
-    fn from_value(value: serde_json::Value) -> Result<RawConfig, ConfigError> {
-        let serde_json::Value::Object(map) = value else {
+    fn from_value(value: Json) -> Result<RawConfig, ConfigError> {
+        let Json::Object(map) = value else {
             return Err(err("<document>", "the configuration must be a JSON object"));
         };
+        no_repeated_keys(&map, "")?;
         let mut raw = RawConfig::default();
         for (key, v) in map {
-            fn typed<T: serde::de::DeserializeOwned>(
-                key: &str,
-                v: serde_json::Value,
-            ) -> Result<Option<T>, ConfigError> {
-                if v.is_null() {
-                    return Ok(None);
-                }
-                serde_json::from_value(v)
-                    .map(Some)
-                    .map_err(|e| err(key, e.to_string()))
-            }
             match key.as_str() {
-                "position" => raw.position = typed(&key, v)?,
-                "tracer" => raw.tracer = typed(&key, v)?,
-                "extract" => raw.extract = typed(&key, v)?,
-                "propagate" => raw.propagate = typed(&key, v)?,
-                "bridge" => raw.bridge = typed(&key, v)?,
-                "trust" => raw.trust = typed(&key, v)?,
-                "sampling_ratio" => raw.sampling_ratio = typed(&key, v)?,
-                "response_header" => raw.response_header = typed(&key, v)?,
-                "traceresponse" => raw.traceresponse = typed(&key, v)?,
-                "external_services" => raw.external_services = typed(&key, v)?,
-                "external_propagate" => raw.external_propagate = typed(&key, v)?,
-                "unregistered_propagate" => raw.unregistered_propagate = typed(&key, v)?,
+                "position" => raw.position = optional(&key, v, convert)?,
+                "tracer" => raw.tracer = optional(&key, v, convert)?,
+                "extract" => raw.extract = optional(&key, v, convert_list)?,
+                "propagate" => raw.propagate = optional(&key, v, convert_list)?,
+                "bridge" => raw.bridge = optional(&key, v, convert)?,
+                "trust" => raw.trust = optional(&key, v, convert)?,
+                "sampling_ratio" => raw.sampling_ratio = optional(&key, v, convert)?,
+                "response_header" => raw.response_header = optional(&key, v, convert)?,
+                "traceresponse" => raw.traceresponse = optional(&key, v, convert)?,
+                "external_services" => raw.external_services = optional(&key, v, convert_list)?,
+                "external_propagate" => raw.external_propagate = optional(&key, v, convert)?,
+                "unregistered_propagate" => {
+                    raw.unregistered_propagate = optional(&key, v, convert)?
+                }
                 _ => {
                     return Err(err(
-                        key.as_str(),
+                        shown_key(&key),
                         format!("unknown field; expected one of {}", FIELDS.join(", ")),
                     ));
                 }
@@ -163,6 +156,119 @@ impl RawConfig {
         }
         Ok(raw)
     }
+}
+
+/// A JSON value converted to a config type. Hand-written rather than serde's `from_value`:
+/// its messages format the offending value (floats pull a float printer into the .wasm)
+/// and do not name the field; these name the JSON kinds only.
+trait FromJson: Sized {
+    const EXPECTED: &'static str;
+    fn from_json(value: Json) -> Option<Self>;
+}
+
+impl FromJson for String {
+    const EXPECTED: &'static str = "a string";
+    fn from_json(value: Json) -> Option<Self> {
+        match value {
+            Json::String(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl FromJson for bool {
+    const EXPECTED: &'static str = "true or false";
+    fn from_json(value: Json) -> Option<Self> {
+        match value {
+            Json::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+impl FromJson for f64 {
+    const EXPECTED: &'static str = "a number";
+    fn from_json(value: Json) -> Option<Self> {
+        match value {
+            Json::Number(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+impl FromJson for u16 {
+    const EXPECTED: &'static str = "an integer from 1 to 65535";
+    fn from_json(value: Json) -> Option<Self> {
+        match value {
+            // f64 holds every u16 exactly; 443.5 and 1e6 are not ports.
+            Json::Number(n) if n.fract() == 0.0 && (0.0..=65535.0).contains(&n) => Some(n as u16),
+            _ => None,
+        }
+    }
+}
+
+impl FromJson for Json {
+    const EXPECTED: &'static str = "a JSON value";
+    fn from_json(value: Json) -> Option<Self> {
+        Some(value)
+    }
+}
+
+/// Converts one field's value; a type error names the field.
+fn convert<T: FromJson>(field: &str, value: Json) -> Result<T, ConfigError> {
+    let found = value.kind();
+    T::from_json(value).ok_or_else(|| {
+        err(
+            field,
+            format!("invalid type: {found}, expected {}", T::EXPECTED),
+        )
+    })
+}
+
+/// Converts a list; a type error names the element (`field[i]`).
+fn convert_list<T: FromJson>(field: &str, value: Json) -> Result<Vec<T>, ConfigError> {
+    let Json::Array(items) = value else {
+        return Err(err(
+            field,
+            format!("invalid type: {}, expected a list", value.kind()),
+        ));
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| convert(&format!("{field}[{i}]"), item))
+        .collect()
+}
+
+/// An optional field: JSON `null` is the same as leaving it out.
+fn optional<T>(
+    field: &str,
+    value: Json,
+    convert: fn(&str, Json) -> Result<T, ConfigError>,
+) -> Result<Option<T>, ConfigError> {
+    if value == Json::Null {
+        return Ok(None);
+    }
+    convert(field, value).map(Some)
+}
+
+/// JSON allows repeated keys and parsers keep the last; a config that says two things about
+/// one field is a mistake worth a load error.
+fn no_repeated_keys(members: &[(String, Json)], prefix: &str) -> Result<(), ConfigError> {
+    for (i, (key, _)) in members.iter().enumerate() {
+        if members.iter().take(i).any(|(k, _)| k == key) {
+            return Err(err(
+                format!("{prefix}{}", shown_key(key)),
+                "is given more than once",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A key as it appears in an error's field name (an empty key would vanish).
+fn shown_key(key: &str) -> &str {
+    if key.is_empty() { "\"\"" } else { key }
 }
 
 /// Why a configuration was rejected: the field and the reason.
@@ -230,9 +336,31 @@ fn formats(field: &str, names: &[String]) -> Result<Vec<Format>, ConfigError> {
     Ok(out)
 }
 
+/// A Kubernetes DNS-1123 name: lowercase letters, digits and `-` (and `.` in a subdomain),
+/// starting and ending with a letter or digit.
+fn dns1123(name: &str, max_len: usize, dots: bool) -> bool {
+    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let bytes = name.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) => {
+            bytes.len() <= max_len
+                && alnum(first)
+                && alnum(last)
+                && bytes
+                    .iter()
+                    .all(|b| alnum(b) || *b == b'-' || (dots && *b == b'.'))
+        }
+        _ => false,
+    }
+}
+
+/// The longest `response_header` name accepted (Envoy's whole header block defaults to 60 KiB).
+const MAX_HEADER_NAME_LEN: usize = 128;
+
 /// An HTTP header name the filter may add: a lowercase token (HTTP/2 requires lowercase).
 fn valid_header_name(name: &str) -> bool {
     !name.is_empty()
+        && name.len() <= MAX_HEADER_NAME_LEN
         && name.bytes().all(|b| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.!#$%&'*+^`|~".contains(&b)
         })
@@ -245,7 +373,7 @@ impl Config {
         let raw = if trimmed.is_empty() {
             RawConfig::default()
         } else {
-            let value: serde_json::Value = serde_json::from_slice(trimmed)
+            let value = Json::parse(trimmed)
                 .map_err(|e| err("<document>", format!("not valid JSON: {e}")))?;
             RawConfig::from_value(value)?
         };
@@ -301,7 +429,7 @@ impl Config {
         }
         if let Some(ratio) = raw.sampling_ratio {
             if !(0.0..=1.0).contains(&ratio) {
-                return Err(err("sampling_ratio", format!("{ratio} is outside [0, 1]")));
+                return Err(err("sampling_ratio", "must be a number from 0 to 1"));
             }
             config.sampler = RatioSampler::new(ratio);
         }
@@ -309,7 +437,9 @@ impl Config {
             if !valid_header_name(&name) {
                 return Err(err(
                     "response_header",
-                    format!("{name:?} is not a lowercase HTTP header name"),
+                    format!(
+                        "{name:?} is not a lowercase HTTP header name of at most 128 characters"
+                    ),
                 ));
             }
             config.response_header = Some(name);
@@ -371,16 +501,17 @@ impl Config {
 /// One `external_services` entry: `{name, namespace?, hosts, ports?, propagate?}`.
 fn external_service(
     index: usize,
-    value: serde_json::Value,
+    value: Json,
     default_propagate: bool,
 ) -> Result<ExternalService, ConfigError> {
     let at = |field: &str| format!("external_services[{index}].{field}");
-    let serde_json::Value::Object(map) = value else {
+    let Json::Object(map) = value else {
         return Err(err(
             format!("external_services[{index}]"),
             "must be an object",
         ));
     };
+    no_repeated_keys(&map, &format!("external_services[{index}]."))?;
     let mut service = ExternalService {
         name: String::new(),
         namespace: "default".to_owned(),
@@ -389,14 +520,13 @@ fn external_service(
         propagate: default_propagate,
     };
     for (key, v) in map {
-        let field = at(&key);
-        let typed_err = |e: serde_json::Error| err(field.clone(), e.to_string());
+        let field = at(shown_key(&key));
         match key.as_str() {
-            "name" => service.name = serde_json::from_value(v).map_err(typed_err)?,
-            "namespace" => service.namespace = serde_json::from_value(v).map_err(typed_err)?,
-            "hosts" => service.hosts = serde_json::from_value(v).map_err(typed_err)?,
-            "ports" => service.ports = serde_json::from_value(v).map_err(typed_err)?,
-            "propagate" => service.propagate = serde_json::from_value(v).map_err(typed_err)?,
+            "name" => service.name = convert(&field, v)?,
+            "namespace" => service.namespace = convert(&field, v)?,
+            "hosts" => service.hosts = convert_list(&field, v)?,
+            "ports" => service.ports = convert_list(&field, v)?,
+            "propagate" => service.propagate = convert(&field, v)?,
             _ => {
                 return Err(err(
                     field,
@@ -405,26 +535,26 @@ fn external_service(
             }
         }
     }
-    // Names become stat names and filter-state values: keep them to Kubernetes' own alphabet.
-    let k8s_name = |n: &str| {
-        !n.is_empty()
-            && n.len() <= 253
-            && n.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-    };
-    if !k8s_name(&service.name) {
+    // Names become stat names and filter-state values: keep them to Kubernetes' own rules
+    // (a resource name is a DNS-1123 subdomain, a namespace a DNS-1123 label).
+    if !dns1123(&service.name, 253, true) {
         return Err(err(
             at("name"),
             format!(
-                "{:?} is not a Kubernetes resource name (lowercase letters, digits, `-`, `.`)",
+                "{:?} is not a Kubernetes resource name (lowercase letters, digits, `-`, `.`, \
+                 starting and ending with a letter or digit, at most 253)",
                 service.name
             ),
         ));
     }
-    if !k8s_name(&service.namespace) {
+    if !dns1123(&service.namespace, 63, false) {
         return Err(err(
             at("namespace"),
-            format!("{:?} is not a Kubernetes namespace name", service.namespace),
+            format!(
+                "{:?} is not a Kubernetes namespace name (lowercase letters, digits, `-`, \
+                 starting and ending with a letter or digit, at most 63)",
+                service.namespace
+            ),
         ));
     }
     if service.hosts.is_empty() {
@@ -443,6 +573,27 @@ fn external_service(
             format!("external_services[{index}].ports[{p}]"),
             "0 is not a port",
         ));
+    }
+    for (h, host) in service.hosts.iter().enumerate() {
+        if service
+            .hosts
+            .iter()
+            .take(h)
+            .any(|other| other.eq_ignore_ascii_case(host))
+        {
+            return Err(err(
+                format!("external_services[{index}].hosts[{h}]"),
+                format!("{host:?} is listed twice"),
+            ));
+        }
+    }
+    for (p, port) in service.ports.iter().enumerate() {
+        if service.ports.iter().take(p).any(|other| other == port) {
+            return Err(err(
+                format!("external_services[{index}].ports[{p}]"),
+                format!("port {port} is listed twice"),
+            ));
+        }
     }
     Ok(service)
 }

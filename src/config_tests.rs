@@ -64,12 +64,12 @@ fn bad_values_name_the_field_and_the_reason() {
         (
             r#"{"sampling_ratio":1.5}"#,
             "sampling_ratio",
-            "outside [0, 1]",
+            "a number from 0 to 1",
         ),
         (
             r#"{"sampling_ratio":-0.1}"#,
             "sampling_ratio",
-            "outside [0, 1]",
+            "a number from 0 to 1",
         ),
         (
             r#"{"tracer":"jaeger"}"#,
@@ -97,13 +97,27 @@ fn bad_values_name_the_field_and_the_reason() {
             "lowercase",
         ),
         (r#"{"samplingratio":1}"#, "samplingratio", "unknown field"),
-        (r#"{"bridge":"yes"}"#, "bridge", "expected a boolean"),
+        (
+            r#"{"bridge":"yes"}"#,
+            "bridge",
+            "invalid type: a string, expected true or false",
+        ),
         (
             r#"{"sampling_ratio":"1"}"#,
             "sampling_ratio",
-            "expected f64",
+            "invalid type: a string, expected a number",
         ),
-        (r#"{"extract":"b3"}"#, "extract", "expected a sequence"),
+        (r#"{"extract":"b3"}"#, "extract", "expected a list"),
+        (
+            r#"{"extract":["b3",7]}"#,
+            "extract[1]",
+            "invalid type: a number, expected a string",
+        ),
+        (
+            r#"{"external_services":[{"name":"a","hosts":["a.com"],"ports":[443,70000]}]}"#,
+            "external_services[0].ports[1]",
+            "expected an integer from 1 to 65535",
+        ),
         (r#"[1]"#, "<document>", "must be a JSON object"),
         (r#"{not json"#, "<document>", "key must be a string"),
     ];
@@ -172,4 +186,18 @@ fn json_schema_matches_the_config() {
     let from_defaults =
         Config::from_json(serde_json::Value::Object(defaults).to_string().as_bytes()).unwrap();
     assert_eq!(from_defaults, Config::default());
+}
+
+#[test]
+fn sampling_ratio_is_logged_to_six_decimals() {
+    let text = |json: &str| {
+        Config::from_json(json.as_bytes())
+            .unwrap()
+            .sampler
+            .ratio_text()
+    };
+    assert_eq!(text("{}"), "1.000000");
+    assert_eq!(text(r#"{"sampling_ratio":0.25}"#), "0.250000");
+    assert_eq!(text(r#"{"sampling_ratio":0.0000015}"#), "0.000002");
+    assert_eq!(text(r#"{"sampling_ratio":0}"#), "0.000000");
 }

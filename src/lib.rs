@@ -14,12 +14,15 @@ pub mod context;
 pub mod external;
 pub mod filter;
 pub mod ids;
+mod json;
 pub mod policy;
 pub mod sampling;
 
 #[cfg(all(target_arch = "wasm32", not(test)))]
 mod glue;
 
+#[cfg(test)]
+mod config_corpus_tests;
 #[cfg(test)]
 mod config_tests;
 #[cfg(test)]

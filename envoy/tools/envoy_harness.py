@@ -28,9 +28,9 @@ def envoy_binary():
     return found
 
 
-def _wasm_filter(wasm_path, plugin_config):
+def _wasm_filter(wasm_path, plugin_config, failure_policy=None):
     configuration = json.dumps(plugin_config) if not isinstance(plugin_config, str) else plugin_config
-    return {
+    wasm = {
         "name": "envoy.filters.http.wasm",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
@@ -49,6 +49,9 @@ def _wasm_filter(wasm_path, plugin_config):
             },
         },
     }
+    if failure_policy:
+        wasm["typed_config"]["config"]["failure_policy"] = failure_policy
+    return wasm
 
 
 def tracer_provider(tracer, zipkin_cluster, otlp_cluster, service_name="tracejoin-test"):
@@ -102,8 +105,10 @@ def _cluster(name, port):
     }
 
 
-def render_config(upstream_port, tracer="none", position="off", wasm_path=None, plugin_config=None):
-    """An Envoy bootstrap (as a dict) for one test scenario."""
+def render_listener(tracer="none", position="off", wasm_path=None, plugin_config=None, name="main", failure_policy=None):
+    """A loopback listener (port 0) whose HTTP connection manager routes everything to the
+    `echo` cluster, traces with `tracer` and runs tracejoin at `position` (with the plugin's
+    `failure_policy`, e.g. FAIL_OPEN as the Istio kit sets it, when given)."""
     if tracer not in TRACERS:
         raise ValueError(f"unknown tracer {tracer!r}")
     if position not in POSITIONS:
@@ -114,10 +119,10 @@ def render_config(upstream_port, tracer="none", position="off", wasm_path=None, 
     }
     http_filters = []
     if position == "downstream":
-        http_filters.append(_wasm_filter(wasm_path, plugin_config or {}))
+        http_filters.append(_wasm_filter(wasm_path, plugin_config or {}, failure_policy))
     if position == "upstream":
         router["typed_config"]["upstream_http_filters"] = [
-            _wasm_filter(wasm_path, plugin_config or {}),
+            _wasm_filter(wasm_path, plugin_config or {}, failure_policy),
             {
                 "name": "envoy.filters.http.upstream_codec",
                 "typed_config": {
@@ -145,24 +150,86 @@ def render_config(upstream_port, tracer="none", position="off", wasm_path=None, 
     if tracing:
         hcm["tracing"] = tracing
     return {
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        "name": name,
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+        "filter_chains": [
+            {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}
+        ],
+    }
+
+
+def _admin():
+    return {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}}
+
+
+def render_config(upstream_port, tracer="none", position="off", wasm_path=None, plugin_config=None):
+    """An Envoy bootstrap (as a dict) for one test scenario."""
+    return {
+        "admin": _admin(),
         "static_resources": {
-            "listeners": [
-                {
-                    "name": "main",
-                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
-                    "filter_chains": [
-                        {
-                            "filters": [
-                                {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
-                            ]
-                        }
-                    ],
-                }
-            ],
+            "listeners": [render_listener(tracer, position, wasm_path, plugin_config)],
             "clusters": [_cluster("echo", upstream_port), _cluster("collector", upstream_port)],
         },
     }
+
+
+def render_lds_config(upstream_port, lds_path):
+    """A bootstrap whose listeners come from a file (LDS over `path_config_source`), for
+    tests that update listeners in a running Envoy. Write the file with `write_lds` before
+    starting Envoy (the path must exist at load) and again for every update."""
+    return {
+        # Envoy requires a node identity for any xDS subscription, a file one included.
+        "node": {"id": "tracejoin-test", "cluster": "tracejoin-test"},
+        "admin": _admin(),
+        "dynamic_resources": {"lds_config": {"resource_api_version": "V3", "path_config_source": {"path": lds_path}}},
+        "static_resources": {"clusters": [_cluster("echo", upstream_port), _cluster("collector", upstream_port)]},
+    }
+
+
+def write_lds(lds_path, listeners, version):
+    """Replaces the LDS file with these listeners, atomically: Envoy watches the path for
+    files moved onto it (a rename), not for writes, so the file is written aside and renamed."""
+    response = {
+        "version_info": str(version),
+        "resources": [
+            {"@type": "type.googleapis.com/envoy.config.listener.v3.Listener", **listener} for listener in listeners
+        ],
+    }
+    aside = f"{lds_path}.{version}.tmp"
+    with open(aside, "w") as f:
+        json.dump(response, f)
+    os.replace(aside, lds_path)
+
+
+LDS_STATS = "^listener_manager\\.(lds\\.update_|listener_create_success$|total_listeners_warming$)"
+
+
+def update_listeners(envoy, lds_path, listeners, timeout=10):
+    """Pushes listeners (each new or changed) to an Envoy started with `render_lds_config`
+    and waits for its verdict: False when Envoy rejected the update
+    (`listener_manager.lds.update_rejected`), True when it took it and its worker runs every
+    pushed listener (`listener_create_success` counts one per listener and worker, and the
+    harness runs one worker)."""
+    before = envoy.stats(LDS_STATS)
+    write_lds(lds_path, listeners, before.get("listener_manager.lds.update_attempt", 0) + 1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if envoy.proc.poll() is not None:
+            raise RuntimeError(f"envoy exited with {envoy.proc.returncode}:\n{envoy.log()}")
+        now = envoy.stats(LDS_STATS)
+        if now.get("listener_manager.lds.update_rejected", 0) > before.get("listener_manager.lds.update_rejected", 0):
+            return False
+        created = now.get("listener_manager.listener_create_success", 0) - before.get(
+            "listener_manager.listener_create_success", 0
+        )
+        if (
+            now.get("listener_manager.lds.update_success", 0) > before.get("listener_manager.lds.update_success", 0)
+            and created >= len(listeners)
+            and not now.get("listener_manager.total_listeners_warming")
+        ):
+            return True
+        time.sleep(0.005)
+    raise RuntimeError(f"envoy did not take or reject the listener update within {timeout}s:\n{envoy.log()}")
 
 
 def stop_process(proc, grace=10):
