@@ -7,7 +7,7 @@
 use crate::codec::tracecontext::{self, TraceState};
 use crate::codec::{Carrier, Format, Header, HeaderValue, Slot, b3, jaeger};
 use crate::config::{Config, Position, Tracer, Trust};
-use crate::context::{Sampling, SpanContext};
+use crate::context::{Sampling, SpanContext, trim_ows};
 use crate::ids::IdGenerator;
 
 /// The tracestate key under which a restarted trace keeps the client's trace id.
@@ -83,9 +83,27 @@ pub fn tracer_reads(tracer: Tracer) -> &'static [Format] {
     }
 }
 
-/// The formats Envoy's tracer will write into this request (measured with Envoy 1.40:
-/// Zipkin answers a `b3` single header with `b3` alone, anything else with `x-b3-*`).
-pub fn tracer_writes(tracer: Tracer, reads: &[Read; 4]) -> [bool; 4] {
+/// The request as Envoy's tracer reads it: Envoy 1.40 takes a traceparent of exactly 55
+/// characters only, so a valid future-version one with more fields is invalid to it
+/// (measured: the OpenTelemetry tracer then does not trace, Zipkin starts a fresh trace).
+pub fn tracer_view(carrier: &Carrier<'_>, reads: &[Read; 4]) -> [Read; 4] {
+    let mut view = *reads;
+    if let (Slot::One(v), Some(tc)) = (
+        carrier.get(Header::Traceparent),
+        view.get_mut(Format::TraceContext.index()),
+    ) && matches!(tc, Read::Context(_))
+        && trim_ows(v).len() != tracecontext::VERSION_00_LEN
+    {
+        *tc = Read::Invalid;
+    }
+    view
+}
+
+/// The formats Envoy's tracer will write into this request, from [`tracer_view`] (measured
+/// with Envoy 1.40: Zipkin answers a `b3` single header with `b3` alone, anything else with
+/// `x-b3-*`; OpenTelemetry writes traceparent unless one arrived that it cannot read, in
+/// which case it does not trace).
+pub fn tracer_writes(tracer: Tracer, view: &[Read; 4]) -> [bool; 4] {
     let mut owned = [false; 4];
     let mut own = |f: Format| {
         if let Some(slot) = owned.get_mut(f.index()) {
@@ -93,7 +111,7 @@ pub fn tracer_writes(tracer: Tracer, reads: &[Read; 4]) -> [bool; 4] {
         }
     };
     let b3_single_in = matches!(
-        reads.get(Format::B3.index()),
+        view.get(Format::B3.index()),
         Some(Read::Context(_) | Read::SamplingOnly(_))
     );
     match tracer {
@@ -108,7 +126,11 @@ pub fn tracer_writes(tracer: Tracer, reads: &[Read; 4]) -> [bool; 4] {
                 own(Format::TraceContext);
             }
         }
-        Tracer::OpenTelemetry => own(Format::TraceContext),
+        Tracer::OpenTelemetry => {
+            if view.get(Format::TraceContext.index()) != Some(&Read::Invalid) {
+                own(Format::TraceContext);
+            }
+        }
     }
     owned
 }
@@ -218,6 +240,7 @@ fn generate(config: &Config, ids: &mut IdGenerator, hint: Option<Sampling>) -> S
 /// Decides what one request carries on and how to write it.
 pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> Plan {
     let reads = Format::ALL.map(|f| read(carrier, f));
+    let view = tracer_view(carrier, &reads);
     let mut outcome = Outcome {
         source: Source::LeftToTracer,
         conflict: false,
@@ -273,13 +296,15 @@ pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> 
             }
         }
     } else if let Some((ctx, f)) = (!upstream)
-        .then(|| first_context(&reads, reads_of_tracer, |_| false))
+        .then(|| first_context(&view, reads_of_tracer, |_| false))
         .flatten()
         .or_else(|| first_context(&reads, &config.extract, |_| false))
     {
         winner = Some(ctx);
         outcome.source = Source::Extracted(f);
-        tracer_missed = !upstream && tracer != Tracer::None && !reads_of_tracer.contains(&f);
+        let tracer_read_it =
+            reads_of_tracer.contains(&f) && matches!(view.get(f.index()), Some(Read::Context(_)));
+        tracer_missed = !upstream && tracer != Tracer::None && !tracer_read_it;
     } else if tracer == Tracer::None || upstream {
         let hint = match config.trust {
             Trust::Continue => first_sampling_hint(&reads, &config.extract),
@@ -334,7 +359,7 @@ pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> 
     let owned = if upstream {
         [false; 4]
     } else {
-        tracer_writes(tracer, &reads)
+        tracer_writes(tracer, &view)
     };
     let mut targets = [false; 4];
     for f in &config.propagate {
@@ -396,18 +421,31 @@ pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> 
                 };
                 if stale {
                     remove_format(&mut ops, carrier, f);
+                } else if !envoy_overwrites {
+                    // What goes on as it arrived goes on in canonical form: a lenient
+                    // spelling (uppercase, `%3A`, `x-b3-sampled: true`, a debug bit without
+                    // the sampled bit) can read differently to each SDK.
+                    match read {
+                        Read::Context(c) => write_format(&mut ops, carrier, f, &c),
+                        Read::SamplingOnly(s) => write_sampling_only(&mut ops, carrier, f, s),
+                        Read::Absent | Read::Invalid => {}
+                    }
                 }
             }
         }
     }
     let tracestate = tracestate_op(
-        config,
         carrier,
         &reads,
         winner.as_ref(),
         &targets,
         restart_tracestate,
-        upstream,
+        !upstream
+            && tracer == Tracer::OpenTelemetry
+            && matches!(
+                view.get(Format::TraceContext.index()),
+                Some(Read::Context(_))
+            ),
         *ops.get(Header::Traceparent.index()).unwrap_or(&Op::Keep) == Op::Remove,
         &mut outcome,
     );
@@ -499,6 +537,36 @@ fn write_format(
     }
 }
 
+/// A lone sampling decision, canonical: `b3: 0|1|d`, `x-b3-sampled: 0|1` or `x-b3-flags: 1`.
+fn write_sampling_only(
+    ops: &mut [Op; Header::COUNT],
+    carrier: &Carrier<'_>,
+    format: Format,
+    sampling: Sampling,
+) {
+    let flag: &[u8] = match sampling {
+        Sampling::NotSampled => b"0",
+        Sampling::Sampled => b"1",
+        Sampling::Debug => b"d",
+        Sampling::Deferred => return,
+    };
+    let value = |text: &[u8]| {
+        let mut v = HeaderValue::new();
+        v.push_str(text);
+        v
+    };
+    match format {
+        Format::B3 => set_if_changed(ops, carrier, Header::B3, Some(value(flag))),
+        Format::B3Multi => {
+            let debug = sampling == Sampling::Debug;
+            let sampled = (!debug).then(|| value(flag));
+            set_if_changed(ops, carrier, Header::XB3Sampled, sampled);
+            set_if_changed(ops, carrier, Header::XB3Flags, debug.then(|| value(b"1")));
+        }
+        Format::TraceContext | Format::Jaeger => {}
+    }
+}
+
 fn remove_format(ops: &mut [Op; Header::COUNT], carrier: &Carrier<'_>, format: Format) {
     for h in Header::ALL {
         // tracestate follows its traceparent; decided in `tracestate_op`.
@@ -512,13 +580,12 @@ fn remove_format(ops: &mut [Op; Header::COUNT], carrier: &Carrier<'_>, format: F
 /// traceparent is valid and its trace goes on, dropped otherwise; replaced on restart.
 #[allow(clippy::too_many_arguments)]
 fn tracestate_op(
-    config: &Config,
     carrier: &Carrier<'_>,
     reads: &[Read; 4],
     winner: Option<&SpanContext>,
     targets: &[bool; 4],
     restart: Option<String>,
-    upstream: bool,
+    otel_continues_traceparent: bool,
     traceparent_removed: bool,
     outcome: &mut Outcome,
 ) -> Op {
@@ -542,13 +609,7 @@ fn tracestate_op(
     // Envoy's OpenTelemetry tracer continues a valid traceparent with its tracestate after
     // a listener filter; with no valid traceparent it does not trace, so the rules below
     // (drop it) apply.
-    if !upstream
-        && config.tracer == Tracer::OpenTelemetry
-        && matches!(
-            reads.get(Format::TraceContext.index()),
-            Some(Read::Context(_))
-        )
-    {
+    if otel_continues_traceparent {
         return Op::Keep;
     }
     // tracestate belongs to its traceparent (W3C processing model): it goes on only while

@@ -521,7 +521,10 @@ fn check_plan(config: &Config, headers: &Headers, plan: &Plan, what: &str) {
     if let Some(ctx) = plan.context {
         let reads = Format::ALL.map(|f| policy::read(&carrier_of(headers), f));
         let owned = match config.position {
-            Position::Downstream => policy::tracer_writes(config.tracer, &reads),
+            Position::Downstream => policy::tracer_writes(
+                config.tracer,
+                &policy::tracer_view(&carrier_of(headers), &reads),
+            ),
             Position::Upstream => [false; 4],
         };
         for f in Format::ALL {

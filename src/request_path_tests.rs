@@ -436,6 +436,74 @@ const EXTERNAL: &str = r#"{"tracer":"none","external_services":[
     {"name":"openai-external","namespace":"ai","hosts":["api.openai.com"],"ports":[443]},
     {"name":"kakao-external","hosts":["kauth.kakao.com"],"propagate":true}]}"#;
 
+#[test]
+fn a_future_traceparent_envoy_cannot_read_is_not_left_to_its_tracer() {
+    // Envoy 1.40 reads a traceparent of exactly 55 characters only. Its OpenTelemetry
+    // tracer then does not trace: tracejoin writes version 00 itself.
+    let future = format!("01-{T}-{S}-01-extra");
+    let host = run(
+        r#"{"tracer":"opentelemetry"}"#,
+        &[("traceparent", future.as_str())],
+    );
+    assert_eq!(host.get("traceparent").unwrap(), format!("00-{T}-{S}-01"));
+    assert_eq!(host.get("x-b3-traceid").unwrap(), T);
+    // Zipkin with W3C starts a fresh trace: the client's trace goes on in `b3`.
+    let host = run(
+        r#"{"tracer":"zipkin_w3c"}"#,
+        &[("traceparent", future.as_str())],
+    );
+    assert_eq!(host.get("b3").unwrap(), format!("{T}-{S}-1"));
+    assert_eq!(host.count(Counter::Bridged), 1);
+    // A version-00 traceparent is Envoy's to continue: nothing written.
+    let host = run(
+        r#"{"tracer":"opentelemetry","propagate":["tracecontext"]}"#,
+        &[("traceparent", &format!("00-{T}-{S}-01"))],
+    );
+    assert_eq!(host.calls, 1);
+}
+
+#[test]
+fn formats_that_go_on_unwritten_go_on_canonical() {
+    // Downstream OpenTelemetry, propagate tracecontext + b3multi: uber-trace-id is not
+    // written, but its trace goes on, so its lenient spellings are made canonical.
+    let lower = format!("{X}:{XS}:0:1");
+    for lenient in [
+        X.to_uppercase() + ":" + &XS.to_uppercase() + ":0:1",
+        format!("{X}%3A{XS}%3A0%3A1"),
+    ] {
+        let host = run(
+            r#"{"tracer":"opentelemetry"}"#,
+            &[
+                ("x-b3-traceid", X),
+                ("x-b3-spanid", XS),
+                ("x-b3-sampled", "1"),
+                ("uber-trace-id", lenient.as_str()),
+            ],
+        );
+        assert_eq!(host.get("uber-trace-id").unwrap(), lower, "{lenient}");
+    }
+    // Jaeger's debug bit without the sampled bit: debug implies sampled, as in B3.
+    let host = run(
+        r#"{"tracer":"opentelemetry"}"#,
+        &[
+            ("x-b3-traceid", X),
+            ("x-b3-spanid", XS),
+            ("x-b3-flags", "1"),
+            ("uber-trace-id", &format!("{X}:{XS}:0:2")),
+        ],
+    );
+    assert_eq!(host.get("uber-trace-id").unwrap(), format!("{X}:{XS}:0:3"));
+    // A lone B3 decision in a lenient spelling, next to nothing Envoy's tracer reads.
+    let host = run(r#"{"tracer":"opentelemetry"}"#, &[("x-b3-sampled", "true")]);
+    assert_eq!(host.get("x-b3-sampled").unwrap(), "1");
+    let host = run(
+        r#"{"tracer":"opentelemetry"}"#,
+        &[("x-b3-sampled", "0"), ("x-b3-flags", "0")],
+    );
+    assert_eq!(host.get("x-b3-sampled").unwrap(), "0");
+    assert_eq!(host.get("x-b3-flags"), None);
+}
+
 fn run_external(cluster: &str, headers: &[(&str, &str)], status: u16) -> MockHost {
     let config = Config::from_json(EXTERNAL.as_bytes()).unwrap();
     let mut host = MockHost::with(headers);

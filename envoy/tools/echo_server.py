@@ -6,10 +6,16 @@ tracing collector paths (Zipkin v2, OTLP/HTTP) are also kept in `server.collecte
 can read the spans Envoy exported.
 """
 
+import http.client
 import json
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# Envoy accepts up to 100 request headers from a client (max_headers_count) and adds its own
+# (x-request-id, x-forwarded-proto, trace headers): the stand-in app must not be the narrower
+# limit. Python's server takes its limit (100) from http.client.
+http.client._MAXHEADERS = max(http.client._MAXHEADERS, 1000)
 
 
 COLLECTOR_PATHS = ("/api/v2/spans", "/v1/traces")
@@ -33,6 +39,9 @@ def read_body(rfile, headers):
 
 class EchoHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # The head and the body go out in two writes: with Nagle's algorithm the body waits for
+    # Envoy's delayed ACK, 40 ms per request on a kept-alive upstream connection.
+    disable_nagle_algorithm = True
 
     def _answer(self):
         body = self._read_body()

@@ -103,3 +103,68 @@ def assert_well_formed(headers):
     assert all(v in ("0", "1") for v in multi["x-b3-sampled"]) and all(v == "1" for v in multi["x-b3-flags"]), multi
     if not tp:
         assert not header_values(headers, "tracestate"), "tracestate without traceparent"
+    assert_tracestate_well_formed(headers)
+
+
+# Every header tracejoin reads or writes (src/codec/mod.rs, `Header::ALL`).
+TRACE_HEADERS = (
+    "traceparent",
+    "tracestate",
+    "b3",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "x-b3-flags",
+    "uber-trace-id",
+)
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def control_characters(headers, names=TRACE_HEADERS):
+    """The (name, value) pairs among `names` whose value holds a control character (C0,
+    horizontal tab included, or DEL)."""
+    return [(k, v) for k, v in headers if k in names and CONTROL.search(v)]
+
+
+# W3C Trace Context Level 2: a simple key, or tenant@system; a value of 1 to 256 printable
+# characters but `,` and `=`, not ending in a space.
+TRACESTATE_KEY = re.compile(r"^(?:[a-z][a-z0-9_\-*/]{0,255}|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13})$")
+TRACESTATE_VALUE = re.compile(r"^[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]$")
+
+
+def assert_tracestate_well_formed(headers):
+    """At most one tracestate (repeated ones are joined), valid by W3C Level 2's grammar: at
+    most 32 list members (empty ones, which the grammar allows, included) and 512 characters,
+    valid keys and values, unique keys. An empty value (what Envoy's OpenTelemetry tracer
+    sends when none arrived) carries nothing and passes."""
+    values = header_values(headers, "tracestate")
+    assert len(values) <= 1, f"tracestate sent {len(values)} times: {values}"
+    if not values:
+        return
+    value = values[0]
+    assert len(value) <= 512, f"tracestate of {len(value)} characters"
+    members = value.split(",")
+    assert len(members) <= 32, f"tracestate with {len(members)} members"
+    keys = []
+    for member in (m.strip(" \t") for m in members):
+        if not member:
+            continue
+        key, eq, val = member.partition("=")
+        assert eq and TRACESTATE_KEY.match(key) and TRACESTATE_VALUE.match(val), f"tracestate member {member!r}"
+        keys.append(key)
+    assert len(set(keys)) == len(keys), f"tracestate with a repeated key: {value}"
+
+
+def disagreements(headers, readers=tuple(READERS), spans=True, sampling=True):
+    """How the contexts these readers find differ: [] when every reader that finds ids agrees
+    on the trace id and, when asked, on the span id and every decided sampling state."""
+    found = {name: READERS[name](headers) for name in readers}
+    found = {name: ctx for name, ctx in found.items() if ctx}
+    problems = []
+    keys = ["trace"] + (["span"] if spans else []) + (["sampled"] if sampling else [])
+    for key in keys:
+        values = {name: ctx[key] for name, ctx in found.items() if ctx[key] is not None}
+        if len(set(values.values())) > 1:
+            problems.append(f"readers disagree on {key}: {values}")
+    return problems
