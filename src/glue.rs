@@ -2,7 +2,7 @@
 //! pure modules. Host calls go through [`sys`], which maps every status to a `Result`
 //! (the SDK's own wrappers panic on unexpected statuses, and a panic kills the VM).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
@@ -58,7 +58,15 @@ impl log::Log for HostLogger {
 struct Metrics {
     fixed: Vec<Option<u32>>,
     dynamic: RefCell<HashMap<Counter, u32>>,
+    /// `tracejoin.vm.memory_bytes`: this VM's linear memory (it only grows, so a leak shows).
+    memory: Option<u32>,
+    /// Requests until the next memory sample.
+    until_memory_sample: Cell<u32>,
 }
+
+/// The memory gauge is sampled once per this many requests (per VM): a leak shows within a
+/// few thousand requests at one extra host call per thousand.
+const MEMORY_SAMPLE_EVERY: u32 = 1024;
 
 impl Metrics {
     fn define(config: &Config) -> Metrics {
@@ -66,9 +74,38 @@ impl Metrics {
             .iter()
             .map(|c| define_counter(&c.name(config)))
             .collect();
-        Metrics {
+        let memory = match sys::define_gauge("tracejoin.vm.memory_bytes") {
+            Ok(id) => Some(id),
+            Err(HostError(status)) => {
+                log::warn!("tracejoin: cannot define the memory gauge: status {status}");
+                None
+            }
+        };
+        let metrics = Metrics {
             fixed,
             dynamic: RefCell::new(HashMap::new()),
+            memory,
+            until_memory_sample: Cell::new(MEMORY_SAMPLE_EVERY),
+        };
+        metrics.record_memory();
+        metrics
+    }
+
+    fn record_memory(&self) {
+        if let Some(id) = self.memory {
+            let bytes = core::arch::wasm32::memory_size(0) as u64 * 65536;
+            let _ = sys::record_metric(id, bytes);
+        }
+    }
+
+    /// Counts a request; every [`MEMORY_SAMPLE_EVERY`]th samples the memory gauge.
+    fn on_request(&self) {
+        let left = self.until_memory_sample.get().saturating_sub(1);
+        if left == 0 {
+            self.record_memory();
+            self.until_memory_sample.set(MEMORY_SAMPLE_EVERY);
+        } else {
+            self.until_memory_sample.set(left);
         }
     }
 
@@ -160,7 +197,7 @@ impl RootContext for TracejoinRoot {
             config.extract,
             config.propagate,
             config.trust,
-            config.sampler.ratio()
+            config.sampler.ratio_text()
         );
         let metrics = Metrics::define(&config);
         self.shared = Some(Rc::new(Shared {
@@ -197,6 +234,7 @@ impl HttpContext for TracejoinHttp {
         let Some(shared) = &self.shared else {
             return Action::Continue;
         };
+        shared.metrics.on_request();
         let Ok(mut ids) = shared.ids.try_borrow_mut() else {
             return Action::Continue;
         };
@@ -297,7 +335,7 @@ impl Host for WasmHost<'_> {
         if seen.len() < MAX_UNREGISTERED_LOGGED && seen.insert(host.to_vec()) {
             log::info!(
                 "tracejoin: calls to {} leave the mesh with no ServiceEntry (PassthroughCluster)",
-                String::from_utf8_lossy(host)
+                crate::filter::printable(host, 256)
             );
         }
     }
@@ -315,6 +353,7 @@ mod sys {
     pub const MAP_RESPONSE_HEADERS: u32 = 2;
     const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
     const METRIC_COUNTER: u32 = 0;
+    const METRIC_GAUGE: u32 = 1;
     const OK: u32 = 0;
 
     #[link(wasm_import_module = "env")]
@@ -353,6 +392,7 @@ mod sys {
             return_id: *mut u32,
         ) -> u32;
         fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+        fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
         fn proxy_get_header_map_value(
             map_type: u32,
             key_data: *const u8,
@@ -522,10 +562,23 @@ mod sys {
     }
 
     pub fn define_counter(name: &str) -> Result<u32, HostError> {
+        define_metric(METRIC_COUNTER, name)
+    }
+
+    pub fn define_gauge(name: &str) -> Result<u32, HostError> {
+        define_metric(METRIC_GAUGE, name)
+    }
+
+    fn define_metric(kind: u32, name: &str) -> Result<u32, HostError> {
         let mut id = 0u32;
         // SAFETY: name is a live &str; the host writes one u32 to a live local.
-        status(unsafe { proxy_define_metric(METRIC_COUNTER, name.as_ptr(), name.len(), &mut id) })?;
+        status(unsafe { proxy_define_metric(kind, name.as_ptr(), name.len(), &mut id) })?;
         Ok(id)
+    }
+
+    pub fn record_metric(id: u32, value: u64) -> Result<(), HostError> {
+        // SAFETY: plain values.
+        status(unsafe { proxy_record_metric(id, value) })
     }
 
     pub fn increment_metric(id: u32) -> Result<(), HostError> {

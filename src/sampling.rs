@@ -27,6 +27,13 @@ impl RatioSampler {
         self.ratio
     }
 
+    /// The ratio to six decimals, for logs. Integer formatting only: f64's `Display`
+    /// alone would add about 20 KB to the .wasm.
+    pub fn ratio_text(&self) -> String {
+        let millionths = (self.ratio * 1_000_000.0).round() as u64;
+        format!("{}.{:06}", millionths / 1_000_000, millionths % 1_000_000)
+    }
+
     pub fn sample(&self, trace_id: &TraceId) -> bool {
         trace_id.randomness_56() >= self.threshold
     }

@@ -6,7 +6,7 @@ use crate::context::{Sampling, SpanContext, decode_lower_hex, decode_span_id, tr
 
 const SAMPLED_FLAG: u8 = 0x01;
 const RANDOM_FLAG: u8 = 0x02;
-const VERSION_00_LEN: usize = 55;
+pub const VERSION_00_LEN: usize = 55;
 
 /// Parses a traceparent value. Version 00 must be exactly 55 characters; a higher version
 /// (not `ff`) is read by its version-00 prefix, as the spec asks of future versions.
@@ -140,11 +140,19 @@ fn split_member(member: &[u8]) -> Option<(&[u8], &[u8])> {
     (valid_key(key) && valid_value(value)).then_some((key, value))
 }
 
+/// FNV-1a: a cheap filter before comparing keys byte by byte.
+fn key_hash(key: &[u8]) -> u64 {
+    key.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// Reads tracestate. `parts` are the values of every tracestate header in order (the spec
 /// joins repeated headers with commas). Any invalid member, a repeated key or more than 32
 /// members invalidates the whole header, as OpenTelemetry's propagators do.
 pub fn parse_tracestate(parts: &[&[u8]]) -> TraceState {
     let mut members: [&[u8]; TRACESTATE_MAX_MEMBERS] = [&[]; TRACESTATE_MAX_MEMBERS];
+    let mut key_hashes = [0u64; TRACESTATE_MAX_MEMBERS];
     let mut count = 0usize;
     let mut canonical = parts.len() <= 1;
     for part in parts {
@@ -159,16 +167,21 @@ pub fn parse_tracestate(parts: &[&[u8]]) -> TraceState {
             let Some((key, _)) = split_member(member) else {
                 return TraceState::Invalid;
             };
+            // Repeated keys: compare hashes first (up to 496 pairs for 32 members).
+            let hash = key_hash(key);
             let seen = members.get(..count).unwrap_or_default();
-            if seen
-                .iter()
-                .any(|m| m.get(..key.len()) == Some(key) && m.get(key.len()) == Some(&b'='))
-            {
+            let hashes = key_hashes.get(..count).unwrap_or_default();
+            if hashes.iter().zip(seen).any(|(h, m)| {
+                *h == hash && m.get(..key.len()) == Some(key) && m.get(key.len()) == Some(&b'=')
+            }) {
                 return TraceState::Invalid;
             }
-            match members.get_mut(count) {
-                Some(slot) => *slot = member,
-                None => return TraceState::Invalid,
+            match (members.get_mut(count), key_hashes.get_mut(count)) {
+                (Some(slot), Some(hash_slot)) => {
+                    *slot = member;
+                    *hash_slot = hash;
+                }
+                _ => return TraceState::Invalid,
             }
             count += 1;
         }

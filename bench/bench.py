@@ -1,0 +1,277 @@
+"""tracejoin against its peers, in one run on one machine: `make bench`.
+
+Each case is an Envoy 1.40 with one worker and Istio's tracer (Zipkin, 100% sampling, spans
+sent to the backend), routing to a backend Envoy that answers 200 itself. wrk drives every
+case with the same load (one thread, fixed connections and duration, a W3C app's
+`traceparent`); rounds are interleaved so drift hits every case alike, and the median round
+is reported. Nothing here is pass/fail for `make test`; the targets are printed next to the
+figures.
+
+Cases:
+  none         no HTTP filter but the router (the limit)
+  noop-wasm    a Rust proxy-wasm filter doing nothing (bench/noop: the floor of any wasm filter)
+  tracejoin    tracejoin, default config `{}` (downstream, next to Zipkin)
+  upstream     tracejoin `{"position": "upstream"}` as a router upstream filter
+  all-formats  tracejoin writing all four formats, request with a 32-member tracestate
+  native-w3c   no filter; Envoy's own Zipkin `USE_B3_WITH_W3C_PROPAGATION`
+  lua          a Lua filter copying traceparent into x-b3-* (what an operator would write)
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "envoy" / "tools"))
+
+from envoy_harness import Envoy, _cluster, _wasm_filter, envoy_version, render_listener  # noqa: E402
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+# 32 members in 415 bytes: the most W3C allows (32 members, 512 bytes).
+FULL_TRACESTATE = ",".join(f"k{i:02d}=v{i:02d}abcdef" for i in range(32))
+
+LUA_COPY = """
+function envoy_on_request(handle)
+  local headers = handle:headers()
+  local tp = headers:get("traceparent")
+  if tp == nil then return end
+  local trace, span, flags = string.match(tp, "^00%-(%x+)%-(%x+)%-(%x%x)$")
+  if trace == nil or #trace ~= 32 or #span ~= 16 then return end
+  headers:replace("x-b3-traceid", trace)
+  headers:replace("x-b3-spanid", span)
+  headers:replace("x-b3-sampled", (tonumber(flags, 16) % 2 == 1) and "1" or "0")
+end
+"""
+
+# Zipkin reports spans in batches this large (Envoy's default is 5: a POST per 5 requests).
+ZIPKIN_RUNTIME = {"tracing.zipkin.min_flush_spans": 500}
+
+
+def lua_filter():
+    return {
+        "name": "envoy.filters.http.lua",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+            "default_source_code": {"inline_string": LUA_COPY},
+        },
+    }
+
+
+def backend_config():
+    """The backend: answers every request (and every span report) with 200 itself."""
+    hcm = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "backend",
+        "route_config": {
+            "virtual_hosts": [
+                {
+                    "name": "all",
+                    "domains": ["*"],
+                    "routes": [{"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": "ok"}}}],
+                }
+            ]
+        },
+        "http_filters": [
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+            }
+        ],
+    }
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "backend",
+                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+                    "filter_chains": [
+                        {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}
+                    ],
+                }
+            ]
+        },
+    }
+
+
+def case_config(case, backend_port, tracejoin_wasm, noop_wasm):
+    tracer = "zipkin_w3c" if case == "native-w3c" else "zipkin"
+    if case == "tracejoin":
+        listener = render_listener(tracer, "downstream", tracejoin_wasm, {})
+    elif case == "upstream":
+        listener = render_listener(tracer, "upstream", tracejoin_wasm, {"position": "upstream"})
+    elif case == "all-formats":
+        plugin = {"propagate": ["tracecontext", "b3", "b3multi", "jaeger"]}
+        listener = render_listener(tracer, "downstream", tracejoin_wasm, plugin)
+    else:
+        listener = render_listener(tracer)
+    filters = listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
+    if case == "noop-wasm":
+        filters.insert(0, _wasm_filter(noop_wasm, {}))
+    elif case == "lua":
+        filters.insert(0, lua_filter())
+    clusters = [_cluster("echo", backend_port), _cluster("collector", backend_port)]
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        "layered_runtime": {"layers": [{"name": "static", "static_layer": ZIPKIN_RUNTIME}]},
+        "static_resources": {"listeners": [listener], "clusters": clusters},
+    }
+
+
+CASES = ("none", "noop-wasm", "tracejoin", "upstream", "all-formats", "native-w3c", "lua")
+
+
+def request_headers(case):
+    headers = [f"traceparent: {TRACEPARENT}"]
+    if case == "all-formats":
+        headers.append(f"tracestate: {FULL_TRACESTATE}")
+    return headers
+
+
+def parse_duration_ms(text):
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(port, headers, duration, connections):
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
+    for h in headers:
+        cmd += ["-H", h]
+    cmd.append(f"http://127.0.0.1:{port}/bench")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=duration + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = parse_duration_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = parse_duration_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {"rps": rps, "p50": p50, "p99": p99, "non2xx": int(non2xx.group(1)) if non2xx else 0, "errors": errors.group(0) if errors else ""}
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def median_round(rounds):
+    """The round with the median requests/s (its latencies go with it)."""
+    ordered = sorted(rounds, key=lambda r: r["rps"])
+    return ordered[len(ordered) // 2]
+
+
+def wasm_stats(envoy):
+    return {k: v for k, v in envoy.stats("wasm").items() if v}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tracejoin", required=True, help="tracejoin .wasm (after wasm-opt)")
+    parser.add_argument("--tracejoin-raw", help="the same module as cargo built it (for its size)")
+    parser.add_argument("--noop", required=True, help="the no-op filter .wasm")
+    parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_SECONDS", 6)))
+    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", 3)))
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--out", default=str(ROOT / "build" / "bench.md"))
+    args = parser.parse_args()
+
+    with Envoy(backend_config(), component_log_level="wasm:warning") as backend:
+        envoys = {}
+        try:
+            for case in CASES:
+                envoys[case] = Envoy(
+                    case_config(case, backend.port, args.tracejoin, args.noop), component_log_level="wasm:warning"
+                ).__enter__()
+            rss_before = {case: rss_kib(e.proc.pid) for case, e in envoys.items()}
+            for case, envoy in envoys.items():  # warm-up: connections, JIT, Zipkin batches
+                run_wrk(envoy.port, request_headers(case), 2, args.connections)
+            results = {case: [] for case in CASES}
+            for r in range(args.rounds):
+                order = CASES[r % len(CASES):] + CASES[: r % len(CASES)]
+                for case in order:
+                    results[case].append(run_wrk(envoys[case].port, request_headers(case), args.duration, args.connections))
+                    print(f"round {r + 1} {case}: {results[case][-1]['rps']:.0f} req/s", file=sys.stderr, flush=True)
+            report = {
+                case: {
+                    "median": median_round(rounds),
+                    "rounds": [x["rps"] for x in rounds],
+                    "rss_kib": rss_kib(envoys[case].proc.pid),
+                    "rss_before_kib": rss_before[case],
+                    "heap": envoys[case].stats("server.memory_allocated").get("server.memory_allocated", 0),
+                    "wasm": wasm_stats(envoys[case]),
+                    "tracejoin": {k: v for k, v in envoys[case].stats("tracejoin").items() if v},
+                    "5xx": envoys[case].stats("downstream_rq_5xx").get("http.ingress.downstream_rq_5xx", 0),
+                }
+                for case, rounds in results.items()
+            }
+        finally:
+            for envoy in envoys.values():
+                envoy.__exit__(None, None, None)
+
+    text = render(report, args)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    with open(Path(args.out).with_suffix(".json"), "w") as f:
+        json.dump(report, f, indent=1)
+    print(text)
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {cpu}"
+
+
+def render(report, args):
+    base = report["none"]["median"]["rps"]
+    floor = report["noop-wasm"]["median"]["rps"]
+    lines = [
+        f"Envoy {envoy_version()} (one worker), Zipkin tracer at 100%, wrk -t1 -c{args.connections} "
+        f"-d{args.duration}s, median of {args.rounds} interleaved rounds; {machine()}.",
+        "",
+        "| case | requests/s | p50 ms | p99 ms | vs none | vs noop-wasm | Envoy RSS MiB | rounds (req/s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for case in CASES:
+        r = report[case]
+        m = r["median"]
+        lines.append(
+            f"| {case} | {m['rps']:.0f} | {m['p50']:.3f} | {m['p99']:.3f} | {m['rps'] / base:.3f} | "
+            f"{m['rps'] / floor:.3f} | {r['rss_kib'] / 1024:.1f} | {', '.join(f'{x:.0f}' for x in r['rounds'])} |"
+        )
+    tj = report["tracejoin"]["median"]["rps"]
+    lua = report["lua"]["median"]["rps"]
+    sizes = [f"tracejoin.wasm {os.path.getsize(args.tracejoin)} B after wasm-opt"]
+    if args.tracejoin_raw:
+        sizes.append(f"{os.path.getsize(args.tracejoin_raw)} B from cargo")
+    sizes.append(f"no-op filter {os.path.getsize(args.noop)} B")
+    vm_memory = report["tracejoin"]["tracejoin"].get("tracejoin.vm.memory_bytes")
+    lines += [
+        "",
+        "Targets: tracejoin (default) within 5% of noop-wasm: "
+        f"{tj / floor:.3f} ({'met' if tj >= 0.95 * floor else 'NOT met'}); ahead of lua: "
+        f"{tj / lua:.3f} ({'met' if tj > lua else 'NOT met'}); .wasm under 200 KB: "
+        f"{'met' if os.path.getsize(args.tracejoin) < 200_000 else 'NOT met'}.",
+        "Sizes: " + ", ".join(sizes) + ".",
+        f"tracejoin VM linear memory (gauge tracejoin.vm.memory_bytes): {vm_memory} B."
+        if vm_memory
+        else "tracejoin VM linear memory: not reported.",
+        "5xx per case: " + ", ".join(f"{c} {report[c]['5xx']}" for c in CASES) + ".",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

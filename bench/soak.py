@@ -1,0 +1,117 @@
+"""A long run through tracejoin (`make soak`): a million requests by default, with trace
+headers that vary per request (bench/soak.lua), through both positions at once (a downstream
+filter and a router upstream filter in one Envoy). Samples the filter's VM memory (its own
+gauge), Envoy's heap and RSS and the wasm VM stats after a warm-up and at the end, and fails
+when memory grew beyond noise, a VM failed, or any request got a 5xx.
+"""
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "envoy" / "tools"))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bench import backend_config, rss_kib  # noqa: E402
+from envoy_harness import Envoy, _cluster, _wasm_filter, render_listener  # noqa: E402
+
+# Heap growth tolerated: Envoy's own allocations settle (stats, connection pools) in a few MB.
+HEAP_NOISE_BYTES = 4 * 1024 * 1024
+
+
+def soak_config(backend_port, wasm):
+    listener = render_listener("zipkin", "upstream", wasm, {"position": "upstream"})
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["http_filters"].insert(0, _wasm_filter(wasm, {}))
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        "layered_runtime": {"layers": [{"name": "static", "static_layer": {"tracing.zipkin.min_flush_spans": 500}}]},
+        "static_resources": {
+            "listeners": [listener],
+            "clusters": [_cluster("echo", backend_port), _cluster("collector", backend_port)],
+        },
+    }
+
+
+def sample(envoy):
+    stats = envoy.stats()
+    return {
+        "requests": stats.get("http.ingress.downstream_rq_total", 0),
+        "5xx": stats.get("http.ingress.downstream_rq_5xx", 0),
+        "vm_memory": stats.get("wasmcustom.tracejoin.vm.memory_bytes", stats.get("tracejoin.vm.memory_bytes", 0)),
+        "heap": stats.get("server.memory_allocated", 0),
+        "rss_kib": rss_kib(envoy.proc.pid),
+        "wasm": {k: v for k, v in stats.items() if k.startswith("wasm.")},
+        "tracejoin_invalid": sum(v for k, v in stats.items() if "tracejoin.invalid" in k and isinstance(v, int)),
+    }
+
+
+def wrk(port, seconds):
+    script = str(Path(__file__).parent / "soak.lua")
+    subprocess.run(
+        ["wrk", "-t1", "-c32", f"-d{seconds}s", "-s", script, f"http://127.0.0.1:{port}/soak"],
+        check=True,
+        capture_output=True,
+        timeout=seconds + 60,
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tracejoin", required=True)
+    parser.add_argument("--requests", type=int, default=1_000_000)
+    args = parser.parse_args()
+
+    with Envoy(backend_config(), component_log_level="wasm:warning") as backend:
+        with Envoy(soak_config(backend.port, args.tracejoin), component_log_level="wasm:warning") as envoy:
+            wrk(envoy.port, 3)
+            before = sample(envoy)
+            started = time.monotonic()
+            while True:
+                done = sample(envoy)["requests"] - before["requests"]
+                if done >= args.requests:
+                    break
+                rate = done / max(time.monotonic() - started, 0.001) if done else 5000
+                wrk(envoy.port, max(2, min(60, int((args.requests - done) / max(rate, 1)) + 1)))
+            after = sample(envoy)
+            log = envoy.log()
+
+    elapsed = time.monotonic() - started
+    done = after["requests"] - before["requests"]
+    rows = [
+        ("requests", before["requests"], after["requests"]),
+        ("tracejoin VM linear memory (B)", before["vm_memory"], after["vm_memory"]),
+        ("Envoy heap, server.memory_allocated (B)", before["heap"], after["heap"]),
+        ("Envoy RSS (KiB)", before["rss_kib"], after["rss_kib"]),
+        ("5xx", before["5xx"], after["5xx"]),
+        ("tracejoin.invalid.* (sum)", before["tracejoin_invalid"], after["tracejoin_invalid"]),
+    ]
+    rows += [(k, before["wasm"].get(k, 0), v) for k, v in sorted(after["wasm"].items())]
+    print(f"soak: {done} requests in {elapsed:.0f} s ({done / elapsed:.0f} req/s), tracejoin downstream + upstream")
+    print("| figure | after warm-up | at the end | change |")
+    print("|---|---|---|---|")
+    for name, b, a in rows:
+        print(f"| {name} | {b} | {a} | {a - b:+} |")
+
+    problems = []
+    if after["vm_memory"] != before["vm_memory"]:
+        problems.append("the filter's VM memory grew")
+    if after["heap"] - before["heap"] > HEAP_NOISE_BYTES:
+        problems.append("Envoy's heap grew beyond noise")
+    if after["5xx"]:
+        problems.append("5xx responses")
+    if after["tracejoin_invalid"] <= before["tracejoin_invalid"]:
+        problems.append("the filter counted no invalid header: did it run?")
+    if "panicked" in log or "Wasm VM failed" in log:
+        problems.append("a wasm VM failed (see Envoy's log)")
+    if problems:
+        print("soak FAILED: " + "; ".join(problems))
+        sys.exit(1)
+    print("soak passed: no memory growth, no 5xx, no VM failure")
+
+
+if __name__ == "__main__":
+    main()
