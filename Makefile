@@ -12,7 +12,7 @@ WASI_RUNNER  := node --no-warnings $(CURDIR)/tests/wasm/wasi-runner.mjs
 # wasm-opt flags for the features rustc's wasm32-wasip1 output uses.
 WASM_OPT_FLAGS := -O3 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
 
-.PHONY: all setup build lint unit wasm-unit integration test demo demo-sidecars matrix mesh-compose scenarios istio-config istio-release clean
+.PHONY: all setup build lint unit wasm-unit integration test bench soak demo demo-sidecars matrix mesh-compose scenarios istio-config istio-release fuzz fuzz-long clean
 
 all: build
 
@@ -52,7 +52,7 @@ integration: build
 		$(PYTHON) -m pytest -q tests/integration
 	@echo "e2e matrix (build/mesh-matrix.md):" && cat build/mesh-matrix.md
 
-test: lint unit wasm-unit integration
+test: lint unit wasm-unit integration fuzz
 
 ## demo: the local mesh (gateway, sidecars, FastAPI apps on the OpenTelemetry SDK, Envoy's
 ## Zipkin tracer) without and with tracejoin: trace trees, verdicts, a Mermaid service graph
@@ -71,6 +71,25 @@ matrix: build
 mesh-compose: setup
 	$(PYTHON) envoy/mesh/compose.py
 
+## bench: tracejoin against no filter, a no-op wasm filter, Envoy's native W3C propagation and
+## a Lua filter, in one run (wrk, one Envoy worker each); then the request path natively.
+## Not part of `make test`. BENCH_SECONDS and BENCH_ROUNDS set the length.
+NOOP_WASM_RAW := bench/noop/target/$(WASM_TARGET)/release/noop_filter.wasm
+NOOP_WASM     := build/noop-filter.wasm
+bench: build
+	@command -v wrk >/dev/null || ./scripts/apt-install.sh wrk
+	$(CARGO) build --release --target $(WASM_TARGET) --manifest-path bench/noop/Cargo.toml
+	@mkdir -p build && wasm-opt $(WASM_OPT_FLAGS) $(NOOP_WASM_RAW) -o $(NOOP_WASM)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) bench/bench.py --tracejoin $(WASM) \
+		--tracejoin-raw $(WASM_RAW) --noop $(NOOP_WASM)
+	$(CARGO) bench --bench request_path | tee build/bench-native.md
+
+## soak: a million requests through tracejoin; its memory and Envoy's before and after.
+SOAK_REQUESTS ?= 1000000
+soak: build
+	@command -v wrk >/dev/null || ./scripts/apt-install.sh wrk
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) bench/soak.py --tracejoin $(WASM) --requests $(SOAK_REQUESTS)
+
 ## istio-config: regenerate external_services in the Istio manifests from the ServiceEntries
 istio-config: setup
 	$(PYTHON) istio/serviceentries-to-config.py istio/service-entries.yaml \
@@ -86,6 +105,18 @@ istio-release: build
 scenarios: build
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) tests/integration/scenario_report.py
 
+## fuzz: coverage-guided fuzzing (cargo-fuzz, libFuzzer, nightly) of the codecs, the whole
+## request path and the config loader, FUZZ_SECONDS each from the committed corpus in
+## fuzz/corpus/ (new inputs go to a temp dir; a crash's input to fuzz/artifacts/).
+FUZZ_SECONDS ?= 20
+fuzz:
+	fuzz/run.sh $(FUZZ_SECONDS)
+
+## fuzz-long: the same, FUZZ_LONG_SECONDS (default 600) per target; run before a release.
+FUZZ_LONG_SECONDS ?= 600
+fuzz-long:
+	fuzz/run.sh $(FUZZ_LONG_SECONDS)
+
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) $(WASM)
+	rm -rf $(VENV) $(WASM) bench/noop/target fuzz/target build
