@@ -28,7 +28,6 @@ def soak_config(backend_port, wasm):
     hcm["http_filters"].insert(0, _wasm_filter(wasm, {}))
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-        "layered_runtime": {"layers": [{"name": "static", "static_layer": {"tracing.zipkin.min_flush_spans": 500}}]},
         "static_resources": {
             "listeners": [listener],
             "clusters": [_cluster("echo", backend_port), _cluster("collector", backend_port)],

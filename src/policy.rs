@@ -628,7 +628,13 @@ fn tracestate_op(
         .tracestate_parts()
         .map(tracecontext::parse_tracestate)
     {
-        Some(TraceState::Canonical | TraceState::Empty) => Op::Keep,
+        Some(TraceState::Canonical) => Op::Keep,
+        // The spec asks not to send an empty tracestate; a single empty header (what Envoy's
+        // OpenTelemetry tracer injects) is left alone rather than paid a host call for.
+        Some(TraceState::Empty) => match carrier.get(Header::Tracestate) {
+            Slot::One(v) if v.is_empty() => Op::Keep,
+            _ => Op::Remove,
+        },
         Some(TraceState::Rewritten(s)) => Op::SetText(s),
         Some(TraceState::TooLong) => Op::Remove,
         Some(TraceState::Invalid) | None => {

@@ -504,6 +504,23 @@ fn formats_that_go_on_unwritten_go_on_canonical() {
     assert_eq!(host.get("x-b3-flags"), None);
 }
 
+#[test]
+fn an_empty_tracestate_is_not_passed_on_repeated_or_padded() {
+    let tp = format!("00-{T}-{S}-01");
+    for parts in [vec![",,,"], vec!["", ""], vec![" , "]] {
+        let mut headers = vec![("traceparent", tp.as_str())];
+        headers.extend(parts.iter().map(|p| ("tracestate", *p)));
+        let host = run(r#"{"tracer":"none"}"#, &headers);
+        assert_eq!(host.get("tracestate"), None, "{parts:?}");
+    }
+    // One empty header is left as it is (no write for nothing).
+    let host = run(
+        r#"{"tracer":"none"}"#,
+        &[("traceparent", tp.as_str()), ("tracestate", "")],
+    );
+    assert_eq!(host.get("tracestate"), Some(""));
+}
+
 fn run_external(cluster: &str, headers: &[(&str, &str)], status: u16) -> MockHost {
     let config = Config::from_json(EXTERNAL.as_bytes()).unwrap();
     let mut host = MockHost::with(headers);

@@ -241,6 +241,18 @@ def test_tracestate_repaired_or_dropped(envoys, position, tracer):
     assert header_values(got, "tracestate") == []
 
 
+@pytest.mark.parametrize("position", ["downstream", "upstream"])
+def test_opentelemetry_tracer_writes_back_the_tracestate_it_read(envoys, position):
+    """Downstream, Envoy's OpenTelemetry tracer re-injects the tracestate it extracted, as it
+    arrived, after every listener filter; an upstream filter runs after that and repairs it."""
+    envoy = envoys.get(position, "opentelemetry")
+    members = ",".join(f"k{i}=v" for i in range(40))
+    _, _, got = send(envoy.port, [("traceparent", f"00-{T}-{S}-01"), ("tracestate", "Bad=1,ok=2"), ("tracestate", members)])
+    assert w3c(got)["trace"] == T
+    expected = [f"Bad=1,ok=2,{members}"] if position == "downstream" else []
+    assert header_values(got, "tracestate") == expected
+
+
 EDGE = [
     ("downstream", "none"),
     ("upstream", "none"),
