@@ -632,7 +632,7 @@ fn tracestate_op(
         // The spec asks not to send an empty tracestate; a single empty header (what Envoy's
         // OpenTelemetry tracer injects) is left alone rather than paid a host call for.
         Some(TraceState::Empty) => match carrier.get(Header::Tracestate) {
-            Slot::One(v) if v.is_empty() => Op::Keep,
+            Slot::One([]) => Op::Keep,
             _ => Op::Remove,
         },
         Some(TraceState::Rewritten(s)) => Op::SetText(s),
