@@ -80,15 +80,15 @@ bench: build
 	@command -v wrk >/dev/null || ./scripts/apt-install.sh wrk
 	$(CARGO) build --release --target $(WASM_TARGET) --manifest-path bench/noop/Cargo.toml
 	@mkdir -p build && wasm-opt $(WASM_OPT_FLAGS) $(NOOP_WASM_RAW) -o $(NOOP_WASM)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) bench/bench.py --tracejoin $(WASM) \
-		--tracejoin-raw $(WASM_RAW) --noop $(NOOP_WASM)
-	$(CARGO) bench --bench request_path | tee build/bench-native.md
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) bench/bench.py --tracejoin $(CURDIR)/$(WASM) \
+		--tracejoin-raw $(CURDIR)/$(WASM_RAW) --noop $(CURDIR)/$(NOOP_WASM)
+	$(CARGO) bench --bench request_path > build/bench-native.md && cat build/bench-native.md
 
 ## soak: a million requests through tracejoin; its memory and Envoy's before and after.
 SOAK_REQUESTS ?= 1000000
 soak: build
 	@command -v wrk >/dev/null || ./scripts/apt-install.sh wrk
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) bench/soak.py --tracejoin $(WASM) --requests $(SOAK_REQUESTS)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) bench/soak.py --tracejoin $(CURDIR)/$(WASM) --requests $(SOAK_REQUESTS)
 
 ## istio-config: regenerate external_services in the Istio manifests from the ServiceEntries
 istio-config: setup

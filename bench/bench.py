@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "envoy" / "tools"))
 
-from envoy_harness import Envoy, _cluster, _wasm_filter, envoy_version, render_listener  # noqa: E402
+from envoy_harness import Envoy, envoy_version, render_bootstrap, render_listener, wasm_filter  # noqa: E402
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
 # 32 members in 415 bytes: the most W3C allows (32 members, 512 bytes).
@@ -115,18 +115,14 @@ def case_config(case, backend_port, tracejoin_wasm, noop_wasm, variants):
         listener = render_listener(tracer)
     filters = listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
     if case == "noop-wasm":
-        filters.insert(0, _wasm_filter(noop_wasm, ""))
+        filters.insert(0, wasm_filter(noop_wasm, ""))
     elif case == "read-headers":
-        filters.insert(0, _wasm_filter(noop_wasm, "read-headers"))
+        filters.insert(0, wasm_filter(noop_wasm, "read-headers"))
     elif case == "lua":
         filters.insert(0, lua_filter())
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
     hcm["tracing"]["random_sampling"] = {"value": 0}
-    clusters = [_cluster("echo", backend_port), _cluster("collector", backend_port)]
-    return {
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-        "static_resources": {"listeners": [listener], "clusters": clusters},
-    }
+    return render_bootstrap([listener], backend_port)
 
 
 CASES = ("none", "noop-wasm", "read-headers", "tracejoin", "upstream", "all-formats", "native-w3c", "lua")
@@ -182,7 +178,7 @@ def main():
     parser.add_argument("--tracejoin-raw", help="the same module as cargo built it (for its size)")
     parser.add_argument("--noop", required=True, help="the no-op filter .wasm")
     parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_SECONDS", 6)))
-    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", 3)))
+    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", 5)))
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--out", default=str(ROOT / "build" / "bench.md"))
     parser.add_argument("--variant", action="append", default=[], metavar="LABEL=PATH")
@@ -232,6 +228,15 @@ def main():
     with open(Path(args.out).with_suffix(".json"), "w") as f:
         json.dump(report, f, indent=1)
     print(text)
+
+
+# Rounds of one case further apart than this (relative to their median) mean a disturbed run.
+NOISY_SPREAD = 0.10
+
+
+def spread(rounds):
+    ordered = sorted(rounds)
+    return (ordered[-1] - ordered[0]) / ordered[len(ordered) // 2]
 
 
 def machine():
@@ -289,6 +294,12 @@ def render(report, args, cases):
         else "tracejoin VM linear memory: not reported.",
         "5xx per case: " + ", ".join(f"{c} {report[c]['5xx']}" for c in cases) + ".",
     ]
+    noisy = [c for c in cases if spread(report[c]["rounds"]) > NOISY_SPREAD]
+    if noisy:
+        lines.append(
+            f"WARNING: rounds differ by more than {NOISY_SPREAD:.0%} for {', '.join(noisy)}: something else "
+            "used the CPU; the ratios above are not reliable, run again on a quiet machine."
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -16,7 +16,8 @@ sys.path.insert(0, str(ROOT / "envoy" / "tools"))
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bench import backend_config, rss_kib  # noqa: E402
-from envoy_harness import Envoy, _cluster, _wasm_filter, render_listener  # noqa: E402
+from envoy_harness import Envoy, render_bootstrap, render_listener, wasm_filter  # noqa: E402
+from hostile_corpus import LOG_PROBLEM, VM_CREATED, vm_failures  # noqa: E402
 
 # Heap growth tolerated: Envoy's own allocations settle (stats, connection pools) in a few MB.
 HEAP_NOISE_BYTES = 4 * 1024 * 1024
@@ -25,14 +26,8 @@ HEAP_NOISE_BYTES = 4 * 1024 * 1024
 def soak_config(backend_port, wasm):
     listener = render_listener("zipkin", "upstream", wasm, {"position": "upstream"})
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
-    hcm["http_filters"].insert(0, _wasm_filter(wasm, {}))
-    return {
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-        "static_resources": {
-            "listeners": [listener],
-            "clusters": [_cluster("echo", backend_port), _cluster("collector", backend_port)],
-        },
-    }
+    hcm["http_filters"].insert(0, wasm_filter(wasm, {}))
+    return render_bootstrap([listener], backend_port)
 
 
 def sample(envoy):
@@ -40,10 +35,11 @@ def sample(envoy):
     return {
         "requests": stats.get("http.ingress.downstream_rq_total", 0),
         "5xx": stats.get("http.ingress.downstream_rq_5xx", 0),
-        "vm_memory": stats.get("wasmcustom.tracejoin.vm.memory_bytes", stats.get("tracejoin.vm.memory_bytes", 0)),
+        "vm_memory": stats.get("wasmcustom.tracejoin.vm.memory_bytes"),
         "heap": stats.get("server.memory_allocated", 0),
         "rss_kib": rss_kib(envoy.proc.pid),
         "wasm": {k: v for k, v in stats.items() if k.startswith("wasm.")},
+        "stats": stats,
         "tracejoin_invalid": sum(v for k, v in stats.items() if "tracejoin.invalid" in k and isinstance(v, int)),
     }
 
@@ -80,6 +76,8 @@ def main():
 
     elapsed = time.monotonic() - started
     done = after["requests"] - before["requests"]
+    if before["vm_memory"] is None or after["vm_memory"] is None:
+        sys.exit("soak FAILED: Envoy reports no tracejoin.vm.memory_bytes gauge")
     rows = [
         ("requests", before["requests"], after["requests"]),
         ("tracejoin VM linear memory (B)", before["vm_memory"], after["vm_memory"]),
@@ -104,8 +102,11 @@ def main():
         problems.append("5xx responses")
     if after["tracejoin_invalid"] <= before["tracejoin_invalid"]:
         problems.append("the filter counted no invalid header: did it run?")
-    if "panicked" in log or "Wasm VM failed" in log:
-        problems.append("a wasm VM failed (see Envoy's log)")
+    failures = vm_failures(after["stats"], before["stats"].get(VM_CREATED))
+    if failures:
+        problems.append(f"a wasm VM failed or was reloaded: {failures}")
+    if LOG_PROBLEM.search(log):
+        problems.append("Envoy's log shows a wasm failure")
     if problems:
         print("soak FAILED: " + "; ".join(problems))
         sys.exit(1)

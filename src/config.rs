@@ -128,9 +128,10 @@ impl RawConfig {
         let Json::Object(map) = value else {
             return Err(err("<document>", "the configuration must be a JSON object"));
         };
-        no_repeated_keys(&map, "")?;
         let mut raw = RawConfig::default();
+        let mut given = 0u32;
         for (key, v) in map {
+            given_once(&mut given, &FIELDS, &key, "")?;
             match key.as_str() {
                 "position" => raw.position = optional(&key, v, convert)?,
                 "tracer" => raw.tracer = optional(&key, v, convert)?,
@@ -252,23 +253,41 @@ fn optional<T>(
     convert(field, value).map(Some)
 }
 
+/// The fields of one `external_services` entry.
+const EXTERNAL_SERVICE_FIELDS: [&str; 5] = ["name", "namespace", "hosts", "ports", "propagate"];
+
 /// JSON allows repeated keys and parsers keep the last; a config that says two things about
-/// one field is a mistake worth a load error.
-fn no_repeated_keys(members: &[(String, Json)], prefix: &str) -> Result<(), ConfigError> {
-    for (i, (key, _)) in members.iter().enumerate() {
-        if members.iter().take(i).any(|(k, _)| k == key) {
-            return Err(err(
-                format!("{prefix}{}", shown_key(key)),
-                "is given more than once",
-            ));
+/// one field is a mistake worth a load error. `given` has a bit per known field; unknown
+/// keys are left to the caller.
+fn given_once(given: &mut u32, known: &[&str], key: &str, prefix: &str) -> Result<(), ConfigError> {
+    if let Some(i) = known.iter().position(|k| *k == key) {
+        let bit = 1u32 << i;
+        if *given & bit != 0 {
+            return Err(err(format!("{prefix}{key}"), "is given more than once"));
         }
+        *given |= bit;
     }
     Ok(())
 }
 
-/// A key as it appears in an error's field name (an empty key would vanish).
-fn shown_key(key: &str) -> &str {
-    if key.is_empty() { "\"\"" } else { key }
+/// Operator text quoted for a log line: escaped, and cut to 64 characters.
+fn quoted(text: &str) -> String {
+    const MAX: usize = 64;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{:?}...", text.get(..cut).unwrap_or_default()),
+        None => format!("{text:?}"),
+    }
+}
+
+/// A key as it appears in an error's field name: as written when it is a short plain word,
+/// quoted otherwise (an empty key would vanish, a long or odd one would flood the log).
+fn shown_key(key: &str) -> String {
+    let plain = !key.is_empty()
+        && key.len() <= 64
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if plain { key.to_owned() } else { quoted(key) }
 }
 
 /// Why a configuration was rejected: the field and the reason.
@@ -307,7 +326,8 @@ fn one_of<T: Copy>(field: &str, value: &str, choices: &[(&str, T)]) -> Result<T,
             err(
                 field,
                 format!(
-                    "unknown value {value:?}; expected one of {}",
+                    "unknown value {}; expected one of {}",
+                    quoted(value),
                     names.join(", ")
                 ),
             )
@@ -321,14 +341,15 @@ fn formats(field: &str, names: &[String]) -> Result<Vec<Format>, ConfigError> {
             err(
                 format!("{field}[{i}]"),
                 format!(
-                    "unknown format {name:?}; expected one of tracecontext, b3, b3multi, jaeger"
+                    "unknown format {}; expected one of tracecontext, b3, b3multi, jaeger",
+                    quoted(name)
                 ),
             )
         })?;
         if out.contains(&format) {
             return Err(err(
                 format!("{field}[{i}]"),
-                format!("format {name:?} is listed twice"),
+                format!("format {} is listed twice", quoted(name)),
             ));
         }
         out.push(format);
@@ -336,22 +357,23 @@ fn formats(field: &str, names: &[String]) -> Result<Vec<Format>, ConfigError> {
     Ok(out)
 }
 
-/// A Kubernetes DNS-1123 name: lowercase letters, digits and `-` (and `.` in a subdomain),
-/// starting and ending with a letter or digit.
+/// A Kubernetes DNS-1123 name: a label (lowercase letters, digits and `-`, starting and
+/// ending with a letter or digit, at most 63) or, with `dots`, labels joined by `.`.
 fn dns1123(name: &str, max_len: usize, dots: bool) -> bool {
     let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    let bytes = name.as_bytes();
-    match (bytes.first(), bytes.last()) {
+    let label = |l: &[u8]| match (l.first(), l.last()) {
         (Some(first), Some(last)) => {
-            bytes.len() <= max_len
-                && alnum(first)
-                && alnum(last)
-                && bytes
-                    .iter()
-                    .all(|b| alnum(b) || *b == b'-' || (dots && *b == b'.'))
+            l.len() <= 63 && alnum(first) && alnum(last) && l.iter().all(|b| alnum(b) || *b == b'-')
         }
         _ => false,
-    }
+    };
+    let bytes = name.as_bytes();
+    bytes.len() <= max_len
+        && if dots {
+            bytes.split(|b| *b == b'.').all(label)
+        } else {
+            label(bytes)
+        }
 }
 
 /// The longest `response_header` name accepted (Envoy's whole header block defaults to 60 KiB).
@@ -438,7 +460,8 @@ impl Config {
                 return Err(err(
                     "response_header",
                     format!(
-                        "{name:?} is not a lowercase HTTP header name of at most 128 characters"
+                        "{} is not a lowercase HTTP header name of at most 128 characters",
+                        quoted(&name)
                     ),
                 ));
             }
@@ -511,7 +534,6 @@ fn external_service(
             "must be an object",
         ));
     };
-    no_repeated_keys(&map, &format!("external_services[{index}]."))?;
     let mut service = ExternalService {
         name: String::new(),
         namespace: "default".to_owned(),
@@ -519,8 +541,15 @@ fn external_service(
         ports: Vec::new(),
         propagate: default_propagate,
     };
+    let mut given = 0u32;
     for (key, v) in map {
-        let field = at(shown_key(&key));
+        let field = at(&shown_key(&key));
+        given_once(
+            &mut given,
+            &EXTERNAL_SERVICE_FIELDS,
+            &key,
+            &format!("external_services[{index}]."),
+        )?;
         match key.as_str() {
             "name" => service.name = convert(&field, v)?,
             "namespace" => service.namespace = convert(&field, v)?,
@@ -530,7 +559,10 @@ fn external_service(
             _ => {
                 return Err(err(
                     field,
-                    "unknown field; expected one of name, namespace, hosts, ports, propagate",
+                    format!(
+                        "unknown field; expected one of {}",
+                        EXTERNAL_SERVICE_FIELDS.join(", ")
+                    ),
                 ));
             }
         }
@@ -541,9 +573,9 @@ fn external_service(
         return Err(err(
             at("name"),
             format!(
-                "{:?} is not a Kubernetes resource name (lowercase letters, digits, `-`, `.`, \
-                 starting and ending with a letter or digit, at most 253)",
-                service.name
+                "{} is not a Kubernetes resource name (lowercase labels of letters, digits and \
+                 `-` joined by `.`, each starting and ending with a letter or digit, at most 253)",
+                quoted(&service.name)
             ),
         ));
     }
@@ -551,9 +583,9 @@ fn external_service(
         return Err(err(
             at("namespace"),
             format!(
-                "{:?} is not a Kubernetes namespace name (lowercase letters, digits, `-`, \
+                "{} is not a Kubernetes namespace name (lowercase letters, digits, `-`, \
                  starting and ending with a letter or digit, at most 63)",
-                service.namespace
+                quoted(&service.namespace)
             ),
         ));
     }
@@ -564,7 +596,7 @@ fn external_service(
         valid_host(host).map_err(|reason| {
             err(
                 format!("external_services[{index}].hosts[{h}]"),
-                format!("{host:?}: {reason}"),
+                format!("{}: {reason}", quoted(host)),
             )
         })?;
     }
@@ -574,33 +606,13 @@ fn external_service(
             "0 is not a port",
         ));
     }
-    for (h, host) in service.hosts.iter().enumerate() {
-        if service
-            .hosts
-            .iter()
-            .take(h)
-            .any(|other| other.eq_ignore_ascii_case(host))
-        {
-            return Err(err(
-                format!("external_services[{index}].hosts[{h}]"),
-                format!("{host:?} is listed twice"),
-            ));
-        }
-    }
-    for (p, port) in service.ports.iter().enumerate() {
-        if service.ports.iter().take(p).any(|other| other == port) {
-            return Err(err(
-                format!("external_services[{index}].ports[{p}]"),
-                format!("port {port} is listed twice"),
-            ));
-        }
-    }
     Ok(service)
 }
 
 /// Two entries claiming the same host for the same ports would make the match arbitrary.
 fn check_overlaps(services: &[ExternalService]) -> Result<(), ConfigError> {
-    let mut seen: std::collections::HashMap<(String, Option<u16>), usize> =
+    // (host, port) -> (entry, host index): one pass, also catching repeats within an entry.
+    let mut seen: std::collections::HashMap<(String, Option<u16>), (usize, usize)> =
         std::collections::HashMap::new();
     for (i, service) in services.iter().enumerate() {
         let ports: Vec<Option<u16>> = if service.ports.is_empty() {
@@ -608,18 +620,34 @@ fn check_overlaps(services: &[ExternalService]) -> Result<(), ConfigError> {
         } else {
             service.ports.iter().copied().map(Some).collect()
         };
-        for host in &service.hosts {
-            for port in &ports {
-                if let Some(other) = seen.insert((host.to_ascii_lowercase(), *port), i) {
+        for (h, host) in service.hosts.iter().enumerate() {
+            for (p, port) in ports.iter().enumerate() {
+                let Some((other, other_host)) =
+                    seen.insert((host.to_ascii_lowercase(), *port), (i, h))
+                else {
+                    continue;
+                };
+                return Err(if other == i && other_host == h {
+                    err(
+                        format!("external_services[{i}].ports[{p}]"),
+                        format!("port {} is listed twice", port.unwrap_or(0)),
+                    )
+                } else if other == i {
+                    err(
+                        format!("external_services[{i}].hosts[{h}]"),
+                        format!("{} is listed twice", quoted(host)),
+                    )
+                } else {
                     let on = port.map(|p| format!(" on port {p}")).unwrap_or_default();
-                    return Err(err(
+                    err(
                         format!("external_services[{i}].hosts"),
                         format!(
-                            "{host:?}{on} is already listed by external_services[{other}] ({})",
+                            "{}{on} is already listed by external_services[{other}] ({})",
+                            quoted(host),
                             services.get(other).map(|s| s.name.as_str()).unwrap_or("")
                         ),
-                    ));
-                }
+                    )
+                });
             }
         }
     }

@@ -54,7 +54,6 @@ impl log::Log for HostLogger {
 
 /// Metric ids: the fixed counters defined at configure time, the per-service ones on
 /// first use (an entry nobody calls costs no stat).
-#[derive(Default)]
 struct Metrics {
     fixed: Vec<Option<u32>>,
     dynamic: RefCell<HashMap<Counter, u32>>,
@@ -147,6 +146,8 @@ fn define_counter(name: &str) -> Option<u32> {
 
 /// At most this many unregistered hosts are remembered (and logged once each).
 const MAX_UNREGISTERED_LOGGED: usize = 1024;
+/// The bytes of such a host that are logged and remembered.
+const MAX_LOGGED_HOST_LEN: usize = 256;
 
 struct Shared {
     config: Config,
@@ -332,10 +333,12 @@ impl Host for WasmHost<'_> {
         let Ok(mut seen) = self.shared.unregistered_seen.try_borrow_mut() else {
             return;
         };
-        if seen.len() < MAX_UNREGISTERED_LOGGED && seen.insert(host.to_vec()) {
+        // Remembered by their first bytes only: 1024 hosts stay within 256 KiB.
+        let key = host.get(..MAX_LOGGED_HOST_LEN).unwrap_or(host);
+        if seen.len() < MAX_UNREGISTERED_LOGGED && seen.insert(key.to_vec()) {
             log::info!(
                 "tracejoin: calls to {} leave the mesh with no ServiceEntry (PassthroughCluster)",
-                crate::filter::printable(host, 256)
+                crate::filter::printable(host, MAX_LOGGED_HOST_LEN)
             );
         }
     }

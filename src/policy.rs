@@ -101,8 +101,10 @@ pub fn tracer_view(carrier: &Carrier<'_>, reads: &[Read; 4]) -> [Read; 4] {
 
 /// The formats Envoy's tracer will write into this request, from [`tracer_view`] (measured
 /// with Envoy 1.40: Zipkin answers a `b3` single header with `b3` alone, anything else with
-/// `x-b3-*`; OpenTelemetry writes traceparent unless one arrived that it cannot read, in
-/// which case it does not trace).
+/// `x-b3-*`). With OpenTelemetry, a traceparent invalid in the view is left to tracejoin:
+/// Envoy does not trace on one it cannot read (zero ids, future versions with more fields),
+/// and where it does continue a lenient one (uppercase, version `ff`) its write comes later
+/// and wins anyway.
 pub fn tracer_writes(tracer: Tracer, view: &[Read; 4]) -> [bool; 4] {
     let mut owned = [false; 4];
     let mut own = |f: Format| {
@@ -425,8 +427,15 @@ pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> 
                     // What goes on as it arrived goes on in canonical form: a lenient
                     // spelling (uppercase, `%3A`, `x-b3-sampled: true`, a debug bit without
                     // the sampled bit) can read differently to each SDK.
+                    // It carries the chosen sampling decision: debug and sampled both read as
+                    // sampled above, but a client's `d` must not outlive `resample`.
                     match read {
-                        Read::Context(c) => write_format(&mut ops, carrier, f, &c),
+                        Read::Context(mut c) => {
+                            if let Some(w) = winner {
+                                c.sampling = w.sampling;
+                            }
+                            write_format(&mut ops, carrier, f, &c)
+                        }
                         Read::SamplingOnly(s) => write_sampling_only(&mut ops, carrier, f, s),
                         Read::Absent | Read::Invalid => {}
                     }

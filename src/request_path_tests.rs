@@ -521,6 +521,20 @@ fn an_empty_tracestate_is_not_passed_on_repeated_or_padded() {
     assert_eq!(host.get("tracestate"), Some(""));
 }
 
+#[test]
+fn resample_leaves_no_debug_flag_in_formats_it_does_not_write() {
+    // Ratio 1 decides "sampled": a client's debug in a format not written must not survive.
+    let host = run(
+        r#"{"tracer":"none","trust":"resample","propagate":["tracecontext"]}"#,
+        &[("b3", &format!("{T}-{S}-d")), ("x-b3-flags", "1")],
+    );
+    assert_eq!(host.get("traceparent").unwrap(), format!("00-{T}-{S}-01"));
+    assert_eq!(host.get("b3").unwrap(), format!("{T}-{S}-1"));
+    // A lone debug flag next to a context goes (B3 readers prefer the ids of `b3`).
+    assert_eq!(host.get("x-b3-flags"), None);
+    assert_eq!(host.get("x-b3-sampled"), None);
+}
+
 fn run_external(cluster: &str, headers: &[(&str, &str)], status: u16) -> MockHost {
     let config = Config::from_json(EXTERNAL.as_bytes()).unwrap();
     let mut host = MockHost::with(headers);

@@ -28,7 +28,9 @@ def envoy_binary():
     return found
 
 
-def _wasm_filter(wasm_path, plugin_config, failure_policy=None):
+def wasm_filter(wasm_path, plugin_config, failure_policy=None):
+    """The wasm HTTP filter entry for a module and its plugin configuration (a dict is sent
+    as JSON, a string as it is)."""
     configuration = json.dumps(plugin_config) if not isinstance(plugin_config, str) else plugin_config
     wasm = {
         "name": "envoy.filters.http.wasm",
@@ -119,10 +121,10 @@ def render_listener(tracer="none", position="off", wasm_path=None, plugin_config
     }
     http_filters = []
     if position == "downstream":
-        http_filters.append(_wasm_filter(wasm_path, plugin_config or {}, failure_policy))
+        http_filters.append(wasm_filter(wasm_path, plugin_config or {}, failure_policy))
     if position == "upstream":
         router["typed_config"]["upstream_http_filters"] = [
-            _wasm_filter(wasm_path, plugin_config or {}, failure_policy),
+            wasm_filter(wasm_path, plugin_config or {}, failure_policy),
             {
                 "name": "envoy.filters.http.upstream_codec",
                 "typed_config": {
@@ -162,15 +164,21 @@ def _admin():
     return {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}}
 
 
-def render_config(upstream_port, tracer="none", position="off", wasm_path=None, plugin_config=None):
-    """An Envoy bootstrap (as a dict) for one test scenario."""
+def render_bootstrap(listeners, upstream_port):
+    """An Envoy bootstrap (as a dict): these listeners, the admin API on a free loopback port,
+    and the `echo` and `collector` clusters both pointing at `upstream_port`."""
     return {
         "admin": _admin(),
         "static_resources": {
-            "listeners": [render_listener(tracer, position, wasm_path, plugin_config)],
+            "listeners": listeners,
             "clusters": [_cluster("echo", upstream_port), _cluster("collector", upstream_port)],
         },
     }
+
+
+def render_config(upstream_port, tracer="none", position="off", wasm_path=None, plugin_config=None):
+    """An Envoy bootstrap (as a dict) for one test scenario."""
+    return render_bootstrap([render_listener(tracer, position, wasm_path, plugin_config)], upstream_port)
 
 
 def render_lds_config(upstream_port, lds_path):

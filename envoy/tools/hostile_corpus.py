@@ -888,11 +888,10 @@ LOG_PROBLEM = re.compile(r"panicked|\]\[critical\]|\]\[error\]\[wasm\]|Wasm VM f
 
 
 def render(scenario, upstream_port, wasm):
-    config = envoy_harness.render_config(upstream_port)
-    config["static_resources"]["listeners"] = [
-        envoy_harness.render_listener(scenario.tracer, scenario.position, wasm, scenario.plugin_config, failure_policy=FAILURE_POLICY)
-    ]
-    return config
+    listener = envoy_harness.render_listener(
+        scenario.tracer, scenario.position, wasm, scenario.plugin_config, failure_policy=FAILURE_POLICY
+    )
+    return envoy_harness.render_bootstrap([listener], upstream_port)
 
 
 def vm_failures(stats, created_at_start):

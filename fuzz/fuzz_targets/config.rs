@@ -111,14 +111,17 @@ fn check_config(c: &Config) {
     if let Some(external) = &c.external {
         let mut seen: Vec<(String, Option<u16>)> = Vec::new();
         for s in external.matcher.services() {
-            let k8s = |n: &str| {
-                !n.is_empty()
-                    && n.len() <= 253
-                    && n.bytes().all(|b| {
-                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
-                    })
+            // Kubernetes: labels of [a-z0-9-], alphanumeric at both ends, at most 63; a name
+            // joins labels with dots (at most 253), a namespace is one label.
+            let label = |l: &str| {
+                let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+                (1..=63).contains(&l.len())
+                    && l.starts_with(ok)
+                    && l.ends_with(ok)
+                    && l.chars().all(|c| ok(c) || c == '-')
             };
-            assert!(k8s(&s.name) && k8s(&s.namespace), "{s:?}");
+            assert!(s.name.len() <= 253 && s.name.split('.').all(label), "{s:?}");
+            assert!(label(&s.namespace), "{s:?}");
             assert!(!s.hosts.is_empty(), "{s:?}");
             assert!(!s.ports.contains(&0), "{s:?}");
             for h in &s.hosts {

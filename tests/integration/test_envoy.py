@@ -5,7 +5,7 @@ import pytest
 
 import envoy_harness
 from conftest import send
-from trace_headers import assert_well_formed, b3, header_values, jaeger, one, read_all, traces_seen, w3c
+from trace_headers import assert_well_formed, b3, header_values, one, read_all, traces_seen, w3c
 
 T = "4bf92f3577b34da6a3ce929d0e0e4736"
 S = "00f067aa0ba902b7"
