@@ -553,24 +553,15 @@ fn write_sampling_only(
     format: Format,
     sampling: Sampling,
 ) {
-    let flag: &[u8] = match sampling {
-        Sampling::NotSampled => b"0",
-        Sampling::Sampled => b"1",
-        Sampling::Debug => b"d",
-        Sampling::Deferred => return,
-    };
-    let value = |text: &[u8]| {
-        let mut v = HeaderValue::new();
-        v.push_str(text);
-        v
-    };
+    if !sampling.is_decided() {
+        return;
+    }
     match format {
-        Format::B3 => set_if_changed(ops, carrier, Header::B3, Some(value(flag))),
+        Format::B3 => set_if_changed(ops, carrier, Header::B3, b3::render_sampling_only(sampling)),
         Format::B3Multi => {
-            let debug = sampling == Sampling::Debug;
-            let sampled = (!debug).then(|| value(flag));
+            let (sampled, flags) = b3::multi_sampling(sampling);
             set_if_changed(ops, carrier, Header::XB3Sampled, sampled);
-            set_if_changed(ops, carrier, Header::XB3Flags, debug.then(|| value(b"1")));
+            set_if_changed(ops, carrier, Header::XB3Flags, flags);
         }
         Format::TraceContext | Format::Jaeger => {}
     }

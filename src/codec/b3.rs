@@ -54,19 +54,23 @@ fn push_trace_id(out: &mut HeaderValue, ctx: &SpanContext) {
     }
 }
 
+/// The single header's sampling field; a deferred state has none.
+fn single_flag(sampling: Sampling) -> Option<u8> {
+    match sampling {
+        Sampling::Deferred => None,
+        Sampling::NotSampled => Some(b'0'),
+        Sampling::Sampled => Some(b'1'),
+        Sampling::Debug => Some(b'd'),
+    }
+}
+
 /// Renders the single header. A deferred state is left out, as B3 allows.
 pub fn render_single(ctx: &SpanContext) -> HeaderValue {
     let mut out = HeaderValue::new();
     push_trace_id(&mut out, ctx);
     out.push(b'-');
     out.push_hex(&ctx.span_id.0);
-    let flag = match ctx.sampling {
-        Sampling::Deferred => None,
-        Sampling::NotSampled => Some(b'0'),
-        Sampling::Sampled => Some(b'1'),
-        Sampling::Debug => Some(b'd'),
-    };
-    if let Some(flag) = flag {
+    if let Some(flag) = single_flag(ctx.sampling) {
         out.push(b'-');
         out.push(flag);
         if let Some(parent) = ctx.parent_id {
@@ -162,12 +166,7 @@ pub fn render_multi(ctx: &SpanContext) -> MultiValues {
         v.push_hex(&p.0);
         v
     });
-    let (sampled, flags) = match ctx.sampling {
-        Sampling::Deferred => (None, None),
-        Sampling::NotSampled => (Some(literal(b"0")), None),
-        Sampling::Sampled => (Some(literal(b"1")), None),
-        Sampling::Debug => (None, Some(literal(b"1"))),
-    };
+    let (sampled, flags) = multi_sampling(ctx.sampling);
     MultiValues {
         trace_id,
         span_id,
@@ -175,4 +174,19 @@ pub fn render_multi(ctx: &SpanContext) -> MultiValues {
         sampled,
         flags,
     }
+}
+
+/// `x-b3-sampled` and `x-b3-flags` for a decision (debug is carried by the flags alone).
+pub fn multi_sampling(sampling: Sampling) -> (Option<HeaderValue>, Option<HeaderValue>) {
+    match sampling {
+        Sampling::Deferred => (None, None),
+        Sampling::NotSampled => (Some(literal(b"0")), None),
+        Sampling::Sampled => (Some(literal(b"1")), None),
+        Sampling::Debug => (None, Some(literal(b"1"))),
+    }
+}
+
+/// A lone sampling decision as the single header (`b3: 0|1|d`); none when deferred.
+pub fn render_sampling_only(sampling: Sampling) -> Option<HeaderValue> {
+    single_flag(sampling).map(|flag| literal(&[flag]))
 }
