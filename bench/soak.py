@@ -6,7 +6,6 @@ when memory grew beyond noise, a VM failed, or any request got a 5xx.
 """
 
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "envoy" / "tools"))
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench import backend_config, rss_kib  # noqa: E402
+from bench import backend_config, rss_kib, run_wrk  # noqa: E402
 from envoy_harness import Envoy, render_bootstrap, render_listener, wasm_filter  # noqa: E402
 from hostile_corpus import LOG_PROBLEM, VM_CREATED, vm_failures  # noqa: E402
 
@@ -44,14 +43,11 @@ def sample(envoy):
     }
 
 
+SCRIPT = str(Path(__file__).parent / "soak.lua")
+
+
 def wrk(port, seconds):
-    script = str(Path(__file__).parent / "soak.lua")
-    subprocess.run(
-        ["wrk", "-t1", "-c32", f"-d{seconds}s", "-s", script, f"http://127.0.0.1:{port}/soak"],
-        check=True,
-        capture_output=True,
-        timeout=seconds + 60,
-    )
+    run_wrk(port, [], seconds, 32, script=SCRIPT)
 
 
 def main():
