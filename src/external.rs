@@ -196,3 +196,6 @@ pub fn valid_host(host: &str) -> Result<(), &'static str> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

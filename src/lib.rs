@@ -1,12 +1,16 @@
 //! tracejoin: one trace context per request, written the same in every propagation format.
 //!
-//! Layout, in the direction data flows:
-//! - [`context`]: the trace-context model (ids, sampling, one span context);
-//! - [`codec`]: parse and render each header format (W3C, B3 single and multi, Jaeger);
-//! - [`config`]: the plugin JSON, checked and compiled at load;
-//! - [`policy`]: which context wins and what to write, as a pure function;
-//! - [`filter`]: the request path over a small [`filter::Host`] trait (mocked in tests);
-//! - `glue` (wasm only): the proxy-wasm adapter that implements `Host` with host calls.
+//! Data flows one way; the modules in that order:
+//! - [`codec`]: headers in ([`codec::Carrier`]), one module per format that parses and
+//!   renders it ([`context`] is the model they share);
+//! - [`policy`]: decide, in named steps (choose the context, apply trust, what each format
+//!   gets, tracestate), as a pure function from a carrier and the [`config`] to a plan;
+//! - [`filter`]: the request path that reads headers from a [`filter::Host`], runs the
+//!   policy, writes the plan back and counts what happened;
+//! - `glue` (wasm only): the proxy-wasm adapter that implements the host with host calls.
+//!
+//! Beside them: [`external`] (ServiceEntry matching), [`sampling`] and [`ids`] (decisions
+//! and ids tracejoin makes itself), [`printable`] (client bytes made safe for a log line).
 
 pub mod codec;
 pub mod config;
@@ -14,20 +18,12 @@ pub mod context;
 pub mod external;
 pub mod filter;
 pub mod ids;
-mod json;
 pub mod policy;
+pub mod printable;
 pub mod sampling;
 
 #[cfg(all(target_arch = "wasm32", not(test)))]
 mod glue;
 
 #[cfg(test)]
-mod config_corpus_tests;
-#[cfg(test)]
-mod config_tests;
-#[cfg(test)]
-mod external_tests;
-#[cfg(test)]
-mod proptests;
-#[cfg(test)]
-mod request_path_tests;
+mod testing;

@@ -38,3 +38,6 @@ impl RatioSampler {
         trace_id.randomness_56() >= self.threshold
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,14 +9,15 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tracejoin::codec::tracecontext::{
-    self, TRACESTATE_MAX_LEN, TraceState, join_truncated, parse_tracestate, with_member,
+use tracejoin::codec::tracestate::{
+    self, TRACESTATE_MAX_LEN, TraceState, join_truncated, with_member,
 };
-use tracejoin::codec::{Carrier, Format, Header, b3, jaeger, serialized_pairs};
+use tracejoin::codec::{
+    self, Carrier, Format, Header, Read, b3, b3multi, header_map, jaeger, tracecontext,
+};
 use tracejoin::context::{Sampling, SpanContext};
-use tracejoin::policy::{self, Read};
 use tracejoin_fuzz::{
-    b3_single_ok, hex, id_ok, pad32, serialize, show, traceparent_ok, tracestate_ok, trim_ows,
+    b3_single_ok, hex, id_ok, pad32, show, traceparent_ok, tracestate_ok, trim_ows,
     ts_members, uber_ok,
 };
 
@@ -37,12 +38,12 @@ fn renders_consistently(ctx: &SpanContext, what: &str) {
     let trace = hex(&ctx.trace_id.0);
     let span = hex(&ctx.span_id.0);
 
-    let tp = tracecontext::render_traceparent(ctx);
+    let tp = tracecontext::render(ctx);
     let tp = tp.as_bytes();
     assert!(traceparent_ok(tp), "{what}: traceparent {}", show(tp));
     assert_eq!(&tp[3..35], trace.as_slice(), "{what}");
     assert_eq!(&tp[36..52], span.as_slice(), "{what}");
-    let back = tracecontext::parse_traceparent(tp).expect("rendered traceparent parses");
+    let back = tracecontext::parse(tp).expect("rendered traceparent parses");
     assert_eq!(
         (back.trace_id, back.span_id, back.sampling.is_sampled()),
         (ctx.trace_id, ctx.span_id, ctx.sampling.is_sampled()),
@@ -51,7 +52,7 @@ fn renders_consistently(ctx: &SpanContext, what: &str) {
     );
     assert_eq!(back.random_trace_id, ctx.random_trace_id, "{what}");
 
-    let single = b3::render_single(ctx);
+    let single = b3::render(ctx);
     let single = single.as_bytes();
     assert!(b3_single_ok(single), "{what}: b3 {}", show(single));
     let (t, s) = split2(single, b'-');
@@ -60,7 +61,7 @@ fn renders_consistently(ctx: &SpanContext, what: &str) {
         (trace.clone(), span.clone()),
         "{what}"
     );
-    match b3::parse_single(single) {
+    match b3::parse(single) {
         Some(b3::B3::Context(c)) => {
             assert_eq!(c.trace_id, ctx.trace_id, "{what}");
             assert_eq!(c.span_id, ctx.span_id, "{what}");
@@ -73,7 +74,7 @@ fn renders_consistently(ctx: &SpanContext, what: &str) {
         other => panic!("{what}: rendered b3 {} reads {other:?}", show(single)),
     }
 
-    let m = b3::render_multi(ctx);
+    let m = b3multi::render(ctx);
     assert!(id_ok(m.trace_id.as_bytes(), &[16, 32]), "{what}: {m:?}");
     assert_eq!(pad32(m.trace_id.as_bytes()), trace, "{what}");
     assert_eq!(m.span_id.as_bytes(), span.as_slice(), "{what}");
@@ -86,14 +87,14 @@ fn renders_consistently(ctx: &SpanContext, what: &str) {
     if let Some(v) = m.flags {
         assert_eq!(v.as_bytes(), b"1", "{what}: {m:?}");
     }
-    let headers = b3::MultiHeaders {
+    let headers = b3multi::MultiHeaders {
         trace_id: Some(m.trace_id.as_bytes()),
         span_id: Some(m.span_id.as_bytes()),
         parent_span_id: m.parent_span_id.as_ref().map(|v| v.as_bytes()),
         sampled: m.sampled.as_ref().map(|v| v.as_bytes()),
         flags: m.flags.as_ref().map(|v| v.as_bytes()),
     };
-    match b3::parse_multi(&headers) {
+    match b3multi::parse(&headers) {
         Some(b3::B3::Context(c)) => {
             assert_eq!(
                 (c.trace_id, c.span_id, c.parent_id, c.sampling),
@@ -129,14 +130,14 @@ fn split2(v: &[u8], sep: u8) -> (&[u8], &[u8]) {
 }
 
 fn traceparent(data: &[u8]) {
-    let Some(ctx) = tracecontext::parse_traceparent(data) else {
+    let Some(ctx) = tracecontext::parse(data) else {
         return;
     };
     assert!(ctx.trace_id.is_valid() && ctx.span_id.is_valid());
     assert!(ctx.sampling.is_decided() && ctx.parent_id.is_none() && !ctx.short_trace_id);
-    let rendered = tracecontext::render_traceparent(&ctx);
+    let rendered = tracecontext::render(&ctx);
     assert_eq!(
-        tracecontext::parse_traceparent(rendered.as_bytes()),
+        tracecontext::parse(rendered.as_bytes()),
         Some(ctx),
         "traceparent {} renders {}",
         show(data),
@@ -158,7 +159,7 @@ fn traceparent(data: &[u8]) {
 }
 
 fn b3_single(data: &[u8]) {
-    match b3::parse_single(data) {
+    match b3::parse(data) {
         None => {}
         Some(b3::B3::SamplingOnly(s)) => {
             assert!(s.is_decided());
@@ -170,7 +171,7 @@ fn b3_single(data: &[u8]) {
         }
         Some(b3::B3::Context(ctx)) => {
             assert!(ctx.trace_id.is_valid() && ctx.span_id.is_valid());
-            let rendered = b3::render_single(&ctx);
+            let rendered = b3::render(&ctx);
             // Every valid b3 context value is already canonical (lowercase, fixed widths).
             assert_eq!(
                 rendered.as_bytes(),
@@ -180,7 +181,7 @@ fn b3_single(data: &[u8]) {
                 show(rendered.as_bytes())
             );
             assert_eq!(
-                b3::parse_single(rendered.as_bytes()),
+                b3::parse(rendered.as_bytes()),
                 Some(b3::B3::Context(ctx))
             );
             renders_consistently(&ctx, "b3");
@@ -200,21 +201,21 @@ fn b3_multi(data: &[u8]) {
             None
         }
     };
-    let h = b3::MultiHeaders {
+    let h = b3multi::MultiHeaders {
         trace_id: take(0),
         span_id: take(1),
         parent_span_id: take(2),
         sampled: take(3),
         flags: take(4),
     };
-    match b3::parse_multi(&h) {
+    match b3multi::parse(&h) {
         None => {}
         Some(b3::B3::SamplingOnly(s)) => {
             assert!(s.is_decided());
             assert!(h.trace_id.is_none() && h.span_id.is_none() && h.parent_span_id.is_none());
         }
         Some(b3::B3::Context(ctx)) => {
-            let m = b3::render_multi(&ctx);
+            let m = b3multi::render(&ctx);
             fn trimmed(v: Option<&[u8]>) -> Option<&[u8]> {
                 v.map(trim_ows)
             }
@@ -251,7 +252,7 @@ fn uber(data: &[u8]) {
 }
 
 fn tracestate(parts: &[&[u8]]) {
-    let got = parse_tracestate(parts);
+    let got = tracestate::parse(parts);
     let want = ts_members(parts);
     let all_parts = || {
         parts
@@ -289,7 +290,7 @@ fn tracestate(parts: &[&[u8]]) {
         TraceState::Rewritten(s) => {
             let s = s.as_bytes();
             assert!(tracestate_ok(s), "{} rewritten to {}", all_parts(), show(s));
-            assert_eq!(parse_tracestate(&[s]), TraceState::Canonical, "{}", show(s));
+            assert_eq!(tracestate::parse(&[s]), TraceState::Canonical, "{}", show(s));
             // The rewrite keeps members in order, drops only to fit, long ones first.
             let kept: Vec<&[u8]> = s.split(|b| *b == b',').collect();
             let mut it = members.iter();
@@ -325,7 +326,7 @@ fn tracestate(parts: &[&[u8]]) {
 }
 
 fn header_block(data: &[u8]) {
-    let pairs: Vec<(&[u8], &[u8])> = serialized_pairs(data).collect();
+    let pairs: Vec<(&[u8], &[u8])> = header_map::pairs(data).collect();
     let used: usize = pairs.iter().map(|(k, v)| k.len() + v.len() + 2 + 8).sum();
     // Every pair lies inside the block (the last value's NUL may be missing).
     assert!(pairs.is_empty() || 4 + used - 1 <= data.len());
@@ -334,17 +335,17 @@ fn header_block(data: &[u8]) {
         .iter()
         .map(|(k, v)| (k.to_vec(), v.to_vec()))
         .collect();
-    let again = serialize(&owned);
-    let back: Vec<(&[u8], &[u8])> = serialized_pairs(&again).collect();
+    let again = header_map::serialize(owned.iter().map(|(k, v)| (k, v)));
+    let back: Vec<(&[u8], &[u8])> = header_map::pairs(&again).collect();
     assert_eq!(back, pairs);
     // Each format read from the block: what is read as a context renders consistently.
     let carrier = Carrier::from_pairs(pairs.iter().copied());
     for f in Format::ALL {
-        if let Read::Context(ctx) = policy::read(&carrier, f) {
+        if let Read::Context(ctx) = codec::extract(&carrier, f) {
             renders_consistently(&ctx, f.name());
         }
     }
-    let _ = carrier.tracestate_parts().map(parse_tracestate);
+    let _ = carrier.tracestate_parts().map(tracestate::parse);
     for h in Header::ALL {
         let _ = carrier.get(h);
     }

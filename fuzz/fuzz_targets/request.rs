@@ -10,18 +10,18 @@ use std::collections::HashMap;
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use tracejoin::codec::tracecontext::{self, TraceState};
-use tracejoin::codec::{Carrier, Format, Header, serialized_pairs};
+use tracejoin::codec::tracestate::{self, TraceState};
+use tracejoin::codec::{self, Carrier, Format, Header, PerFormat, Read, header_map};
 use tracejoin::config::{Config, Position, Tracer};
 use tracejoin::context::SpanContext;
 use tracejoin::filter::{
-    Counter, Host, HostError, RequestFilter, STATE_EXTERNAL_HOST, STATE_SERVICE_ENTRY,
+    Counter, RecordingHost, RequestFilter, STATE_EXTERNAL_HOST, STATE_SERVICE_ENTRY,
     STATE_SERVICE_ENTRY_NAMESPACE,
 };
 use tracejoin::ids::IdGenerator;
-use tracejoin::policy::{self, Read};
+use tracejoin::policy;
 use tracejoin_fuzz::{
-    header_value_ok, hex, ids_of, pad32, serialize, show, traceparent_ok, visible_ascii,
+    header_value_ok, hex, ids_of, pad32, show, traceparent_ok, visible_ascii,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -427,125 +427,7 @@ fn header(u: &mut Unstructured<'_>) -> Result<(Vec<u8>, Vec<u8>)> {
 // The host
 // ---------------------------------------------------------------------------------------
 
-const FAIL_BLOCK: u8 = 1;
-const FAIL_SET: u8 = 2;
-const FAIL_REMOVE: u8 = 4;
-const FAIL_CLUSTER: u8 = 8;
-const FAIL_STATE: u8 = 16;
-const FAIL_RESPONSE: u8 = 32;
-
-#[derive(Default)]
-struct FuzzHost {
-    request: Headers,
-    fail: u8,
-    cluster: Option<Vec<u8>>,
-    status: Option<u16>,
-    final_code: Option<u16>,
-    sets: Vec<(String, Vec<u8>)>,
-    removes: Vec<String>,
-    response: Vec<(String, Vec<u8>)>,
-    counters: Vec<Counter>,
-    cluster_calls: usize,
-    filter_state: Vec<(String, Vec<u8>)>,
-}
-
-impl FuzzHost {
-    fn count(&self, c: Counter) -> usize {
-        self.counters.iter().filter(|x| **x == c).count()
-    }
-
-    /// Every value of a header, names compared case-insensitively (Envoy's header maps).
-    fn values(&self, name: &str) -> Vec<&[u8]> {
-        self.request
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v.as_slice())
-            .collect()
-    }
-}
-
-impl Host for FuzzHost {
-    fn request_header_block(&mut self) -> std::result::Result<Vec<u8>, HostError> {
-        if self.fail & FAIL_BLOCK != 0 {
-            return Err(HostError(1));
-        }
-        Ok(serialize(&self.request))
-    }
-
-    fn set_request_header(
-        &mut self,
-        name: &str,
-        value: &[u8],
-    ) -> std::result::Result<(), HostError> {
-        self.sets.push((name.to_owned(), value.to_vec()));
-        if self.fail & FAIL_SET != 0 {
-            return Err(HostError(2));
-        }
-        self.request
-            .retain(|(k, _)| !k.eq_ignore_ascii_case(name.as_bytes()));
-        self.request
-            .push((name.as_bytes().to_vec(), value.to_vec()));
-        Ok(())
-    }
-
-    fn remove_request_header(&mut self, name: &str) -> std::result::Result<(), HostError> {
-        self.removes.push(name.to_owned());
-        if self.fail & FAIL_REMOVE != 0 {
-            return Err(HostError(2));
-        }
-        self.request
-            .retain(|(k, _)| !k.eq_ignore_ascii_case(name.as_bytes()));
-        Ok(())
-    }
-
-    fn set_response_header(
-        &mut self,
-        name: &str,
-        value: &[u8],
-    ) -> std::result::Result<(), HostError> {
-        self.response.push((name.to_owned(), value.to_vec()));
-        if self.fail & FAIL_RESPONSE != 0 {
-            return Err(HostError(2));
-        }
-        Ok(())
-    }
-
-    fn increment(&mut self, counter: Counter) {
-        self.counters.push(counter);
-    }
-
-    fn cluster_name(&mut self) -> std::result::Result<Option<Vec<u8>>, HostError> {
-        self.cluster_calls += 1;
-        if self.fail & FAIL_CLUSTER != 0 {
-            return Err(HostError(1));
-        }
-        Ok(self.cluster.clone())
-    }
-
-    fn set_filter_state(&mut self, key: &str, value: &[u8]) -> std::result::Result<(), HostError> {
-        self.filter_state.push((key.to_owned(), value.to_vec()));
-        if self.fail & FAIL_STATE != 0 {
-            return Err(HostError(2));
-        }
-        Ok(())
-    }
-
-    fn response_status(&mut self) -> std::result::Result<Option<u16>, HostError> {
-        if self.fail & FAIL_RESPONSE != 0 {
-            return Err(HostError(1));
-        }
-        Ok(self.status)
-    }
-
-    fn final_response_code(&mut self) -> std::result::Result<Option<u16>, HostError> {
-        if self.fail & FAIL_RESPONSE != 0 {
-            return Err(HostError(1));
-        }
-        Ok(self.final_code)
-    }
-
-    fn note_unregistered(&mut self, _host: &[u8]) {}
-}
+use tracejoin::filter::recording_host::fail::{HEADER_BLOCK as FAIL_BLOCK, CLUSTER as FAIL_CLUSTER};
 
 // ---------------------------------------------------------------------------------------
 // The run and its checks
@@ -689,14 +571,12 @@ fn run(data: &[u8]) -> Result<()> {
     } = input;
     let config = config_for(choice);
 
-    let mut host = FuzzHost {
-        request: headers.clone(),
-        fail,
-        cluster: cluster.clone(),
-        status,
-        final_code,
-        ..Default::default()
-    };
+    let mut host = RecordingHost::default();
+    host.request = headers.clone();
+    host.fail = fail;
+    host.cluster = cluster.clone();
+    host.status = status;
+    host.final_code = final_code;
     let mut filter = RequestFilter::new();
     let plan = filter.on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(seed));
     filter.on_response_headers(&mut host, &config);
@@ -730,7 +610,7 @@ fn run(data: &[u8]) -> Result<()> {
             "no plan without a host error{}",
             what()
         );
-        assert!(host.sets.is_empty() && host.removes.is_empty() && host.response.is_empty());
+        assert!(host.writes.is_empty() && host.response.is_empty());
         return Ok(());
     };
     if config.external.is_none() {
@@ -740,9 +620,9 @@ fn run(data: &[u8]) -> Result<()> {
         );
     }
 
-    let block = serialize(&headers);
-    let carrier = Carrier::from_pairs(serialized_pairs(&block));
-    let reads = Format::ALL.map(|f| policy::read(&carrier, f));
+    let block = header_map::serialize(headers.iter().map(|(k, v)| (k, v)));
+    let carrier = Carrier::from_pairs(header_map::pairs(&block));
+    let reads = codec::extract_all(&carrier);
     let stripped = host.count(Counter::ExternalStripped) > 0;
 
     // The decision is a pure function of the headers, the configuration and the seed.
@@ -780,9 +660,9 @@ fn run(data: &[u8]) -> Result<()> {
 /// Every write: to a trace header, well-formed for its format, visible ASCII, a change,
 /// and all formats written name one context.
 fn check_writes(
-    host: &FuzzHost,
+    host: &RecordingHost,
     carrier: &Carrier<'_>,
-    reads: &[Read; 4],
+    reads: &PerFormat<Read>,
     ctx: Option<&SpanContext>,
     what: &dyn Fn() -> String,
 ) {
@@ -790,11 +670,11 @@ fn check_writes(
     let mut spans: Vec<(Format, Vec<u8>)> = Vec::new();
     let mut parents: Vec<(Format, Vec<u8>)> = Vec::new();
     let mut sampled: Vec<(Header, bool)> = Vec::new();
-    for (name, value) in &host.sets {
+    for (name, value) in host.sets() {
         let h = Header::from_name(name.as_bytes())
             .unwrap_or_else(|| panic!("wrote {name}, not a trace header{}", what()));
         assert_eq!(
-            name.as_str(),
+            name,
             h.name(),
             "header names are written lowercase"
         );
@@ -810,9 +690,9 @@ fn check_writes(
                 "{}",
                 what()
             );
-            let parts = [value.as_slice()];
+            let parts = [value];
             assert_eq!(
-                tracecontext::parse_tracestate(&parts),
+                tracestate::parse(&parts),
                 TraceState::Canonical,
                 "wrote tracestate {}{}",
                 show(value),
@@ -824,7 +704,7 @@ fn check_writes(
         // Only what changes is written.
         assert_ne!(
             carrier.get(h),
-            tracejoin::codec::Slot::One(value.as_slice()),
+            tracejoin::codec::Slot::One(value),
             "rewrote {name} unchanged{}",
             what()
         );
@@ -872,14 +752,14 @@ fn check_writes(
                 }
             }
             Header::XB3TraceId => traces.push((f, pad32(value))),
-            Header::XB3SpanId => spans.push((f, value.clone())),
-            Header::XB3ParentSpanId => parents.push((f, value.clone())),
+            Header::XB3SpanId => spans.push((f, value.to_vec())),
+            Header::XB3ParentSpanId => parents.push((f, value.to_vec())),
             Header::XB3Sampled => sampled.push((h, value == b"1")),
             Header::XB3Flags => sampled.push((h, true)),
             Header::Tracestate => {}
         }
     }
-    for name in &host.removes {
+    for name in host.removes() {
         assert!(
             Header::from_name(name.as_bytes()).is_some() || name == "baggage",
             "removed {name}{}",
@@ -893,7 +773,7 @@ fn check_writes(
     // for a format that arrived with that same trace and goes on as it came (rewritten only
     // into canonical form): that keeps its own span and parent.
     let trace = hex(&ctx.trace_id.0);
-    let own = |f: Format| match reads[f.index()] {
+    let own = |f: Format| match reads[f] {
         Read::Context(c) if c.trace_id == ctx.trace_id => Some(c),
         _ => None,
     };
@@ -921,7 +801,7 @@ fn check_writes(
 }
 
 fn check_response(
-    host: &FuzzHost,
+    host: &RecordingHost,
     config: &Config,
     ctx: Option<&SpanContext>,
     what: &dyn Fn() -> String,
@@ -954,7 +834,7 @@ fn check_response(
 }
 
 fn check_external(
-    host: &FuzzHost,
+    host: &RecordingHost,
     config: &Config,
     choice: Choice,
     cluster: Option<&[u8]>,
@@ -962,7 +842,7 @@ fn check_external(
     what: &dyn Fn() -> String,
 ) {
     let external_counts = host
-        .counters
+        .dynamic_increments()
         .iter()
         .filter(|c| matches!(c, Counter::External { .. } | Counter::Unregistered(_)))
         .count();
@@ -1011,7 +891,7 @@ fn check_external(
     }
     if stripped {
         assert!(
-            host.sets.is_empty(),
+            host.sets().next().is_none(),
             "wrote on a stripped request{}",
             what()
         );
@@ -1030,45 +910,45 @@ fn check_external(
 
 /// The request as the next reader gets it (no host failures).
 fn check_request_after(
-    host: &FuzzHost,
+    host: &RecordingHost,
     config: &Config,
     before: &Carrier<'_>,
-    reads_before: &[Read; 4],
+    reads_before: &PerFormat<Read>,
     ctx: Option<&SpanContext>,
     what: &dyn Fn() -> String,
 ) {
     let upstream = config.position == Position::Upstream;
     // The request as Envoy's tracer reads it (it takes only 55-character traceparents).
-    let view = policy::tracer_view(before, reads_before);
+    let view = policy::tracer::view(before, reads_before);
     // Formats Envoy's tracer overwrites after a listener filter: their leftovers are Envoy's.
     let owned = if upstream {
-        [false; 4]
+        PerFormat::default()
     } else {
-        policy::tracer_writes(config.tracer, &view)
+        policy::tracer::writes(config.tracer, &view)
     };
     // Envoy's OpenTelemetry tracer continues a traceparent it can read with its tracestate.
     let envoy_owns_tracestate = !upstream
         && config.tracer == Tracer::OpenTelemetry
-        && matches!(view[Format::TraceContext.index()], Read::Context(_));
+        && matches!(view[Format::TraceContext], Read::Context(_));
 
-    let block = serialize(&host.request);
-    let after = Carrier::from_pairs(serialized_pairs(&block));
+    let block = header_map::serialize(host.request.iter().map(|(k, v)| (k, v)));
+    let after = Carrier::from_pairs(header_map::pairs(&block));
     for h in Header::ALL {
-        let n = host.values(h.name()).len();
+        let n = host.values(h.name()).count();
         if h != Header::Tracestate || !envoy_owns_tracestate {
             assert!(n <= 1, "{} sent {n} times{}", h.name(), what());
         }
     }
 
-    let reads_after = Format::ALL.map(|f| policy::read(&after, f));
+    let reads_after = codec::extract_all(&after);
     for f in Format::ALL {
-        let read = reads_after[f.index()];
+        let read = reads_after[f];
         // Invalid values never travel on: each is repaired or removed.
         assert_ne!(read, Read::Invalid, "{} left invalid{}", f.name(), what());
         // A value that arrived invalid is repaired or removed, and what goes on without
         // Envoy's tracer rewriting it goes on in canonical form.
-        let invalid_before = reads_before[f.index()] == Read::Invalid;
-        if invalid_before || !owned[f.index()] {
+        let invalid_before = reads_before[f] == Read::Invalid;
+        if invalid_before || !owned[f] {
             let fate = if invalid_before {
                 "arrived invalid and left as"
             } else {
@@ -1089,7 +969,7 @@ fn check_request_after(
                 }
             }
         }
-        if owned[f.index()] {
+        if owned[f] {
             continue;
         }
         match (read, ctx) {
@@ -1125,15 +1005,15 @@ fn check_request_after(
     }
 
     // tracestate: only with a traceparent, valid, and an invalid one is not forwarded.
-    let ts = host.values("tracestate");
+    let ts: Vec<&[u8]> = host.values("tracestate").collect();
     if !ts.is_empty() {
         assert!(
-            !host.values("traceparent").is_empty(),
+            host.values("traceparent").next().is_some(),
             "tracestate without traceparent{}",
             what()
         );
         if !envoy_owns_tracestate {
-            let parsed = after.tracestate_parts().map(tracecontext::parse_tracestate);
+            let parsed = after.tracestate_parts().map(tracestate::parse);
             // Empty is only ever one empty header (what Envoy's OpenTelemetry tracer writes).
             assert!(
                 matches!(parsed, Some(TraceState::Canonical))
@@ -1146,13 +1026,13 @@ fn check_request_after(
             let invalid_before = !matches!(
                 before
                     .tracestate_parts()
-                    .map(tracecontext::parse_tracestate),
+                    .map(tracestate::parse),
                 Some(TraceState::Canonical | TraceState::Empty | TraceState::Rewritten(_))
                     | Some(TraceState::TooLong)
             );
             if invalid_before {
                 assert!(
-                    host.sets.iter().any(|(k, _)| k == "tracestate"),
+                    host.sets().any(|(k, _)| k == "tracestate"),
                     "an invalid tracestate was forwarded{}",
                     what()
                 );

@@ -212,24 +212,6 @@ pub fn hex(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The proxy-wasm serialized header map, over bytes (the crate's `serialize_pairs` takes
-/// `&str`; hosts hand over whatever bytes the request carried).
-pub fn serialize(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
-    for (k, v) in pairs {
-        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-    }
-    for (k, v) in pairs {
-        out.extend_from_slice(k);
-        out.push(0);
-        out.extend_from_slice(v);
-        out.push(0);
-    }
-    out
-}
-
 /// Bytes for an assertion message.
 pub fn show(v: &[u8]) -> String {
     format!("{:?}", String::from_utf8_lossy(v))

@@ -1,7 +1,10 @@
-//! Zipkin B3: the single `b3` header and the multi `x-b3-*` headers.
+//! Zipkin B3, single header: `b3: {trace}-{span}[-{sampling}[-{parent}]]` or `b3: {sampling}`.
+//! The multi-header form is [`super::b3multi`].
 
+use super::hex::{decode_span_id, decode_trace_id, trim_ows};
 use super::value::HeaderValue;
-use crate::context::{Sampling, SpanContext, decode_span_id, decode_trace_id, trim_ows};
+use super::{Carrier, Header, Read};
+use crate::context::{Sampling, SpanContext};
 
 /// What a B3 carrier holds: a full context, or only a sampling decision (`b3: 0`, or
 /// `x-b3-sampled` without ids), which B3 allows on its own.
@@ -9,6 +12,17 @@ use crate::context::{Sampling, SpanContext, decode_span_id, decode_trace_id, tri
 pub enum B3 {
     Context(SpanContext),
     SamplingOnly(Sampling),
+}
+
+impl B3 {
+    /// What a parse means to the policy: a context, a lone decision, or nothing valid.
+    pub fn read(parsed: Option<B3>) -> Read {
+        match parsed {
+            Some(B3::Context(c)) => Read::Context(c),
+            Some(B3::SamplingOnly(s)) => Read::SamplingOnly(s),
+            None => Read::Invalid,
+        }
+    }
 }
 
 fn single_sampling(v: &[u8]) -> Option<Sampling> {
@@ -21,7 +35,7 @@ fn single_sampling(v: &[u8]) -> Option<Sampling> {
 }
 
 /// Parses `b3: {traceid}-{spanid}[-{sampling}[-{parentspanid}]]` or `b3: {sampling}`.
-pub fn parse_single(raw: &[u8]) -> Option<B3> {
+pub fn parse(raw: &[u8]) -> Option<B3> {
     let v = trim_ows(raw);
     if v.len() == 1 {
         return single_sampling(v).map(B3::SamplingOnly);
@@ -46,7 +60,7 @@ pub fn parse_single(raw: &[u8]) -> Option<B3> {
     Some(B3::Context(ctx))
 }
 
-fn push_trace_id(out: &mut HeaderValue, ctx: &SpanContext) {
+pub(super) fn push_trace_id(out: &mut HeaderValue, ctx: &SpanContext) {
     if ctx.short_trace_id && ctx.trace_id.fits_64_bits() {
         out.push_hex(&ctx.trace_id.low_half());
     } else {
@@ -65,7 +79,7 @@ fn single_flag(sampling: Sampling) -> Option<u8> {
 }
 
 /// Renders the single header. A deferred state is left out, as B3 allows.
-pub fn render_single(ctx: &SpanContext) -> HeaderValue {
+pub fn render(ctx: &SpanContext) -> HeaderValue {
     let mut out = HeaderValue::new();
     push_trace_id(&mut out, ctx);
     out.push(b'-');
@@ -81,112 +95,28 @@ pub fn render_single(ctx: &SpanContext) -> HeaderValue {
     out
 }
 
-/// The raw values of the multi headers, each `None` when absent.
-#[derive(Clone, Copy, Default, Debug)]
-pub struct MultiHeaders<'a> {
-    pub trace_id: Option<&'a [u8]>,
-    pub span_id: Option<&'a [u8]>,
-    pub parent_span_id: Option<&'a [u8]>,
-    pub sampled: Option<&'a [u8]>,
-    pub flags: Option<&'a [u8]>,
+/// A lone sampling decision (`b3: 0|1|d`); none when deferred.
+pub fn render_sampling(sampling: Sampling) -> Option<HeaderValue> {
+    single_flag(sampling).map(|flag| HeaderValue::from_literal(&[flag]))
 }
 
-impl MultiHeaders<'_> {
-    pub fn any_present(&self) -> bool {
-        self.trace_id.is_some()
-            || self.span_id.is_some()
-            || self.parent_span_id.is_some()
-            || self.sampled.is_some()
-            || self.flags.is_some()
+/// Reads `b3`; a repeated header is invalid.
+pub fn extract(carrier: &Carrier<'_>) -> Read {
+    match carrier.single(Header::B3) {
+        Ok(None) => Read::Absent,
+        Ok(Some(v)) => B3::read(parse(v)),
+        Err(_) => Read::Invalid,
     }
 }
 
-/// Parses the multi headers. Trace and span id come together or not at all; `x-b3-sampled`
-/// takes `0|1` and, leniently, `true|false`; `x-b3-flags: 1` is debug and implies sampled.
-pub fn parse_multi(h: &MultiHeaders<'_>) -> Option<B3> {
-    let debug = match h.flags.map(trim_ows) {
-        None => false,
-        Some(b"1") => true,
-        Some(b"0") => false,
-        Some(_) => return None,
-    };
-    // x-b3-sampled is validated even when debug overrides it: a bad value is never valid.
-    let sampled = match h.sampled.map(trim_ows) {
-        None => Sampling::Deferred,
-        Some(b"1" | b"true") => Sampling::Sampled,
-        Some(b"0" | b"false") => Sampling::NotSampled,
-        Some(_) => return None,
-    };
-    let sampling = if debug { Sampling::Debug } else { sampled };
-    match (h.trace_id, h.span_id) {
-        (None, None) if h.parent_span_id.is_none() => {
-            sampling.is_decided().then_some(B3::SamplingOnly(sampling))
-        }
-        (Some(t), Some(s)) => {
-            let (trace_id, short) = decode_trace_id(trim_ows(t))?;
-            let span_id = decode_span_id(trim_ows(s))?;
-            let parent_id = match h.parent_span_id {
-                None => None,
-                Some(p) => Some(decode_span_id(trim_ows(p))?),
-            };
-            let mut ctx = SpanContext::new(trace_id, span_id, sampling);
-            ctx.parent_id = parent_id;
-            ctx.short_trace_id = short;
-            Some(B3::Context(ctx))
-        }
-        _ => None,
-    }
+pub fn inject(ctx: &SpanContext, emit: &mut impl FnMut(Header, Option<HeaderValue>)) {
+    emit(Header::B3, Some(render(ctx)));
 }
 
-/// The values to write for the multi headers. `None` means the header must not be sent:
-/// no parent, a deferred decision, or (for `x-b3-sampled`) debug, which `x-b3-flags`
-/// carries and which implies sampled.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MultiValues {
-    pub trace_id: HeaderValue,
-    pub span_id: HeaderValue,
-    pub parent_span_id: Option<HeaderValue>,
-    pub sampled: Option<HeaderValue>,
-    pub flags: Option<HeaderValue>,
+/// Writes a lone, decided sampling state.
+pub fn inject_sampling(sampling: Sampling, emit: &mut impl FnMut(Header, Option<HeaderValue>)) {
+    emit(Header::B3, render_sampling(sampling));
 }
 
-fn literal(s: &[u8]) -> HeaderValue {
-    let mut v = HeaderValue::new();
-    v.push_str(s);
-    v
-}
-
-pub fn render_multi(ctx: &SpanContext) -> MultiValues {
-    let mut trace_id = HeaderValue::new();
-    push_trace_id(&mut trace_id, ctx);
-    let mut span_id = HeaderValue::new();
-    span_id.push_hex(&ctx.span_id.0);
-    let parent_span_id = ctx.parent_id.map(|p| {
-        let mut v = HeaderValue::new();
-        v.push_hex(&p.0);
-        v
-    });
-    let (sampled, flags) = multi_sampling(ctx.sampling);
-    MultiValues {
-        trace_id,
-        span_id,
-        parent_span_id,
-        sampled,
-        flags,
-    }
-}
-
-/// `x-b3-sampled` and `x-b3-flags` for a decision (debug is carried by the flags alone).
-pub fn multi_sampling(sampling: Sampling) -> (Option<HeaderValue>, Option<HeaderValue>) {
-    match sampling {
-        Sampling::Deferred => (None, None),
-        Sampling::NotSampled => (Some(literal(b"0")), None),
-        Sampling::Sampled => (Some(literal(b"1")), None),
-        Sampling::Debug => (None, Some(literal(b"1"))),
-    }
-}
-
-/// A lone sampling decision as the single header (`b3: 0|1|d`); none when deferred.
-pub fn render_sampling_only(sampling: Sampling) -> Option<HeaderValue> {
-    single_flag(sampling).map(|flag| literal(&[flag]))
-}
+#[cfg(test)]
+mod tests;

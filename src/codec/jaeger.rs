@@ -3,8 +3,10 @@
 //! Jaeger clients drop leading zeros from ids and some proxies URL-encode the colons
 //! (`%3A`); both are read. Ids are written in full width with lowercase hex.
 
+use super::hex::trim_ows;
 use super::value::HeaderValue;
-use crate::context::{Sampling, SpanContext, SpanId, TraceId, trim_ows};
+use super::{Carrier, Header, Read};
+use crate::context::{Sampling, SpanContext, SpanId, TraceId};
 
 const SAMPLED: u8 = 0x01;
 const DEBUG: u8 = 0x02;
@@ -115,3 +117,19 @@ pub fn render(ctx: &SpanContext) -> HeaderValue {
     });
     out
 }
+
+/// Reads `uber-trace-id`; a repeated header is invalid.
+pub fn extract(carrier: &Carrier<'_>) -> Read {
+    match carrier.single(Header::UberTraceId) {
+        Ok(None) => Read::Absent,
+        Ok(Some(v)) => parse(v).map_or(Read::Invalid, Read::Context),
+        Err(_) => Read::Invalid,
+    }
+}
+
+pub fn inject(ctx: &SpanContext, emit: &mut impl FnMut(Header, Option<HeaderValue>)) {
+    emit(Header::UberTraceId, Some(render(ctx)));
+}
+
+#[cfg(test)]
+mod tests;

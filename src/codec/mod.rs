@@ -1,12 +1,31 @@
-//! Header codecs: each format parses to and renders from [`crate::context::SpanContext`].
+//! Header codecs: the request's trace headers in ([`Carrier`]), one module per format out.
 //! Pure functions over bytes; nothing here knows about Envoy.
+//!
+//! Every format module has the same shape, after OpenTelemetry's propagators:
+//! - `parse` / `render`: one header value to and from a [`SpanContext`];
+//! - `extract(&Carrier) -> Read`: what the request holds in this format;
+//! - `inject(&SpanContext, emit)`: the header values that carry a context in this format
+//!   (`None` for a header that must be absent), and, for the B3 formats, `inject_sampling`
+//!   for a lone decision.
+//!
+//! [`extract`], [`inject`] and [`inject_sampling`] dispatch on [`Format`].
 
 pub mod b3;
+pub mod b3multi;
+pub mod carrier;
+pub mod header_map;
+pub mod hex;
 pub mod jaeger;
+pub mod table;
 pub mod tracecontext;
+pub mod tracestate;
 pub mod value;
 
+pub use carrier::{Carrier, Slot};
+pub use table::{PerFormat, PerHeader};
 pub use value::HeaderValue;
+
+use crate::context::{Sampling, SpanContext};
 
 /// The propagation formats, named as OpenTelemetry names its propagators.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
@@ -36,10 +55,6 @@ impl Format {
 
     pub fn from_name(name: &str) -> Option<Format> {
         Format::ALL.into_iter().find(|f| f.name() == name)
-    }
-
-    pub fn index(self) -> usize {
-        self as usize
     }
 }
 
@@ -85,10 +100,6 @@ impl Header {
         }
     }
 
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
     /// Matches a header name case-insensitively (HTTP/1 names may arrive in any case).
     /// The length check first keeps the common miss to one comparison.
     pub fn from_name(name: &[u8]) -> Option<Header> {
@@ -121,122 +132,70 @@ impl Header {
     }
 }
 
-/// How many tracestate headers are joined before the rest is treated as invalid.
-const MAX_TRACESTATE_PARTS: usize = 8;
-
-/// One header as seen in the request.
+/// What one format of the request holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Slot<'a> {
+pub enum Read {
     #[default]
     Absent,
-    One(&'a [u8]),
-    /// Sent more than once. Only tracestate may legally repeat; elsewhere it is invalid.
-    Repeated,
+    Invalid,
+    Context(SpanContext),
+    /// A sampling decision without ids (`b3: 0`, a lone `x-b3-sampled`).
+    SamplingOnly(Sampling),
 }
 
-/// The trace headers of one request, borrowed from the host's header block.
-#[derive(Debug, Default)]
-pub struct Carrier<'a> {
-    slots: [Slot<'a>; Header::COUNT],
-    tracestate_parts: [&'a [u8]; MAX_TRACESTATE_PARTS],
-    tracestate_count: usize,
-    /// `:authority` (Envoy gives HTTP/1 requests one too), for matching external hosts.
-    pub authority: Option<&'a [u8]>,
-    /// A W3C `baggage` header is present (removed with the trace headers when a call to a
-    /// third party must not carry them).
-    pub baggage: bool,
-}
-
-impl<'a> Carrier<'a> {
-    pub fn from_pairs<I: IntoIterator<Item = (&'a [u8], &'a [u8])>>(pairs: I) -> Self {
-        let mut carrier = Carrier::default();
-        for (name, value) in pairs {
-            carrier.observe(name, value);
+impl Read {
+    pub fn context(&self) -> Option<&SpanContext> {
+        match self {
+            Read::Context(c) => Some(c),
+            _ => None,
         }
-        carrier
-    }
-
-    pub fn observe(&mut self, name: &'a [u8], value: &'a [u8]) {
-        let Some(header) = Header::from_name(name) else {
-            match name.len() {
-                10 if name == b":authority" => self.authority = Some(value),
-                7 if name.eq_ignore_ascii_case(b"baggage") => self.baggage = true,
-                _ => {}
-            }
-            return;
-        };
-        if header == Header::Tracestate {
-            if let Some(part) = self.tracestate_parts.get_mut(self.tracestate_count) {
-                *part = value;
-            }
-            self.tracestate_count = self.tracestate_count.saturating_add(1);
-        }
-        if let Some(slot) = self.slots.get_mut(header.index()) {
-            *slot = match slot {
-                Slot::Absent => Slot::One(value),
-                Slot::One(_) | Slot::Repeated => Slot::Repeated,
-            };
-        }
-    }
-
-    pub fn get(&self, header: Header) -> Slot<'a> {
-        self.slots.get(header.index()).copied().unwrap_or_default()
-    }
-
-    pub fn is_present(&self, header: Header) -> bool {
-        self.get(header) != Slot::Absent
-    }
-
-    /// Every tracestate value in order, or `None` when too many headers were sent to join.
-    pub fn tracestate_parts(&self) -> Option<&[&'a [u8]]> {
-        self.tracestate_parts.get(..self.tracestate_count)
     }
 }
 
-/// The iterator over a host's serialized header map (the proxy-wasm ABI layout: a u32
-/// count, then (key length, value length) u32 pairs, then each key and value followed by a
-/// NUL). Malformed input ends the iteration instead of panicking.
-pub fn serialized_pairs(block: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    let read_u32 = |at: usize| -> Option<usize> {
-        let b = block.get(at..at + 4)?;
-        let arr: [u8; 4] = b.try_into().ok()?;
-        usize::try_from(u32::from_le_bytes(arr)).ok()
-    };
-    let count = read_u32(0).unwrap_or(0);
-    let mut data = 4usize.saturating_add(count.saturating_mul(8));
-    let mut n = 0usize;
-    std::iter::from_fn(move || {
-        if n >= count {
-            return None;
-        }
-        let sizes = 4 + n * 8;
-        let key_len = read_u32(sizes)?;
-        let value_len = read_u32(sizes + 4)?;
-        let key = block.get(data..data.checked_add(key_len)?)?;
-        data = data.checked_add(key_len)?.checked_add(1)?;
-        let value = block.get(data..data.checked_add(value_len)?)?;
-        data = data.checked_add(value_len)?.checked_add(1)?;
-        n += 1;
-        Some((key, value))
-    })
+/// Reads one format from the request.
+pub fn extract(carrier: &Carrier<'_>, format: Format) -> Read {
+    match format {
+        Format::TraceContext => tracecontext::extract(carrier),
+        Format::B3 => b3::extract(carrier),
+        Format::B3Multi => b3multi::extract(carrier),
+        Format::Jaeger => jaeger::extract(carrier),
+    }
 }
 
-/// Builds the serialized layout [`serialized_pairs`] reads: what a host hands to the filter.
-pub fn serialize_pairs<'a, I: IntoIterator<Item = (&'a str, &'a str)>>(pairs: I) -> Vec<u8> {
-    let pairs: Vec<(&str, &str)> = pairs.into_iter().collect();
-    let mut out = Vec::new();
-    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
-    for (k, v) in &pairs {
-        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+/// Every format of the request.
+pub fn extract_all(carrier: &Carrier<'_>) -> PerFormat<Read> {
+    PerFormat::from_fn(|f| extract(carrier, f))
+}
+
+/// The header values that carry `ctx` in `format`.
+pub fn inject(
+    format: Format,
+    ctx: &SpanContext,
+    emit: &mut impl FnMut(Header, Option<HeaderValue>),
+) {
+    match format {
+        Format::TraceContext => tracecontext::inject(ctx, emit),
+        Format::B3 => b3::inject(ctx, emit),
+        Format::B3Multi => b3multi::inject(ctx, emit),
+        Format::Jaeger => jaeger::inject(ctx, emit),
     }
-    for (k, v) in &pairs {
-        out.extend_from_slice(k.as_bytes());
-        out.push(0);
-        out.extend_from_slice(v.as_bytes());
-        out.push(0);
+}
+
+/// A lone sampling decision in `format`, where the format can carry one (B3 only); nothing
+/// for an undecided state.
+pub fn inject_sampling(
+    format: Format,
+    sampling: Sampling,
+    emit: &mut impl FnMut(Header, Option<HeaderValue>),
+) {
+    if !sampling.is_decided() {
+        return;
     }
-    out
+    match format {
+        Format::B3 => b3::inject_sampling(sampling, emit),
+        Format::B3Multi => b3multi::inject_sampling(sampling, emit),
+        Format::TraceContext | Format::Jaeger => {}
+    }
 }
 
 #[cfg(test)]

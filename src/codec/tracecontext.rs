@@ -1,8 +1,10 @@
-//! W3C Trace Context (Level 2): `traceparent` and `tracestate`.
+//! W3C Trace Context (Level 2): `traceparent`. Its companion `tracestate` is in
+//! [`super::tracestate`].
 
+use super::hex::{decode_lower_hex, decode_span_id, trim_ows};
 use super::value::HeaderValue;
-use crate::context::TraceId;
-use crate::context::{Sampling, SpanContext, decode_lower_hex, decode_span_id, trim_ows};
+use super::{Carrier, Header, Read};
+use crate::context::{Sampling, SpanContext, TraceId};
 
 const SAMPLED_FLAG: u8 = 0x01;
 const RANDOM_FLAG: u8 = 0x02;
@@ -10,7 +12,7 @@ pub const VERSION_00_LEN: usize = 55;
 
 /// Parses a traceparent value. Version 00 must be exactly 55 characters; a higher version
 /// (not `ff`) is read by its version-00 prefix, as the spec asks of future versions.
-pub fn parse_traceparent(raw: &[u8]) -> Option<SpanContext> {
+pub fn parse(raw: &[u8]) -> Option<SpanContext> {
     let v = trim_ows(raw);
     let head = v.get(..VERSION_00_LEN)?;
     let version = decode_lower_hex::<1>(head.get(0..2)?)?;
@@ -42,7 +44,7 @@ pub fn parse_traceparent(raw: &[u8]) -> Option<SpanContext> {
 
 /// Renders version 00. Unknown flag bits are zeroed, as the spec requires when propagating.
 /// A deferred sampling state renders as not sampled: traceparent has no "undecided".
-pub fn render_traceparent(ctx: &SpanContext) -> HeaderValue {
+pub fn render(ctx: &SpanContext) -> HeaderValue {
     let mut out = HeaderValue::new();
     out.push_str(b"00-");
     out.push_hex(&ctx.trace_id.0);
@@ -60,193 +62,19 @@ pub fn render_traceparent(ctx: &SpanContext) -> HeaderValue {
     out
 }
 
-/// Most list members a tracestate may carry.
-pub const TRACESTATE_MAX_MEMBERS: usize = 32;
-/// The length the spec asks propagators to keep at least; longer values are truncated.
-pub const TRACESTATE_MAX_LEN: usize = 512;
-/// Members longer than this are the first to go when truncating.
-const TRACESTATE_LONG_MEMBER: usize = 128;
-
-/// The outcome of reading the (possibly repeated, comma-joined) tracestate.
-#[derive(Debug, PartialEq, Eq)]
-pub enum TraceState {
-    /// Valid and already in canonical form (no empty members, no padding, within limits):
-    /// forwarding it unchanged is correct.
-    Canonical,
-    /// Valid, but rewriting is needed (padding, empty members, repeated headers joined,
-    /// or truncation); the canonical value.
-    Rewritten(String),
-    /// No members at all (an empty header, or only commas): nothing to keep or fix.
-    Empty,
-    /// Valid, but no member fits the length limit: nothing is left to send.
-    TooLong,
-    /// Invalid: must be dropped.
-    Invalid,
-}
-
-/// Validates one tracestate key per Level 2: a simple key or `tenant@system`.
-fn valid_key(key: &[u8]) -> bool {
-    fn tail_ok(b: &u8) -> bool {
-        matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/')
-    }
-    match key.iter().position(|b| *b == b'@') {
-        None => match key {
-            [first, rest @ ..] => {
-                first.is_ascii_lowercase() && rest.len() <= 255 && rest.iter().all(tail_ok)
-            }
-            [] => false,
-        },
-        Some(at) => {
-            let (tenant, system) = (
-                key.get(..at).unwrap_or_default(),
-                key.get(at + 1..).unwrap_or_default(),
-            );
-            let tenant_ok = match tenant {
-                [first, rest @ ..] => {
-                    (first.is_ascii_lowercase() || first.is_ascii_digit())
-                        && rest.len() <= 240
-                        && rest.iter().all(tail_ok)
-                }
-                [] => false,
-            };
-            let system_ok = match system {
-                [first, rest @ ..] => {
-                    first.is_ascii_lowercase() && rest.len() <= 13 && rest.iter().all(tail_ok)
-                }
-                [] => false,
-            };
-            tenant_ok && system_ok
-        }
+/// Reads `traceparent`. The spec: more than one traceparent makes the context invalid.
+pub fn extract(carrier: &Carrier<'_>) -> Read {
+    match carrier.single(Header::Traceparent) {
+        Ok(None) => Read::Absent,
+        Ok(Some(v)) => parse(v).map_or(Read::Invalid, Read::Context),
+        Err(_) => Read::Invalid,
     }
 }
 
-/// Validates one value: 1 to 256 printable characters other than `,` and `=`, not ending
-/// in a space.
-fn valid_value(value: &[u8]) -> bool {
-    fn chr_ok(b: &u8) -> bool {
-        matches!(b, 0x20..=0x2b | 0x2d..=0x3c | 0x3e..=0x7e)
-    }
-    match value {
-        [.., last] => value.len() <= 256 && *last != b' ' && value.iter().all(chr_ok),
-        [] => false,
-    }
+/// Writes `ctx` as `traceparent` (tracestate is the policy's to decide).
+pub fn inject(ctx: &SpanContext, emit: &mut impl FnMut(Header, Option<HeaderValue>)) {
+    emit(Header::Traceparent, Some(render(ctx)));
 }
 
-/// One member's key and value, if the member is well-formed.
-fn split_member(member: &[u8]) -> Option<(&[u8], &[u8])> {
-    let eq = member.iter().position(|b| *b == b'=')?;
-    let key = member.get(..eq)?;
-    let value = member.get(eq + 1..)?;
-    (valid_key(key) && valid_value(value)).then_some((key, value))
-}
-
-/// FNV-1a: a cheap filter before comparing keys byte by byte.
-fn key_hash(key: &[u8]) -> u64 {
-    key.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-/// Reads tracestate. `parts` are the values of every tracestate header in order (the spec
-/// joins repeated headers with commas). Any invalid member, a repeated key or more than 32
-/// members invalidates the whole header, as OpenTelemetry's propagators do.
-pub fn parse_tracestate(parts: &[&[u8]]) -> TraceState {
-    let mut members: [&[u8]; TRACESTATE_MAX_MEMBERS] = [&[]; TRACESTATE_MAX_MEMBERS];
-    let mut key_hashes = [0u64; TRACESTATE_MAX_MEMBERS];
-    let mut count = 0usize;
-    let mut canonical = parts.len() <= 1;
-    for part in parts {
-        for raw_member in part.split(|b| *b == b',') {
-            let member = trim_ows(raw_member);
-            if member.len() != raw_member.len() || member.is_empty() {
-                canonical = false;
-            }
-            if member.is_empty() {
-                continue;
-            }
-            let Some((key, _)) = split_member(member) else {
-                return TraceState::Invalid;
-            };
-            // Repeated keys: compare hashes first (up to 496 pairs for 32 members).
-            let hash = key_hash(key);
-            let seen = members.get(..count).unwrap_or_default();
-            let hashes = key_hashes.get(..count).unwrap_or_default();
-            if hashes.iter().zip(seen).any(|(h, m)| {
-                *h == hash && m.get(..key.len()) == Some(key) && m.get(key.len()) == Some(&b'=')
-            }) {
-                return TraceState::Invalid;
-            }
-            match (members.get_mut(count), key_hashes.get_mut(count)) {
-                (Some(slot), Some(hash_slot)) => {
-                    *slot = member;
-                    *hash_slot = hash;
-                }
-                _ => return TraceState::Invalid,
-            }
-            count += 1;
-        }
-    }
-    if count == 0 {
-        return TraceState::Empty;
-    }
-    let kept = members.get(..count).unwrap_or_default();
-    let total: usize = kept.iter().map(|m| m.len()).sum::<usize>() + count.saturating_sub(1);
-    if canonical && total <= TRACESTATE_MAX_LEN {
-        return TraceState::Canonical;
-    }
-    let joined = join_truncated(kept);
-    if joined.is_empty() {
-        // The spec asks not to send an empty tracestate.
-        return TraceState::TooLong;
-    }
-    TraceState::Rewritten(joined)
-}
-
-/// Joins members with commas, dropping members per the spec's truncation rule until the
-/// result fits: members over 128 characters go first, then members from the end.
-pub fn join_truncated(members: &[&[u8]]) -> String {
-    let mut keep: Vec<&[u8]> = members.to_vec();
-    let len_of =
-        |m: &Vec<&[u8]>| m.iter().map(|x| x.len()).sum::<usize>() + m.len().saturating_sub(1);
-    while len_of(&keep) > TRACESTATE_MAX_LEN {
-        match keep.iter().rposition(|m| m.len() > TRACESTATE_LONG_MEMBER) {
-            Some(i) => {
-                keep.remove(i);
-            }
-            None => {
-                keep.pop();
-            }
-        }
-    }
-    let mut out = String::with_capacity(len_of(&keep));
-    for (i, m) in keep.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        // Members were validated as printable ASCII.
-        out.push_str(std::str::from_utf8(m).unwrap_or_default());
-    }
-    out
-}
-
-/// Prepends (or replaces) one member, keeping at most 32 members and the length limit.
-/// Used to keep a client's trace id for correlation when the edge restarts its trace.
-pub fn with_member(existing: Option<&str>, key: &str, value: &str) -> String {
-    let mut member = String::with_capacity(key.len() + 1 + value.len());
-    member.push_str(key);
-    member.push('=');
-    member.push_str(value);
-    let mut members: Vec<&[u8]> = vec![member.as_bytes()];
-    if let Some(existing) = existing {
-        for m in existing.split(',') {
-            let m = m.trim_matches([' ', '\t']);
-            let same_key = m
-                .strip_prefix(key)
-                .is_some_and(|rest| rest.starts_with('='));
-            if !m.is_empty() && !same_key && members.len() < TRACESTATE_MAX_MEMBERS {
-                members.push(m.as_bytes());
-            }
-        }
-    }
-    join_truncated(&members)
-}
+#[cfg(test)]
+mod tests;

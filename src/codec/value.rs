@@ -20,6 +20,13 @@ impl HeaderValue {
         }
     }
 
+    /// A value from a short literal (longer input is cut at the capacity).
+    pub fn from_literal(s: &[u8]) -> Self {
+        let mut v = HeaderValue::new();
+        v.push_str(s);
+        v
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         self.buf.get(..self.len).unwrap_or_default()
     }

@@ -1,11 +1,4 @@
 //! Matching calls to ServiceEntry hosts, and the external part of the request path.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use crate::config::Config;
 use crate::external::{Destination, ExternalService, Matcher, valid_host};
 
@@ -352,17 +345,4 @@ fn matcher_agrees_with_a_reference_scan() {
     }
     // The random hosts hit entries often enough for the comparison to mean something.
     assert!(hits > 500, "{hits}");
-}
-
-#[test]
-fn logged_hosts_cannot_forge_lines_or_escape_sequences() {
-    use crate::filter::printable;
-    assert_eq!(printable(b"api.openai.com", 256), "api.openai.com");
-    assert_eq!(
-        printable(b"evil.com\r\n[critical] forged\x1b[31m", 256),
-        "evil.com\\x0d\\x0a[critical]\\x20forged\\x1b[31m"
-    );
-    assert_eq!(printable(b"a\\b", 256), "a\\x5cb");
-    assert_eq!(printable("h\u{e9}".as_bytes(), 256), "h\\xc3\\xa9");
-    assert_eq!(printable(&[b'a'; 300], 4), "aaaa...");
 }

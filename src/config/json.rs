@@ -1,6 +1,9 @@
-//! A JSON tree for the plugin configuration. Unlike `serde_json::Value` it keeps an object's
-//! members in order and keeps repeated keys, so the config can reject
-//! `{"tracer":"bogus","tracer":"none"}` instead of silently taking the last one.
+//! A JSON tree for the plugin configuration, converted to the config by hand (`raw.rs`)
+//! rather than by derived serde structs, for two reasons: every error can name its field
+//! path (`external_services[2].hosts[0]`), which serde's messages for nested type errors do
+//! not; and serde's messages print the offending value, which pulls a float printer (about
+//! 20 KB) into the .wasm. Members keep their order and repeated keys are kept, so the
+//! loader reports `{"tracer":"bogus","tracer":"none"}` as a repeated field.
 
 use std::fmt;
 

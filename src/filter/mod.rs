@@ -1,8 +1,17 @@
-//! The request path, over a small host interface: read the trace headers once, decide,
-//! write only what changes, count what happened. The proxy-wasm glue implements [`Host`]
-//! with host calls; tests implement it with a header list.
+//! The HTTP request path, over a small host interface: read the trace headers once,
+//! decide, write only what changes, count what happened. The proxy-wasm glue implements
+//! [`Host`] with host calls; [`RecordingHost`] implements it with a header list for tests,
+//! benchmarks and fuzz targets.
 
-use crate::codec::{Carrier, Format, Header, serialized_pairs};
+pub mod counters;
+pub mod host;
+pub mod recording_host;
+
+pub use counters::{Counter, StatusClass};
+pub use host::{Host, HostError};
+pub use recording_host::RecordingHost;
+
+use crate::codec::{Carrier, Header, HeaderValue, header_map, tracecontext};
 use crate::config::Config;
 use crate::context::SpanContext;
 use crate::external::Destination;
@@ -16,157 +25,6 @@ pub const STATE_SERVICE_ENTRY_NAMESPACE: &str = "tracejoin.service_entry_namespa
 pub const STATE_EXTERNAL_HOST: &str = "tracejoin.external_host";
 /// The value of [`STATE_SERVICE_ENTRY`] for calls through Istio's PassthroughCluster.
 pub const UNREGISTERED: &str = "unregistered";
-
-/// A failed host call, with the status the host returned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HostError(pub u32);
-
-/// What the filter needs from its host for one request.
-pub trait Host {
-    /// The request headers in the proxy-wasm serialized map layout (one host call).
-    fn request_header_block(&mut self) -> Result<Vec<u8>, HostError>;
-    fn set_request_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError>;
-    fn remove_request_header(&mut self, name: &str) -> Result<(), HostError>;
-    fn set_response_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError>;
-    fn increment(&mut self, counter: Counter);
-    /// Envoy's `xds.cluster_name` for this request (one host call; only asked when
-    /// external services are configured).
-    fn cluster_name(&mut self) -> Result<Option<Vec<u8>>, HostError>;
-    fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), HostError>;
-    /// The response's `:status` (in the response-headers phase).
-    fn response_status(&mut self) -> Result<Option<u16>, HostError>;
-    /// The stream's response code at its end (`response.code`, Envoy's own replies too).
-    fn final_response_code(&mut self) -> Result<Option<u16>, HostError>;
-    /// A call left for a host no ServiceEntry names (the glue logs each host once).
-    fn note_unregistered(&mut self, host: &[u8]);
-}
-
-/// HTTP status classes, for the external-call counters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum StatusClass {
-    Informational,
-    Success,
-    Redirect,
-    ClientError,
-    ServerError,
-}
-
-impl StatusClass {
-    pub fn of(status: u16) -> Option<StatusClass> {
-        match status {
-            100..=199 => Some(StatusClass::Informational),
-            200..=299 => Some(StatusClass::Success),
-            300..=399 => Some(StatusClass::Redirect),
-            400..=499 => Some(StatusClass::ClientError),
-            500..=599 => Some(StatusClass::ServerError),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            StatusClass::Informational => "1xx",
-            StatusClass::Success => "2xx",
-            StatusClass::Redirect => "3xx",
-            StatusClass::ClientError => "4xx",
-            StatusClass::ServerError => "5xx",
-        }
-    }
-}
-
-/// The filter's counters, exposed as Envoy stats (`tracejoin.*`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Counter {
-    /// Requests whose context came from this format (read, or injected by Envoy's tracer).
-    Context(Format),
-    Generated,
-    /// Downstream, no context: Envoy's tracer starts the trace.
-    LeftToTracer,
-    Conflict,
-    Invalid(Format),
-    InvalidTracestate,
-    Bridged,
-    ContinuedOverTracer,
-    Restarted,
-    Sampled,
-    NotSampled,
-    HostError,
-    /// Trace headers were removed from a call to a third party.
-    ExternalStripped,
-    /// Responses from an external service (index into `external_services`), by class.
-    External {
-        service: usize,
-        class: StatusClass,
-    },
-    /// Responses from hosts no ServiceEntry names (Istio's PassthroughCluster), by class.
-    Unregistered(StatusClass),
-}
-
-impl Counter {
-    /// The counters defined up front; `External` and `Unregistered` are defined on first use.
-    pub const ALL: [Counter; 19] = [
-        Counter::Context(Format::TraceContext),
-        Counter::Context(Format::B3),
-        Counter::Context(Format::B3Multi),
-        Counter::Context(Format::Jaeger),
-        Counter::Generated,
-        Counter::LeftToTracer,
-        Counter::Conflict,
-        Counter::Invalid(Format::TraceContext),
-        Counter::Invalid(Format::B3),
-        Counter::Invalid(Format::B3Multi),
-        Counter::Invalid(Format::Jaeger),
-        Counter::InvalidTracestate,
-        Counter::Bridged,
-        Counter::ContinuedOverTracer,
-        Counter::Restarted,
-        Counter::Sampled,
-        Counter::NotSampled,
-        Counter::HostError,
-        Counter::ExternalStripped,
-    ];
-
-    /// The stat name (Envoy shows it under its `wasmcustom.` prefix).
-    pub fn name(self, config: &Config) -> String {
-        match self {
-            Counter::Context(f) => format!("tracejoin.context.{}", f.name()),
-            Counter::Generated => "tracejoin.context.generated".into(),
-            Counter::LeftToTracer => "tracejoin.context.left_to_tracer".into(),
-            Counter::Conflict => "tracejoin.conflict".into(),
-            Counter::Invalid(f) => format!("tracejoin.invalid.{}", f.name()),
-            Counter::InvalidTracestate => "tracejoin.invalid.tracestate".into(),
-            Counter::Bridged => "tracejoin.bridged".into(),
-            Counter::ContinuedOverTracer => "tracejoin.continued_over_tracer".into(),
-            Counter::Restarted => "tracejoin.restarted".into(),
-            Counter::Sampled => "tracejoin.sampling.sampled".into(),
-            Counter::NotSampled => "tracejoin.sampling.not_sampled".into(),
-            Counter::HostError => "tracejoin.host_error".into(),
-            Counter::ExternalStripped => "tracejoin.external.stripped".into(),
-            Counter::External { service, class } => {
-                let entry = config
-                    .external
-                    .as_ref()
-                    .and_then(|e| e.matcher.service(service));
-                let (name, namespace) = entry.map_or(("unknown", "unknown"), |e| {
-                    (e.name.as_str(), e.namespace.as_str())
-                });
-                format!(
-                    "tracejoin.external.service_entry.{name}.namespace.{namespace}.rq_{}",
-                    class.name()
-                )
-            }
-            Counter::Unregistered(class) => {
-                format!("tracejoin.external.unregistered.rq_{}", class.name())
-            }
-        }
-    }
-
-    /// A dense index into [`Counter::ALL`], for the glue's table of metric ids; `None` for
-    /// the counters defined on first use.
-    pub fn index(self) -> Option<usize> {
-        Counter::ALL.iter().position(|c| *c == self)
-    }
-}
 
 /// Per-request state: what the request phase decided, for the response phase.
 #[derive(Default)]
@@ -197,7 +55,7 @@ impl RequestFilter {
                 return None;
             }
         };
-        let carrier = Carrier::from_pairs(serialized_pairs(&block));
+        let carrier = Carrier::from_pairs(header_map::pairs(&block));
         let mut plan = policy::decide(config, &carrier, ids);
         if self.tag_external(host, config, &carrier) {
             policy::strip(&mut plan, &carrier);
@@ -319,14 +177,14 @@ impl RequestFilter {
             return;
         };
         if let Some(name) = &config.response_header {
-            let mut v = crate::codec::HeaderValue::new();
+            let mut v = HeaderValue::new();
             v.push_hex(&ctx.trace_id.0);
             if host.set_response_header(name, v.as_bytes()).is_err() {
                 host.increment(Counter::HostError);
             }
         }
         if config.traceresponse {
-            let v = crate::codec::tracecontext::render_traceparent(&ctx);
+            let v = tracecontext::render(&ctx);
             if host
                 .set_response_header("traceresponse", v.as_bytes())
                 .is_err()
@@ -344,8 +202,8 @@ fn count(host: &mut dyn Host, plan: &Plan) {
         Source::Generated => Counter::Generated,
         Source::LeftToTracer => Counter::LeftToTracer,
     });
-    for f in Format::ALL {
-        if o.invalid.get(f.index()).copied().unwrap_or(false) {
+    for (f, invalid) in o.invalid.iter() {
+        if *invalid {
             host.increment(Counter::Invalid(f));
         }
     }
@@ -365,30 +223,6 @@ fn count(host: &mut dyn Host, plan: &Plan) {
     }
 }
 
-/// A client-supplied value made safe for a log line: bytes outside visible ASCII become
-/// `\xNN` (no terminal escapes, no forged line breaks), at most `max` bytes are shown.
-pub fn printable(value: &[u8], max: usize) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(value.len().min(max));
-    for b in value.iter().take(max) {
-        if b.is_ascii_graphic() && *b != b'\\' {
-            out.push(char::from(*b));
-        } else {
-            out.push_str("\\x");
-            out.push(char::from(
-                HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0'),
-            ));
-            out.push(char::from(
-                HEX.get(usize::from(b & 0xf)).copied().unwrap_or(b'0'),
-            ));
-        }
-    }
-    if value.len() > max {
-        out.push_str("...");
-    }
-    out
-}
-
 /// `host:port` -> `host` (IPv6 literals keep their brackets).
 fn strip_port(authority: &[u8]) -> &[u8] {
     if authority.first() == Some(&b'[') {
@@ -403,3 +237,6 @@ fn strip_port(authority: &[u8]) -> &[u8] {
         None => authority,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,17 +1,9 @@
-//! The whole request path driven natively through a mock [`Host`]: the same decisions the
-//! Envoy integration tests check, without Envoy, on every target (also wasm32-wasip1).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+//! The whole request path driven natively through the recording host: the same decisions
+//! the Envoy integration tests check, without Envoy, on every target (also wasm32-wasip1).
 
-use std::collections::HashMap;
-
-use crate::codec::serialize_pairs;
 use crate::config::Config;
-use crate::filter::{Counter, Host, HostError, RequestFilter};
+use crate::filter::recording_host::fail;
+use crate::filter::{Counter, RecordingHost, RequestFilter};
 use crate::ids::IdGenerator;
 
 const T: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -19,109 +11,26 @@ const S: &str = "00f067aa0ba902b7";
 const X: &str = "5af7183fb1d4cf5f5af7183fb1d4cf5f";
 const XS: &str = "6e0c63257de34c92";
 
-#[derive(Default)]
-struct MockHost {
-    request: Vec<(String, String)>,
-    response: Vec<(String, String)>,
-    counters: HashMap<Counter, u64>,
-    calls: usize,
-    fail_writes: bool,
-    cluster: Option<String>,
-    filter_state: Vec<(String, String)>,
-    status: Option<u16>,
-    /// Set when Envoy replied itself (no response headers reached the filter).
-    final_code: Option<u16>,
-    unregistered: Vec<String>,
+type MockHost = RecordingHost;
+
+/// Reading a recorded request as text.
+trait Inspect {
+    /// The header's value, asserting it was not repeated.
+    fn get(&self, name: &str) -> Option<&str>;
+    fn response_text(&self, i: usize) -> (String, String);
 }
 
-impl MockHost {
-    fn with(headers: &[(&str, &str)]) -> Self {
-        MockHost {
-            request: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            ..Default::default()
-        }
-    }
-
+impl Inspect for RecordingHost {
     fn get(&self, name: &str) -> Option<&str> {
-        let mut values = self
-            .request
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str());
+        let mut values = self.values(name).map(|v| std::str::from_utf8(v).unwrap());
         let first = values.next();
         assert!(values.next().is_none(), "{name} repeated");
         first
     }
 
-    fn count(&self, c: Counter) -> u64 {
-        self.counters.get(&c).copied().unwrap_or(0)
-    }
-}
-
-impl Host for MockHost {
-    fn request_header_block(&mut self) -> Result<Vec<u8>, HostError> {
-        self.calls += 1;
-        Ok(serialize_pairs(
-            self.request.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        ))
-    }
-
-    fn set_request_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError> {
-        self.calls += 1;
-        if self.fail_writes {
-            return Err(HostError(2));
-        }
-        self.request.retain(|(k, _)| k != name);
-        self.request
-            .push((name.to_string(), String::from_utf8(value.to_vec()).unwrap()));
-        Ok(())
-    }
-
-    fn remove_request_header(&mut self, name: &str) -> Result<(), HostError> {
-        self.calls += 1;
-        self.request.retain(|(k, _)| k != name);
-        Ok(())
-    }
-
-    fn set_response_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError> {
-        self.calls += 1;
-        self.response
-            .push((name.to_string(), String::from_utf8(value.to_vec()).unwrap()));
-        Ok(())
-    }
-
-    fn increment(&mut self, counter: Counter) {
-        *self.counters.entry(counter).or_default() += 1;
-    }
-
-    fn cluster_name(&mut self) -> Result<Option<Vec<u8>>, HostError> {
-        self.calls += 1;
-        Ok(self.cluster.as_ref().map(|c| c.as_bytes().to_vec()))
-    }
-
-    fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), HostError> {
-        self.calls += 1;
-        self.filter_state
-            .push((key.to_string(), String::from_utf8(value.to_vec()).unwrap()));
-        Ok(())
-    }
-
-    fn response_status(&mut self) -> Result<Option<u16>, HostError> {
-        self.calls += 1;
-        Ok(self.status)
-    }
-
-    fn final_response_code(&mut self) -> Result<Option<u16>, HostError> {
-        self.calls += 1;
-        Ok(self.final_code.or(self.status))
-    }
-
-    fn note_unregistered(&mut self, host: &[u8]) {
-        self.unregistered
-            .push(String::from_utf8(host.to_vec()).unwrap());
+    fn response_text(&self, i: usize) -> (String, String) {
+        let (k, v) = &self.response[i];
+        (k.clone(), String::from_utf8(v.clone()).unwrap())
     }
 }
 
@@ -136,7 +45,7 @@ fn run(config_json: &str, headers: &[(&str, &str)]) -> MockHost {
 
 /// Envoy's Zipkin tracer as measured: what it injects after a listener filter ran.
 fn zipkin_injects(host: &mut MockHost, trace: &str, span: &str, parent: Option<&str>) {
-    host.request.retain(|(k, _)| !k.starts_with("x-b3-"));
+    host.request.retain(|(k, _)| !k.starts_with(b"x-b3-"));
     host.request.push(("x-b3-traceid".into(), trace.into()));
     host.request.push(("x-b3-spanid".into(), span.into()));
     if let Some(p) = parent {
@@ -322,9 +231,12 @@ fn response_carries_the_trace_id_when_configured() {
         r#"{"tracer":"none","response_header":"x-trace-id","traceresponse":true}"#,
         &[("b3", &format!("{T}-{S}-1"))],
     );
-    assert_eq!(host.response[0], ("x-trace-id".to_string(), T.to_string()));
     assert_eq!(
-        host.response[1],
+        host.response_text(0),
+        ("x-trace-id".to_string(), T.to_string())
+    );
+    assert_eq!(
+        host.response_text(1),
         ("traceresponse".to_string(), format!("00-{T}-{S}-01"))
     );
 }
@@ -332,10 +244,8 @@ fn response_carries_the_trace_id_when_configured() {
 #[test]
 fn host_errors_are_counted_never_fatal() {
     let config = Config::from_json(br#"{"tracer":"none"}"#).unwrap();
-    let mut host = MockHost {
-        fail_writes: true,
-        ..Default::default()
-    };
+    let mut host = MockHost::default();
+    host.fail = fail::SET;
     let plan =
         RequestFilter::new().on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(3));
     assert!(plan.is_some());
@@ -538,8 +448,9 @@ fn resample_leaves_no_debug_flag_in_formats_it_does_not_write() {
 fn run_external(cluster: &str, headers: &[(&str, &str)], status: u16) -> MockHost {
     let config = Config::from_json(EXTERNAL.as_bytes()).unwrap();
     let mut host = MockHost::with(headers);
-    host.cluster = Some(cluster.to_string());
+    host.cluster = Some(cluster.as_bytes().to_vec());
     host.status = Some(status);
+    host.final_code = Some(status);
     let mut filter = RequestFilter::new();
     filter.on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(9));
     filter.on_response_headers(&mut host, &config);
@@ -551,7 +462,7 @@ fn state<'h>(host: &'h MockHost, key: &str) -> Option<&'h str> {
     host.filter_state
         .iter()
         .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+        .map(|(_, v)| std::str::from_utf8(v).unwrap())
 }
 
 #[test]
@@ -632,7 +543,7 @@ fn passthrough_calls_are_tagged_unregistered_with_their_host() {
         Some("unregistered")
     );
     assert_eq!(state(&host, "tracejoin.external_host"), Some("example.org"));
-    assert_eq!(host.unregistered, vec!["example.org".to_string()]);
+    assert_eq!(host.unregistered, vec![b"example.org".to_vec()]);
     assert_eq!(host.get("x-b3-traceid"), None);
     assert_eq!(
         host.count(Counter::Unregistered(

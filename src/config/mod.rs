@@ -1,0 +1,257 @@
+//! Plugin configuration: the JSON an operator writes, checked and compiled once at load.
+
+mod json;
+mod raw;
+mod services;
+
+use std::fmt;
+
+use self::json::Json;
+use self::raw::{RawConfig, formats, one_of, quoted, valid_header_name};
+use crate::codec::Format;
+use crate::external::Matcher;
+use crate::sampling::RatioSampler;
+
+pub use self::raw::FIELDS;
+
+/// Where the filter runs in Envoy.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Position {
+    /// A listener HTTP filter (what Istio's WasmPlugin installs): after Envoy's tracer has
+    /// extracted, before it injects.
+    Downstream,
+    /// A router upstream HTTP filter: after Envoy's tracer injected its span's context.
+    Upstream,
+}
+
+/// Which tracer the Envoy around the filter runs; decides which headers Envoy reads and
+/// overwrites.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Tracer {
+    None,
+    /// Zipkin with the default `trace_context_option` (B3 only): Istio's classic setup.
+    Zipkin,
+    /// Zipkin with `USE_B3_WITH_W3C_PROPAGATION` (Envoy >= 1.36).
+    ZipkinW3c,
+    OpenTelemetry,
+}
+
+/// What to do with a context that arrives with the request.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Trust {
+    /// Continue it (internal hops, trusted clients).
+    Continue,
+    /// Start a new trace; the client's trace id is kept in tracestate (`tracejoin=<id>`).
+    Restart,
+    /// Keep the ids, make the sampling decision anew (clients cannot force sampling).
+    Resample,
+}
+
+/// The configuration after checking; what the request path reads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub position: Position,
+    pub tracer: Tracer,
+    pub extract: Vec<Format>,
+    pub propagate: Vec<Format>,
+    pub bridge: bool,
+    pub trust: Trust,
+    pub sampler: RatioSampler,
+    pub response_header: Option<String>,
+    pub traceresponse: bool,
+    /// Tagging of calls that leave the mesh; `None` when `external_services` is not set
+    /// (then no request pays for it).
+    pub external: Option<External>,
+}
+
+/// The external-services part of the configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct External {
+    pub matcher: Matcher,
+    /// Whether trace headers go out on calls to hosts no ServiceEntry names.
+    pub unregistered_propagate: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            position: Position::Downstream,
+            tracer: Tracer::Zipkin,
+            extract: vec![
+                Format::B3,
+                Format::B3Multi,
+                Format::TraceContext,
+                Format::Jaeger,
+            ],
+            propagate: vec![Format::TraceContext, Format::B3Multi],
+            bridge: true,
+            trust: Trust::Continue,
+            sampler: RatioSampler::new(1.0),
+            response_header: None,
+            traceresponse: false,
+            external: None,
+        }
+    }
+}
+
+/// Why a configuration was rejected: the field and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid tracejoin config: field `{}`: {}",
+            self.field, self.reason
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Parses and checks plugin configuration bytes. Empty input means the defaults.
+    pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
+        let trimmed = bytes.trim_ascii();
+        let raw = if trimmed.is_empty() {
+            RawConfig::default()
+        } else {
+            let value = Json::parse(trimmed)
+                .map_err(|e| err("<document>", format!("not valid JSON: {e}")))?;
+            RawConfig::from_value(value)?
+        };
+        Config::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawConfig) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        if let Some(p) = raw.position.as_deref() {
+            config.position = one_of(
+                "position",
+                p,
+                &[
+                    ("downstream", Position::Downstream),
+                    ("upstream", Position::Upstream),
+                ],
+            )?;
+        }
+        if let Some(t) = raw.tracer.as_deref() {
+            config.tracer = one_of(
+                "tracer",
+                t,
+                &[
+                    ("none", Tracer::None),
+                    ("zipkin", Tracer::Zipkin),
+                    ("zipkin_w3c", Tracer::ZipkinW3c),
+                    ("opentelemetry", Tracer::OpenTelemetry),
+                ],
+            )?;
+        }
+        if let Some(names) = &raw.extract {
+            config.extract = formats("extract", names)?;
+        }
+        if let Some(names) = &raw.propagate {
+            config.propagate = formats("propagate", names)?;
+            if config.propagate.is_empty() {
+                return Err(err("propagate", "must name at least one format"));
+            }
+        }
+        if let Some(bridge) = raw.bridge {
+            config.bridge = bridge;
+        }
+        if let Some(t) = raw.trust.as_deref() {
+            config.trust = one_of(
+                "trust",
+                t,
+                &[
+                    ("continue", Trust::Continue),
+                    ("restart", Trust::Restart),
+                    ("resample", Trust::Resample),
+                ],
+            )?;
+        }
+        if let Some(ratio) = raw.sampling_ratio {
+            if !(0.0..=1.0).contains(&ratio) {
+                return Err(err("sampling_ratio", "must be a number from 0 to 1"));
+            }
+            config.sampler = RatioSampler::new(ratio);
+        }
+        if let Some(name) = raw.response_header {
+            if !valid_header_name(&name) {
+                return Err(err(
+                    "response_header",
+                    format!(
+                        "{} is not a lowercase HTTP header name of at most 128 characters",
+                        quoted(&name)
+                    ),
+                ));
+            }
+            config.response_header = Some(name);
+        }
+        if let Some(t) = raw.traceresponse {
+            config.traceresponse = t;
+        }
+        if let Some(entries) = raw.external_services {
+            let default_propagate = raw.external_propagate.unwrap_or(false);
+            let services = entries
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| services::external_service(i, v, default_propagate))
+                .collect::<Result<Vec<_>, _>>()?;
+            services::check_overlaps(&services)?;
+            config.external = Some(External {
+                matcher: Matcher::new(services),
+                unregistered_propagate: raw.unregistered_propagate.unwrap_or(false),
+            });
+        } else if raw.external_propagate == Some(true) || raw.unregistered_propagate == Some(true) {
+            let field = if raw.external_propagate == Some(true) {
+                "external_propagate"
+            } else {
+                "unregistered_propagate"
+            };
+            return Err(err(
+                field,
+                "has no effect without `external_services` (an empty list enables unregistered-call tagging)",
+            ));
+        }
+        config.check_trust()?;
+        Ok(config)
+    }
+
+    /// Restart and resample rewrite the context a client sent. That is only possible where
+    /// the filter can see and overwrite everything Envoy's tracer does with it.
+    fn check_trust(&self) -> Result<(), ConfigError> {
+        if self.trust == Trust::Continue || self.tracer == Tracer::None {
+            return Ok(());
+        }
+        if self.position == Position::Downstream {
+            return Err(err(
+                "trust",
+                "restart/resample need `position: upstream` (or `tracer: none`): Envoy's tracer \
+                 continues the client's context and overwrites its headers after every listener filter",
+            ));
+        }
+        if self.tracer == Tracer::OpenTelemetry {
+            return Err(err(
+                "trust",
+                "restart/resample cannot be told apart from Envoy's own fresh trace with the \
+                 opentelemetry tracer (traceparent carries no parent id); use tracer zipkin or none",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,131 @@
+//! The filter's counters (Envoy stats `tracejoin.*`) and the status classes of external calls.
+
+use crate::codec::Format;
+use crate::config::Config;
+
+/// HTTP status classes, for the external-call counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StatusClass {
+    Informational,
+    Success,
+    Redirect,
+    ClientError,
+    ServerError,
+}
+
+impl StatusClass {
+    pub fn of(status: u16) -> Option<StatusClass> {
+        match status {
+            100..=199 => Some(StatusClass::Informational),
+            200..=299 => Some(StatusClass::Success),
+            300..=399 => Some(StatusClass::Redirect),
+            400..=499 => Some(StatusClass::ClientError),
+            500..=599 => Some(StatusClass::ServerError),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StatusClass::Informational => "1xx",
+            StatusClass::Success => "2xx",
+            StatusClass::Redirect => "3xx",
+            StatusClass::ClientError => "4xx",
+            StatusClass::ServerError => "5xx",
+        }
+    }
+}
+
+/// The filter's counters, exposed as Envoy stats (`tracejoin.*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Counter {
+    /// Requests whose context came from this format (read, or injected by Envoy's tracer).
+    Context(Format),
+    Generated,
+    /// Downstream, no context: Envoy's tracer starts the trace.
+    LeftToTracer,
+    Conflict,
+    Invalid(Format),
+    InvalidTracestate,
+    Bridged,
+    ContinuedOverTracer,
+    Restarted,
+    Sampled,
+    NotSampled,
+    HostError,
+    /// Trace headers were removed from a call to a third party.
+    ExternalStripped,
+    /// Responses from an external service (index into `external_services`), by class.
+    External {
+        service: usize,
+        class: StatusClass,
+    },
+    /// Responses from hosts no ServiceEntry names (Istio's PassthroughCluster), by class.
+    Unregistered(StatusClass),
+}
+
+impl Counter {
+    /// The counters defined up front; `External` and `Unregistered` are defined on first use.
+    pub const ALL: [Counter; 19] = [
+        Counter::Context(Format::TraceContext),
+        Counter::Context(Format::B3),
+        Counter::Context(Format::B3Multi),
+        Counter::Context(Format::Jaeger),
+        Counter::Generated,
+        Counter::LeftToTracer,
+        Counter::Conflict,
+        Counter::Invalid(Format::TraceContext),
+        Counter::Invalid(Format::B3),
+        Counter::Invalid(Format::B3Multi),
+        Counter::Invalid(Format::Jaeger),
+        Counter::InvalidTracestate,
+        Counter::Bridged,
+        Counter::ContinuedOverTracer,
+        Counter::Restarted,
+        Counter::Sampled,
+        Counter::NotSampled,
+        Counter::HostError,
+        Counter::ExternalStripped,
+    ];
+
+    /// The stat name (Envoy shows it under its `wasmcustom.` prefix).
+    pub fn name(self, config: &Config) -> String {
+        match self {
+            Counter::Context(f) => format!("tracejoin.context.{}", f.name()),
+            Counter::Generated => "tracejoin.context.generated".into(),
+            Counter::LeftToTracer => "tracejoin.context.left_to_tracer".into(),
+            Counter::Conflict => "tracejoin.conflict".into(),
+            Counter::Invalid(f) => format!("tracejoin.invalid.{}", f.name()),
+            Counter::InvalidTracestate => "tracejoin.invalid.tracestate".into(),
+            Counter::Bridged => "tracejoin.bridged".into(),
+            Counter::ContinuedOverTracer => "tracejoin.continued_over_tracer".into(),
+            Counter::Restarted => "tracejoin.restarted".into(),
+            Counter::Sampled => "tracejoin.sampling.sampled".into(),
+            Counter::NotSampled => "tracejoin.sampling.not_sampled".into(),
+            Counter::HostError => "tracejoin.host_error".into(),
+            Counter::ExternalStripped => "tracejoin.external.stripped".into(),
+            Counter::External { service, class } => {
+                let entry = config
+                    .external
+                    .as_ref()
+                    .and_then(|e| e.matcher.service(service));
+                let (name, namespace) = entry.map_or(("unknown", "unknown"), |e| {
+                    (e.name.as_str(), e.namespace.as_str())
+                });
+                format!(
+                    "tracejoin.external.service_entry.{name}.namespace.{namespace}.rq_{}",
+                    class.name()
+                )
+            }
+            Counter::Unregistered(class) => {
+                format!("tracejoin.external.unregistered.rq_{}", class.name())
+            }
+        }
+    }
+
+    /// A dense index into [`Counter::ALL`], for the glue's table of metric ids; `None` for
+    /// the counters defined on first use.
+    pub fn index(self) -> Option<usize> {
+        Counter::ALL.iter().position(|c| *c == self)
+    }
+}

@@ -1,0 +1,99 @@
+//! Envoy stats: the filter's counters, defined once per VM, and the VM memory gauge.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use super::abi;
+use crate::config::Config;
+use crate::filter::{Counter, HostError};
+
+/// first use (an entry nobody calls costs no stat).
+pub struct Metrics {
+    fixed: Vec<Option<u32>>,
+    dynamic: RefCell<HashMap<Counter, u32>>,
+    /// `tracejoin.vm.memory_bytes`: this VM's linear memory (it only grows, so a leak shows).
+    memory: Option<u32>,
+    /// Requests until the next memory sample.
+    until_memory_sample: Cell<u32>,
+}
+
+/// The memory gauge is sampled once per this many requests (per VM): a leak shows within a
+/// few thousand requests at one extra host call per thousand.
+const MEMORY_SAMPLE_EVERY: u32 = 1024;
+
+impl Metrics {
+    pub fn define(config: &Config) -> Metrics {
+        let fixed = Counter::ALL
+            .iter()
+            .map(|c| define_counter(&c.name(config)))
+            .collect();
+        let memory = match abi::define_gauge("tracejoin.vm.memory_bytes") {
+            Ok(id) => Some(id),
+            Err(HostError(status)) => {
+                log::warn!("tracejoin: cannot define the memory gauge: status {status}");
+                None
+            }
+        };
+        let metrics = Metrics {
+            fixed,
+            dynamic: RefCell::new(HashMap::new()),
+            memory,
+            until_memory_sample: Cell::new(MEMORY_SAMPLE_EVERY),
+        };
+        metrics.record_memory();
+        metrics
+    }
+
+    fn record_memory(&self) {
+        if let Some(id) = self.memory {
+            let bytes = core::arch::wasm32::memory_size(0) as u64 * 65536;
+            let _ = abi::record_metric(id, bytes);
+        }
+    }
+
+    /// Counts a request; every [`MEMORY_SAMPLE_EVERY`]th samples the memory gauge.
+    pub fn on_request(&self) {
+        let left = self.until_memory_sample.get().saturating_sub(1);
+        if left == 0 {
+            self.record_memory();
+            self.until_memory_sample.set(MEMORY_SAMPLE_EVERY);
+        } else {
+            self.until_memory_sample.set(left);
+        }
+    }
+
+    pub fn increment(&self, counter: Counter, config: &Config) {
+        let id = match counter.index() {
+            Some(i) => self.fixed.get(i).copied().flatten(),
+            None => {
+                let Ok(mut dynamic) = self.dynamic.try_borrow_mut() else {
+                    return;
+                };
+                match dynamic.get(&counter) {
+                    Some(id) => Some(*id),
+                    None => {
+                        let id = define_counter(&counter.name(config));
+                        if let Some(id) = id {
+                            dynamic.insert(counter, id);
+                        }
+                        id
+                    }
+                }
+            }
+        };
+        if let Some(id) = id {
+            // A failed increment is not worth failing or logging a request over.
+            let _ = abi::increment_metric(id);
+        }
+    }
+}
+
+fn define_counter(name: &str) -> Option<u32> {
+    match abi::define_counter(name) {
+        Ok(id) => Some(id),
+        Err(HostError(status)) => {
+            log::warn!("tracejoin: cannot define metric {name}: status {status}");
+            None
+        }
+    }
+}

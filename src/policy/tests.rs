@@ -1,0 +1,248 @@
+//! Properties of the policy over generated requests and every configuration shape: no input
+//! panics, what the plan writes reads back as its context, tracestate travels only with its
+//! traceparent.
+
+use crate::codec::Read;
+use crate::codec::tracestate::{self, TraceState};
+use crate::codec::{self, Format, Header, PerFormat};
+use crate::config::{Config, Position, Tracer};
+use crate::context::SpanContext;
+use crate::ids::IdGenerator;
+use crate::policy::{self, Op, Plan, Source};
+use crate::testing::generate::*;
+
+fn same_context(got: &SpanContext, want: &SpanContext) -> bool {
+    got.trace_id == want.trace_id
+        && got.span_id == want.span_id
+        && got.sampling.is_sampled() == want.sampling.is_sampled()
+}
+
+/// The checks of property (c) on one decided request.
+fn check_plan(config: &Config, headers: &Headers, plan: &Plan, what: &str) {
+    let out = apply(headers, plan);
+    let carrier = carrier_of(&out);
+    let sets = |h: Header| matches!(plan.op(h), Op::Set(_) | Op::SetText(_));
+
+    // Nothing is written without a context to write.
+    if Header::ALL
+        .iter()
+        .any(|h| *h != Header::Tracestate && sets(*h))
+    {
+        assert!(plan.context.is_some(), "{what}: writes without a context");
+    }
+    if let Some(ctx) = plan.context {
+        assert!(ctx.trace_id.is_valid() && ctx.span_id.is_valid(), "{what}");
+        assert!(ctx.sampling.is_decided(), "{what}: undecided {ctx:?}");
+    }
+
+    // Every format the plan wrote reads back as the plan's context.
+    for f in Format::ALL {
+        let wrote = Header::ALL
+            .iter()
+            .any(|h| h.format() == f && *h != Header::Tracestate && sets(*h));
+        if !wrote {
+            continue;
+        }
+        let ctx = plan.context.unwrap();
+        match codec::extract(&carrier, f) {
+            Read::Context(c) if same_context(&c, &ctx) => {}
+            other => panic!(
+                "{what}: wrote {f:?} but it reads {other:?}, plan context {ctx:?}\nout: {}",
+                show(&out)
+            ),
+        }
+    }
+
+    // A rewritten tracestate is canonical and within the limits.
+    if let Op::SetText(s) = plan.op(Header::Tracestate) {
+        assert!(s.len() <= tracestate::TRACESTATE_MAX_LEN, "{what}");
+        assert_eq!(
+            tracestate::parse(&[s.as_bytes()]),
+            TraceState::Canonical,
+            "{what}: tracestate {s:?}"
+        );
+    }
+
+    // Invalid values never travel on: each is rewritten or removed.
+    for f in Format::ALL {
+        assert_ne!(
+            codec::extract(&carrier, f),
+            Read::Invalid,
+            "{what}: {f:?} left invalid\nout: {}",
+            show(&out)
+        );
+    }
+
+    // A lone sampling decision left next to the chosen context agrees with it (unless
+    // Envoy's tracer is about to overwrite that format).
+    if let Some(ctx) = plan.context {
+        let reads = codec::extract_all(&carrier_of(headers));
+        let owned = match config.position {
+            Position::Downstream => policy::tracer::writes(
+                config.tracer,
+                &policy::tracer::view(&carrier_of(headers), &reads),
+            ),
+            Position::Upstream => PerFormat::default(),
+        };
+        for f in Format::ALL {
+            if let Read::SamplingOnly(s) = codec::extract(&carrier, f) {
+                assert!(
+                    owned[f] || s.is_sampled() == ctx.sampling.is_sampled(),
+                    "{what}: {f:?} says {s:?}, the context {ctx:?}\nout: {}",
+                    show(&out)
+                );
+            }
+        }
+    }
+
+    // Upstream, every context left in the request names the chosen trace.
+    if config.position == Position::Upstream {
+        let ctx = plan.context.unwrap();
+        for f in Format::ALL {
+            if let Read::Context(c) = codec::extract(&carrier, f) {
+                assert_eq!(
+                    c.trace_id,
+                    ctx.trace_id,
+                    "{what}: {f:?} names another trace\nout: {}",
+                    show(&out)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn no_header_set_panics_decide() {
+    let configs = all_configs();
+    let mut r = rng(0x7ace_0003);
+    let mut ids = IdGenerator::from_seed(3);
+    for (i, config) in configs.iter().enumerate() {
+        for j in 0..20 {
+            let headers = random_headers(&mut r, true);
+            let plan = policy::decide(config, &carrier_of(&headers), &mut ids);
+            check_plan(config, &headers, &plan, &format!("config {i} case {j}"));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// (c) What the plan writes reads back as the plan's context
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn plan_writes_read_back_as_the_plan_context() {
+    let configs = all_configs();
+    let mut r = rng(0x7ace_0005);
+    let mut ids = IdGenerator::from_seed(5);
+    let mut written: PerFormat<usize> = PerFormat::default();
+    let mut sources = [0usize; 4];
+    for (i, config) in configs.iter().enumerate() {
+        for j in 0..25 {
+            let headers = random_headers(&mut r, false);
+            let plan = policy::decide(config, &carrier_of(&headers), &mut ids);
+            check_plan(config, &headers, &plan, &format!("config {i} case {j}"));
+            for f in Format::ALL {
+                if Header::ALL
+                    .iter()
+                    .any(|h| h.format() == f && matches!(plan.op(*h), Op::Set(_)))
+                {
+                    written[f] += 1;
+                }
+            }
+            sources[match plan.outcome.source {
+                Source::Extracted(_) => 0,
+                Source::Injected(_) => 1,
+                Source::Generated => 2,
+                Source::LeftToTracer => 3,
+            }] += 1;
+        }
+    }
+    // The generator reaches every format and every kind of decision.
+    assert!(written.iter().all(|(_, n)| *n > 50), "{written:?}");
+    assert!(sources.iter().all(|n| *n > 50), "{sources:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Specification rules the policy once broke (tracestate without its traceparent)
+// ---------------------------------------------------------------------------------------
+
+/// W3C Trace Context, processing model (4.2, 4.3): a `tracestate` belongs to the
+/// `traceparent` it arrived with. Received without a `traceparent` it "is invalid and MUST
+/// be discarded"; when the trace restarts, "the vendor creates a new `traceparent` header and
+/// deletes `tracestate`". So whatever tracestate leaves the filter must travel next to a valid
+/// traceparent of the trace that goes on. (Downstream with the OpenTelemetry tracer is left
+/// out: Envoy's tracer writes both headers itself after the filter.)
+fn check_tracestate_follows_traceparent(config: &Config, headers: &Headers, plan: &Plan) {
+    if config.position == Position::Downstream && config.tracer == Tracer::OpenTelemetry {
+        return;
+    }
+    let out = apply(headers, plan);
+    let carrier = carrier_of(&out);
+    if !carrier.is_present(Header::Tracestate) {
+        return;
+    }
+    let traceparent = codec::extract(&carrier, Format::TraceContext);
+    let ok = match (traceparent, plan.context) {
+        (Read::Context(tp), Some(ctx)) => tp.trace_id == ctx.trace_id,
+        (Read::Context(_), None) => true,
+        _ => false,
+    };
+    assert!(
+        ok,
+        "tracestate travels without the traceparent of its trace\nconfig: {:?} {:?} {:?} \
+         propagate {:?}\nin:\n{}\nout:\n{}\ncontext: {:?}",
+        config.position,
+        config.tracer,
+        config.trust,
+        config.propagate,
+        show(headers),
+        show(&out),
+        plan.context
+    );
+}
+
+#[test]
+fn tracestate_travels_only_with_its_traceparent() {
+    let headers = |pairs: &[(&str, &str)]| -> Headers {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect()
+    };
+    let tp_a = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let b3_b = "80f198ee56343ba864fe8b2a57d3eff7-05e3ac9a4f6e3b90-1";
+    let mut ids = IdGenerator::from_seed(7);
+    let cases = [
+        // The b3 context wins; the traceparent of another trace is removed as stale, its
+        // tracestate is kept.
+        (
+            r#"{"tracer":"none","propagate":["b3"]}"#,
+            headers(&[("b3", b3_b), ("traceparent", tp_a), ("tracestate", "foo=1")]),
+        ),
+        // Downstream zipkin_w3c: Envoy rewrites traceparent to the b3 trace, the tracestate of
+        // the other trace stays with it.
+        (
+            r#"{"tracer":"zipkin_w3c"}"#,
+            headers(&[("b3", b3_b), ("traceparent", tp_a), ("tracestate", "foo=1")]),
+        ),
+        // Restart without tracecontext in `propagate`: `tracestate: tracejoin=<id>` is sent
+        // with no traceparent at all.
+        (
+            r#"{"tracer":"none","trust":"restart","propagate":["b3"]}"#,
+            headers(&[("b3", b3_b)]),
+        ),
+    ];
+    for (json, h) in &cases {
+        let config = Config::from_json(json.as_bytes()).unwrap();
+        let plan = policy::decide(&config, &carrier_of(h), &mut ids);
+        check_tracestate_follows_traceparent(&config, h, &plan);
+    }
+    let mut r = rng(0x7ace_0007);
+    for config in &all_configs() {
+        for _ in 0..25 {
+            let h = random_headers(&mut r, false);
+            let plan = policy::decide(config, &carrier_of(&h), &mut ids);
+            check_tracestate_follows_traceparent(config, &h, &plan);
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Step 2: what `trust` does to a client's context, and the sampling decision where none
+//! was made.
+
+use super::choose::Choice;
+use super::fresh;
+use super::plan::Source;
+use crate::codec::{HeaderValue, tracestate};
+use crate::config::{Config, Trust};
+use crate::ids::IdGenerator;
+
+/// The tracestate key under which a restarted trace keeps the client's trace id.
+pub const RESTART_TRACESTATE_KEY: &str = "tracejoin";
+
+/// What applying trust did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Trusted {
+    /// `restart`: the tracestate the new trace starts with (the client's trace id).
+    pub restart_tracestate: Option<String>,
+    pub restarted: bool,
+    /// tracejoin made the sampling decision: the decision.
+    pub decided: Option<bool>,
+}
+
+/// `continue` keeps the client's context; `restart` replaces it with a generated one and
+/// keeps the client's trace id in tracestate; `resample` keeps the ids and decides
+/// sampling anew. A context without a decision (deferred B3) gets the sampler's.
+pub fn apply(config: &Config, choice: &mut Choice, ids: &mut IdGenerator) -> Trusted {
+    let mut trusted = Trusted::default();
+    let Some(ctx) = choice.winner.as_mut() else {
+        return trusted;
+    };
+    if choice.client_context && choice.source != Source::Generated {
+        match config.trust {
+            Trust::Continue => {}
+            Trust::Restart => {
+                let client_trace = ctx.trace_id;
+                *ctx = fresh::generate(config, ids, None);
+                let mut hex = HeaderValue::new();
+                hex.push_hex(&client_trace.0);
+                trusted.restart_tracestate = Some(tracestate::with_member(
+                    None,
+                    RESTART_TRACESTATE_KEY,
+                    hex.as_str(),
+                ));
+                trusted.restarted = true;
+                choice.source = Source::Generated;
+            }
+            Trust::Resample => {
+                ctx.sampling = fresh::decide_sampling(config, ctx);
+                trusted.decided = Some(ctx.sampling.is_sampled());
+            }
+        }
+    }
+    if choice.source == Source::Generated || !ctx.sampling.is_decided() {
+        if !ctx.sampling.is_decided() {
+            ctx.sampling = fresh::decide_sampling(config, ctx);
+        }
+        trusted.decided = Some(ctx.sampling.is_sampled());
+    }
+    trusted
+}

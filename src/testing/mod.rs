@@ -1,0 +1,5 @@
+//! Support shared by the crate's unit tests: test-vector ids and builders, and the
+//! generators of the property tests.
+
+pub mod generate;
+pub mod vectors;
