@@ -37,7 +37,10 @@ import json
 import time
 
 import pytest
-from conftest import ROOT, envoy_harness, send
+
+from tracejoin_tools.common import ROOT
+from tracejoin_tools.envoy import harness as envoy_harness
+from tracejoin_tools.envoy.harness import send
 
 CORPUS = json.loads((ROOT / "tests" / "corpus" / "bad-configs.json").read_text())
 

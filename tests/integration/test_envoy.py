@@ -3,9 +3,9 @@ upstream (standing in for the app) receives and on the filter's stats."""
 
 import pytest
 
-import envoy_harness
-from conftest import send
-from trace_headers import assert_well_formed, b3, header_values, one, read_all, traces_seen, w3c
+from tracejoin_tools.envoy import harness as envoy_harness
+from tracejoin_tools.envoy.harness import send
+from tracejoin_tools.envoy.trace_headers import assert_well_formed, b3, header_values, one, read_all, traces_seen, w3c
 
 T = "4bf92f3577b34da6a3ce929d0e0e4736"
 S = "00f067aa0ba902b7"

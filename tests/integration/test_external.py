@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-import envoy_harness
-from conftest import send
-from trace_headers import header_values
+from tracejoin_tools.envoy import harness as envoy_harness
+from tracejoin_tools.envoy.harness import send
+from tracejoin_tools.envoy.trace_headers import header_values
 
 T = "4bf92f3577b34da6a3ce929d0e0e4736"
 S = "00f067aa0ba902b7"
@@ -129,9 +129,7 @@ def test_external_calls_are_named_in_access_logs_and_stats(mesh):
     assert "tracejoin: calls to example.org leave the mesh with no ServiceEntry" in envoy.log()
 
 
-def test_external_calls_are_tagged_in_spans(mesh, upstream_port):
-    from conftest import echo_collected
-
+def test_external_calls_are_tagged_in_spans(mesh, upstream_port, echo_collected):
     position, envoy, _ = mesh
     # Only the spans of this test's calls: earlier tests' calls carried the same tags.
     before = len(echo_collected())
@@ -181,11 +179,10 @@ def test_service_entry_names_become_prometheus_labels(mesh):
     assert 'service_entry="openai-external"' in line and 'service_entry_namespace="egress"' in line, line
 
 
-def test_header_span_tags_vanish_with_the_header(upstream_port):
+def test_header_span_tags_vanish_with_the_header(upstream_port, echo_collected):
     """Why tracejoin offers no tag header: Envoy reads `request_header` span tags from the
     request's header map when the span ends, so a header removed before the request leaves
     (here by the route, as a filter would) is gone from the span too."""
-    from conftest import echo_collected
 
     def zipkin_spans():
         return [s for p, _, b in echo_collected() if p == "/api/v2/spans" for s in json.loads(b or b"[]")]

@@ -12,9 +12,10 @@ import jsonschema
 import pytest
 import yaml
 
-import envoy_harness
-from conftest import ROOT, send
-from trace_headers import header_values
+from tracejoin_tools.common import ROOT
+from tracejoin_tools.envoy import harness as envoy_harness
+from tracejoin_tools.envoy.harness import send
+from tracejoin_tools.envoy.trace_headers import header_values
 
 ISTIO = ROOT / "istio"
 MANIFESTS = sorted(p for p in ISTIO.glob("*.yaml") if p.name != "kustomization.yaml")
@@ -175,7 +176,7 @@ def test_envoyfilter_patch_runs_in_envoy(tmp_path, upstream_port, wasm, doc):
 
 
 def test_service_entries_are_the_single_source():
-    tool = [sys.executable, str(ISTIO / "serviceentries-to-config.py"), str(ISTIO / "service-entries.yaml")]
+    tool = [sys.executable, "-m", "tracejoin_tools.istio.serviceentries_to_config", str(ISTIO / "service-entries.yaml")]
     manifests = [str(ISTIO / n) for n in ("wasmplugin-sidecar.yaml", "trafficextension.yaml", "envoyfilter-upstream.yaml")]
     check = subprocess.run(tool + ["--check", *manifests], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
@@ -191,7 +192,7 @@ def test_service_entries_are_the_single_source():
 def test_a_stale_block_is_caught(tmp_path):
     stale = tmp_path / "wasmplugin.yaml"
     stale.write_text((ISTIO / "wasmplugin-sidecar.yaml").read_text().replace("api.openai.com", "api.example.com"))
-    tool = [sys.executable, str(ISTIO / "serviceentries-to-config.py"), str(ISTIO / "service-entries.yaml")]
+    tool = [sys.executable, "-m", "tracejoin_tools.istio.serviceentries_to_config", str(ISTIO / "service-entries.yaml")]
     assert subprocess.run(tool + ["--check", str(stale)], capture_output=True).returncode == 1
     assert subprocess.run(tool + ["--write", str(stale)], capture_output=True).returncode == 0
     assert subprocess.run(tool + ["--check", str(stale)], capture_output=True).returncode == 0
@@ -199,7 +200,7 @@ def test_a_stale_block_is_caught(tmp_path):
 
 @pytest.mark.parametrize("variant", ["oci", "file"])
 def test_pinned_manifests_validate(tmp_path, wasm, crd_schemas, variant):
-    pin = [sys.executable, str(ISTIO / "pin.py"), "--out", str(tmp_path)]
+    pin = [sys.executable, "-m", "tracejoin_tools.istio.pin", "--out", str(tmp_path)]
     if variant == "oci":
         pin += ["--image", "registry.example.com/tracejoin:0.1.0", "--digest", "sha256:" + "ab" * 32]
     else:

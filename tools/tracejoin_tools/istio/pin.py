@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
-"""Writes copies of the WasmPlugin / TrafficExtension manifests pinned to one module:
-the `url` replaced and `sha256` set, into an output folder (build/istio by default).
+"""Writes copies of the WasmPlugin / TrafficExtension manifests in istio/ pinned to one
+module: the `url` replaced and `sha256` set, into an output folder (build/istio by default).
 
-    istio/pin.py --image registry.example.com/tracejoin:0.1.0 --digest <sha256 of the image>
-    istio/pin.py --file-url file:///var/local/lib/wasm/tracejoin.wasm --wasm tracejoin.wasm
+    python -m tracejoin_tools.istio.pin --image registry.example.com/tracejoin:0.1.0 --digest <sha256 of the image>
+    python -m tracejoin_tools.istio.pin --file-url file:///var/local/lib/wasm/tracejoin.wasm --wasm tracejoin.wasm
 
 For an OCI image, sha256 is the image digest `docker push` printed; for a file or https
 url, the sha256 of the module itself (computed from --wasm).
@@ -16,7 +15,9 @@ import shutil
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+from tracejoin_tools.common import ROOT
+
+HERE = ROOT / "istio"
 PLACEHOLDER = "oci://registry.example.com/tracejoin:0.1.0"
 MANIFESTS = ["wasmplugin-gateway.yaml", "wasmplugin-sidecar.yaml", "trafficextension.yaml"]
 

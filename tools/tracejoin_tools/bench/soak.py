@@ -8,15 +8,11 @@ when memory grew beyond noise, a VM failed, or any request got a 5xx.
 import argparse
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "envoy" / "tools"))
-sys.path.insert(0, str(Path(__file__).parent))
-
-from bench import backend_config, rss_kib, run_wrk  # noqa: E402
-from envoy_harness import Envoy, render_bootstrap, render_listener, wasm_filter  # noqa: E402
-from hostile_corpus import LOG_PROBLEM, VM_CREATED, vm_failures  # noqa: E402
+from tracejoin_tools.bench.compare import backend_config, rss_kib, run_wrk
+from tracejoin_tools.common import ROOT
+from tracejoin_tools.envoy.harness import Envoy, render_bootstrap, render_listener, wasm_filter
+from tracejoin_tools.hostile_corpus import LOG_PROBLEM, VM_CREATED, vm_failures
 
 # Heap growth tolerated: Envoy's own allocations settle (stats, connection pools) in a few MB.
 HEAP_NOISE_BYTES = 4 * 1024 * 1024
@@ -43,7 +39,7 @@ def sample(envoy):
     }
 
 
-SCRIPT = str(Path(__file__).parent / "soak.lua")
+SCRIPT = str(ROOT / "bench" / "soak.lua")
 
 
 def wrk(port, seconds):

@@ -7,11 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import native  # noqa: E402
-import traces  # noqa: E402
+from tracejoin_tools.common import BUILD, WASM
+from tracejoin_tools.mesh import native, traces
 
 REQUESTS = [
     ("POST", "/api/v1/auth/kakao/callback", 9, "a login: auth-api calls Kakao (external) and character-api"),
@@ -45,9 +42,9 @@ def mermaid(spans):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--wasm", default=str(HERE.parents[1] / "tracejoin.wasm"))
+    parser.add_argument("--wasm", default=str(WASM))
     parser.add_argument("--tracer", default="zipkin", choices=["zipkin", "zipkin_w3c", "opentelemetry"])
-    parser.add_argument("--graph", default=str(HERE.parents[1] / "build" / "mesh-demo.mmd"))
+    parser.add_argument("--graph", default=str(BUILD / "mesh-demo.mmd"))
     args = parser.parse_args()
     ok = True
     graph = None

@@ -8,6 +8,8 @@ prefer the single header); a Jaeger reader uses `uber-trace-id`.
 
 import re
 
+from tracejoin_tools.common import B3_MULTI_HEADERS, TRACE_HEADERS
+
 HEX = re.compile(r"^[0-9a-f]+$")
 
 
@@ -94,7 +96,7 @@ def assert_well_formed(headers):
     assert len(single) <= 1 and all(B3_RE.match(v) for v in single), single
     uber = header_values(headers, "uber-trace-id")
     assert len(uber) <= 1 and all(UBER_RE.match(v) for v in uber), uber
-    multi = {k: header_values(headers, k) for k in ("x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags")}
+    multi = {k: header_values(headers, k) for k in B3_MULTI_HEADERS}
     assert all(len(v) <= 1 for v in multi.values()), multi
     trace_id, span_id = multi["x-b3-traceid"], multi["x-b3-spanid"]
     assert bool(trace_id) == bool(span_id), multi
@@ -106,18 +108,6 @@ def assert_well_formed(headers):
     assert_tracestate_well_formed(headers)
 
 
-# Every header tracejoin reads or writes (src/codec/mod.rs, `Header::ALL`).
-TRACE_HEADERS = (
-    "traceparent",
-    "tracestate",
-    "b3",
-    "x-b3-traceid",
-    "x-b3-spanid",
-    "x-b3-parentspanid",
-    "x-b3-sampled",
-    "x-b3-flags",
-    "uber-trace-id",
-)
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 

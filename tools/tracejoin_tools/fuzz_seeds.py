@@ -1,6 +1,5 @@
-#!/usr/bin/env python3
 """Writes the hand-made seed inputs into fuzz/corpus/<target>/ (or <OUT>/<target>/ with
-`fuzz/seeds.py OUT`), named by SHA-1 as libFuzzer names its own. `cargo fuzz cmin` keeps
+`python -m tracejoin_tools.fuzz_seeds OUT`), named by SHA-1 as libFuzzer names its own. `cargo fuzz cmin` keeps
 only the inputs that add coverage; the seeds are added back after it (they are the
 readable regression cases: real header sets, shipped configurations).
 
@@ -21,17 +20,11 @@ import sys
 
 import yaml
 
-FUZZ = pathlib.Path(__file__).resolve().parent
-ROOT = FUZZ.parent
+from tracejoin_tools.common import ROOT, XS, YS, S, T, X
 
-T = "4bf92f3577b34da6a3ce929d0e0e4736"
-S = "00f067aa0ba902b7"
-X = "5af7183fb1d4cf5f5af7183fb1d4cf5f"
-XS = "6e0c63257de34c92"
-P = "b7ad6b7169203331"
+P = YS  # a parent span id
 
-
-OUT = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else FUZZ / "corpus"
+OUT = ROOT / "fuzz" / "corpus"
 
 
 def write(target, data):
@@ -223,6 +216,8 @@ def config():
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        OUT = pathlib.Path(sys.argv[1])
     codecs()
     request()
     config()

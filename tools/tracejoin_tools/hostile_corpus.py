@@ -5,7 +5,7 @@ a category, the client that sends them byte for byte over kept-alive connections
 every answer must pass, and a CLI that runs the corpus through Envoys with tracejoin and
 prints a summary per category:
 
-    python envoy/tools/hostile_corpus.py --wasm tracejoin.wasm
+    python -m tracejoin_tools.hostile_corpus --wasm tracejoin.wasm
 
 Envoy 1.40's HTTP/1 codec (Balsa) answers some requests itself before any filter runs,
 measured: 400 for a control character in a header value (C0 but horizontal tab and carriage
@@ -27,11 +27,12 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import echo_server  # noqa: E402
-import envoy_harness  # noqa: E402
-from trace_headers import (  # noqa: E402
+from tracejoin_tools.common import BAGGAGE, LOOPBACK, TRACESTATE, XS, YS, ZS, P, S, T, X, Y, Z
+from tracejoin_tools.common import B3_MULTI_HEADERS as B3_MULTI
+from tracejoin_tools.common import traceparent as tp
+from tracejoin_tools.envoy import echo_server
+from tracejoin_tools.envoy import harness as envoy_harness
+from tracejoin_tools.envoy.trace_headers import (
     assert_tracestate_well_formed,
     assert_well_formed,
     control_characters,
@@ -48,23 +49,6 @@ MAX_HEADERS = 100
 # Header-value bytes Envoy's codec refuses with 400.
 REJECTED_VALUE_BYTES = frozenset(set(range(0x00, 0x20)) - {0x09, 0x0D} | {0x7F})
 TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-T = "4bf92f3577b34da6a3ce929d0e0e4736"
-S = "00f067aa0ba902b7"
-X = "5af7183fb1d4cf5f5af7183fb1d4cf5f"
-XS = "6e0c63257de34c92"
-Y = "0af7651916cd43dd8448eb211c80319c"
-YS = "b7ad6b7169203331"
-Z = "a3ce929d0e0e47364bf92f3577b34da6"
-ZS = "53995c3f42cd8ad8"
-P = "e457b5a2e4d86bd1"
-TRACESTATE = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
-BAGGAGE = "userId=alice,serverNode=DF%2028,isProduction=false"
-
-
-def tp(trace=T, span=S, flags="01", version="00"):
-    return f"{version}-{trace}-{span}-{flags}"
-
 
 def _bytes(v):
     return v if isinstance(v, bytes) else v.encode("latin-1")
@@ -306,9 +290,6 @@ def b3_single():
     }
     for label, value in cases.items():
         yield label, [("b3", value)]
-
-
-B3_MULTI = ("x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags")
 
 
 def b3_multi_partial():
@@ -679,7 +660,7 @@ class Connection:
         for attempt in (0, 1):
             reused = self.sock is not None
             if not reused:
-                self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
+                self.sock = socket.create_connection((LOOPBACK, self.port), timeout=self.timeout)
                 self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self.reader = self.sock.makefile("rb")
             try:

@@ -13,11 +13,8 @@ import json
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-
-from echo_server import read_body  # noqa: E402
+from tracejoin_tools.envoy.echo_server import read_body
 
 
 def _hex(raw):

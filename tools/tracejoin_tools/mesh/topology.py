@@ -7,13 +7,9 @@ run the same configs. tracejoin runs in every Envoy, in the position asked for.
 """
 
 import json
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-
-import envoy_harness  # noqa: E402
+from tracejoin_tools.envoy import harness as envoy_harness
 
 TRACERS = ("zipkin", "zipkin_w3c", "opentelemetry")
 MODES = ("off", "downstream", "upstream")

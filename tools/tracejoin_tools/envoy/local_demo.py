@@ -8,21 +8,12 @@ Everything listens on loopback and stops when the demo ends.
 
 import argparse
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "envoy" / "tools"))
-sys.path.insert(0, str(ROOT / "envoy"))
-
-import echo_server  # noqa: E402
-import envoy_harness  # noqa: E402
-import localize  # noqa: E402
-from envoy_harness import send  # noqa: E402
-from trace_headers import b3  # noqa: E402
-
-APP_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
-APP_SPAN = "00f067aa0ba902b7"
-
+from tracejoin_tools.common import ROOT, WASM, S, T, traceparent
+from tracejoin_tools.envoy import echo_server, localize
+from tracejoin_tools.envoy import harness as envoy_harness
+from tracejoin_tools.envoy.harness import send
+from tracejoin_tools.envoy.trace_headers import b3
 
 def trace_headers(headers):
     return [(k, v) for k, v in headers if k in ("traceparent", "tracestate", "b3") or k.startswith("x-b3-")]
@@ -30,7 +21,7 @@ def trace_headers(headers):
 
 def run(wasm):
     server, app_port = echo_server.start()
-    request = [("traceparent", f"00-{APP_TRACE}-{APP_SPAN}-01")]
+    request = [("traceparent", traceparent(T, S))]
     print("tracejoin local demo: Envoy", envoy_harness.envoy_version(), "with the Zipkin tracer (Istio's default)")
     print(f"The app sends only   traceparent: {request[0][1]}\n")
     rows = []
@@ -60,7 +51,7 @@ def run(wasm):
             # The next hop's own span, as its Zipkin tracer injected it (a `b3` single header
             # when it continued one, else x-b3-*); B3 readers prefer `b3`.
             next_trace = (b3(received) or {}).get("trace") or ""
-            rows.append((label, next_trace, next_trace == APP_TRACE, received))
+            rows.append((label, next_trace, next_trace == T, received))
     finally:
         server.shutdown()
 
@@ -79,5 +70,5 @@ def run(wasm):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--wasm", default=str(ROOT / "tracejoin.wasm"))
+    parser.add_argument("--wasm", default=str(WASM))
     sys.exit(run(parser.parse_args().wasm))

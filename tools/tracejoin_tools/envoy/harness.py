@@ -1,6 +1,6 @@
 """Starts a real Envoy on loopback with a rendered config, for the tests and the demos.
 
-The config is built from the same pieces as the shipped examples in envoy/: a listener whose
+The config is built from the same pieces as the shipped examples in envoy/ (the repository's): a listener whose
 HTTP connection manager may trace (Zipkin, Zipkin with W3C propagation, OpenTelemetry) and may
 run tracejoin as a listener filter (downstream) or as a router upstream filter (upstream).
 Ports are chosen by the kernel (port 0) and read back from Envoy's admin API; readiness is
@@ -16,6 +16,8 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+
+from tracejoin_tools.common import LOOPBACK, loopback
 
 TRACERS = ("none", "zipkin", "zipkin_w3c", "opentelemetry")
 POSITIONS = ("off", "downstream", "upstream")
@@ -99,7 +101,7 @@ def _cluster(name, port):
             "endpoints": [
                 {
                     "lb_endpoints": [
-                        {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}
+                        {"endpoint": {"address": {"socket_address": loopback(port)}}}
                     ]
                 }
             ],
@@ -153,7 +155,7 @@ def render_listener(tracer="none", position="off", wasm_path=None, plugin_config
         hcm["tracing"] = tracing
     return {
         "name": name,
-        "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+        "address": {"socket_address": loopback()},
         "filter_chains": [
             {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}
         ],
@@ -161,7 +163,7 @@ def render_listener(tracer="none", position="off", wasm_path=None, plugin_config
 
 
 def _admin():
-    return {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}}
+    return {"address": {"socket_address": loopback()}}
 
 
 def render_bootstrap(listeners, upstream_port):
@@ -356,7 +358,7 @@ def envoy_version():
 def send(port, headers=(), path="/"):
     """Sends a GET with the given (name, value) pairs, repeats allowed; returns
     (status, response headers, headers the upstream received)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=10)
     try:
         # A test that names the host sends it alone (http.client would add its own).
         conn.putrequest("GET", path, skip_host=any(n.lower() == "host" for n, _ in headers))

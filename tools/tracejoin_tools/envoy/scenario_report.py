@@ -2,20 +2,12 @@
 tracer: the trace each kind of app would join, and the raw trace headers. Run with
 `make scenarios` (after `make build`); the integration tests assert the same cases."""
 
-import sys
-from pathlib import Path
+from tracejoin_tools.common import WASM, S, T, X
+from tracejoin_tools.envoy import echo_server
+from tracejoin_tools.envoy import harness as envoy_harness
+from tracejoin_tools.envoy.harness import send
+from tracejoin_tools.envoy.trace_headers import read_all
 
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "envoy" / "tools"))
-
-import echo_server  # noqa: E402
-import envoy_harness  # noqa: E402
-from conftest import ROOT, send  # noqa: E402
-from trace_headers import read_all  # noqa: E402
-
-T = "4bf92f3577b34da6a3ce929d0e0e4736"
-S = "00f067aa0ba902b7"
-X = "5af7183fb1d4cf5f5af7183fb1d4cf5f"
 SCENARIOS = {
     "no headers": [],
     "traceparent": [("traceparent", f"00-{T}-{S}-01"), ("tracestate", "congo=t61rcWkgMzE")],
@@ -39,9 +31,9 @@ def short(ctx):
 
 
 def main():
-    wasm = str(ROOT / "tracejoin.wasm")
+    wasm = str(WASM)
     server, port = echo_server.start()
-    print("T = 4bf92f35.., X = 5af7183f..; reader shows trace/sampled (s, u, ?) or '-'")
+    print(f"T = {T[:8]}.., X = {X[:8]}..; reader shows trace/sampled (s, u, ?) or '-'")
     print(f"{'position':<10} {'tracer':<13} {'scenario':<36} {'W3C app':<13} {'B3 app':<13} {'Jaeger app':<13} trace headers received")
     try:
         for position in ("downstream", "upstream"):

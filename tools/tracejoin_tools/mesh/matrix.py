@@ -2,14 +2,9 @@
 request each through the native mesh, measured on the collected spans."""
 
 import sys
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import native  # noqa: E402
-import topology  # noqa: E402
-import traces  # noqa: E402
+from tracejoin_tools.common import WASM
+from tracejoin_tools.mesh import native, topology, traces
 
 PROPAGATORS = [
     (None, "tracecontext (SDK default)"),
@@ -70,5 +65,5 @@ def table(rows):
 
 
 if __name__ == "__main__":
-    result = run(sys.argv[1] if len(sys.argv) > 1 else str(HERE.parents[1] / "tracejoin.wasm"))
+    result = run(sys.argv[1] if len(sys.argv) > 1 else str(WASM))
     print(table(result))

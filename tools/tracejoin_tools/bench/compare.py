@@ -31,12 +31,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "envoy" / "tools"))
+from tracejoin_tools.common import BUILD, LOOPBACK, loopback, traceparent
+from tracejoin_tools.envoy.harness import Envoy, envoy_version, render_bootstrap, render_listener, wasm_filter
 
-from envoy_harness import Envoy, envoy_version, render_bootstrap, render_listener, wasm_filter  # noqa: E402
-
-TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+# A W3C app's unsampled request.
+TRACEPARENT = traceparent(flags="00")
 # 32 members in 415 bytes: the most W3C allows (32 members, 512 bytes).
 FULL_TRACESTATE = ",".join(f"k{i:02d}=v{i:02d}abcdef" for i in range(32))
 
@@ -85,12 +84,12 @@ def backend_config():
         ],
     }
     return {
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        "admin": {"address": {"socket_address": loopback()}},
         "static_resources": {
             "listeners": [
                 {
                     "name": "backend",
-                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+                    "address": {"socket_address": loopback()},
                     "filter_chains": [
                         {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}
                     ],
@@ -148,7 +147,7 @@ def run_wrk(port, headers, duration, connections, script=None):
         cmd += ["-H", h]
     if script:
         cmd += ["-s", script]
-    cmd.append(f"http://127.0.0.1:{port}/bench")
+    cmd.append(f"http://{LOOPBACK}:{port}/bench")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=duration + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50 = parse_duration_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
@@ -184,7 +183,7 @@ def main():
     parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_SECONDS", 6)))
     parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", 5)))
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--out", default=str(ROOT / "build" / "bench.md"))
+    parser.add_argument("--out", default=str(BUILD / "bench.md"))
     parser.add_argument("--variant", action="append", default=[], metavar="LABEL=PATH")
     parser.add_argument("--only", help="comma-separated cases to run besides none, noop-wasm, read-headers, tracejoin, lua")
     args = parser.parse_args()

@@ -4,6 +4,9 @@ Answers every request with a JSON body listing the request headers it received, 
 with repeats, so tests can assert on exactly what Envoy (and the filter) forwarded. Requests to
 tracing collector paths (Zipkin v2, OTLP/HTTP) are also kept in `server.collected`, so tests
 can read the spans Envoy exported.
+
+Standard library only, and runnable as a file (`python echo_server.py PORT HOST`): the
+docker-compose files mount this very file into a plain Python image.
 """
 
 import http.client

@@ -7,6 +7,8 @@ import copy
 
 import yaml
 
+from tracejoin_tools.common import loopback
+
 
 def load(path):
     with open(path) as f:
@@ -27,15 +29,15 @@ def localize(config, cluster_ports, wasm_path, plugin_config=None):
     """A copy of `config` for loopback. `cluster_ports` maps cluster name to a local port;
     `plugin_config` (a JSON string), when given, replaces tracejoin's configuration."""
     config = copy.deepcopy(config)
-    config["admin"]["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": 0}
+    config["admin"]["address"]["socket_address"] = loopback()
     for listener in config["static_resources"]["listeners"]:
-        listener["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": 0}
+        listener["address"]["socket_address"] = loopback()
     for cluster in config["static_resources"]["clusters"]:
         port = cluster_ports[cluster["name"]]
         cluster["type"] = "STATIC"
         for group in cluster["load_assignment"]["endpoints"]:
             for endpoint in group["lb_endpoints"]:
-                endpoint["endpoint"]["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": port}
+                endpoint["endpoint"]["address"]["socket_address"] = loopback(port)
     found = 0
     for node in _walk(config):
         if node.get("name") == "tracejoin" and "vm_config" in node:
