@@ -9,10 +9,10 @@ import argparse
 import sys
 import time
 
-from tracejoin_tools.bench.compare import backend_config, rss_kib, run_wrk
+from tracejoin_tools.bench.load import backend_config, rss_kib, run_wrk
 from tracejoin_tools.common import ROOT
 from tracejoin_tools.envoy.harness import Envoy, render_bootstrap, render_listener, wasm_filter
-from tracejoin_tools.hostile_corpus import LOG_PROBLEM, VM_CREATED, vm_failures
+from tracejoin_tools.envoy.vm_health import LOG_PROBLEM, VM_CREATED, vm_failures
 
 # Heap growth tolerated: Envoy's own allocations settle (stats, connection pools) in a few MB.
 HEAP_NOISE_BYTES = 4 * 1024 * 1024
