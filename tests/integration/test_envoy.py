@@ -3,14 +3,10 @@ upstream (standing in for the app) receives and on the filter's stats."""
 
 import pytest
 
+from tracejoin_tools.common import TRACESTATE, XS, S, T, X
 from tracejoin_tools.envoy import harness as envoy_harness
 from tracejoin_tools.envoy.harness import send
 from tracejoin_tools.envoy.trace_headers import assert_well_formed, b3, header_values, one, read_all, traces_seen, w3c
-
-T = "4bf92f3577b34da6a3ce929d0e0e4736"
-S = "00f067aa0ba902b7"
-X = "5af7183fb1d4cf5f5af7183fb1d4cf5f"
-XS = "6e0c63257de34c92"
 
 POSITIONS = ("downstream", "upstream")
 TRACERS = ("none", "zipkin", "zipkin_w3c", "opentelemetry")
@@ -211,9 +207,6 @@ def test_b3_zero_means_not_sampled(envoys, position, tracer):
     if tracer == "none":
         # The lone decision gave way to a full context: a B3 reader finds ids.
         assert seen["b3"]["trace"] is not None and one(got, "b3") is None
-
-
-TRACESTATE = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
 
 
 @pytest.mark.parametrize("position,tracer", COMBOS, ids=COMBO_IDS)

@@ -7,12 +7,11 @@ import time
 
 import pytest
 
+from tracejoin_tools.common import S, T
 from tracejoin_tools.envoy import harness as envoy_harness
 from tracejoin_tools.envoy.harness import send
 from tracejoin_tools.envoy.trace_headers import header_values
 
-T = "4bf92f3577b34da6a3ce929d0e0e4736"
-S = "00f067aa0ba902b7"
 TRACE_HEADERS = ("traceparent", "tracestate", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "baggage")
 
 PLUGIN = {

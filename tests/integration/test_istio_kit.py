@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tracejoin_tools.common import ROOT
+from tracejoin_tools.common import ROOT, T, traceparent
 from tracejoin_tools.envoy import harness as envoy_harness
 from tracejoin_tools.envoy.harness import send
 from tracejoin_tools.envoy.trace_headers import header_values
@@ -150,7 +150,7 @@ def test_plugin_config_loads_in_envoy(upstream_port, wasm, position, plugin_conf
     tracer = plugin_config.get("tracer", "zipkin")
     config = envoy_harness.render_config(upstream_port, tracer=tracer, position=position, wasm_path=wasm, plugin_config=plugin_config)
     with envoy_harness.Envoy(config) as envoy:
-        status, _, got = send(envoy.port, [("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")])
+        status, _, got = send(envoy.port, [("traceparent", traceparent())])
         assert status == 200
         assert "tracejoin: configured" in envoy.log()
 
@@ -169,10 +169,10 @@ def test_envoyfilter_patch_runs_in_envoy(tmp_path, upstream_port, wasm, doc):
     hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     hcm["http_filters"] = [router]
     with envoy_harness.Envoy(config) as envoy:
-        status, _, got = send(envoy.port, [("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")])
+        status, _, got = send(envoy.port, [("traceparent", traceparent())])
     assert status == 200
     # Upstream position: Envoy's fresh B3 trace replaced by the app's.
-    assert header_values(got, "x-b3-traceid") == ["4bf92f3577b34da6a3ce929d0e0e4736"]
+    assert header_values(got, "x-b3-traceid") == [T]
 
 
 def test_service_entries_are_the_single_source():
@@ -234,7 +234,7 @@ def test_generated_external_services_tag_calls_in_envoy(upstream_port, wasm, tmp
     clusters = config["static_resources"]["clusters"]
     clusters.append(dict(json.loads(json.dumps(clusters[0])), name="outbound|80||api.openai.com"))
     with envoy_harness.Envoy(config) as envoy:
-        status, _, got = send(envoy.port, [("host", "api.openai.com"), ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")])
+        status, _, got = send(envoy.port, [("host", "api.openai.com"), ("traceparent", traceparent())])
         stats = envoy.stats("tracejoin.external")
     assert status == 200
     assert header_values(got, "traceparent") == []

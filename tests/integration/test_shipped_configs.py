@@ -8,14 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tracejoin_tools.common import ROOT
+from tracejoin_tools.common import ROOT, S, T
 from tracejoin_tools.envoy import harness as envoy_harness
 from tracejoin_tools.envoy import localize
 from tracejoin_tools.envoy.harness import send
 from tracejoin_tools.envoy.trace_headers import assert_well_formed, one
 
-T = "4bf92f3577b34da6a3ce929d0e0e4736"
-S = "00f067aa0ba902b7"
 SHIPPED = ["envoy-downstream.yaml", "envoy-upstream.yaml"]
 
 

@@ -14,6 +14,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tracejoin_tools.common import LOOPBACK
 from tracejoin_tools.envoy.echo_server import read_body
 
 
@@ -131,13 +132,13 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-def start(port=0, host="127.0.0.1"):
+def start(port=0, host=LOOPBACK):
     server = Collector((host, port))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, server.server_address[1]
 
 
 if __name__ == "__main__":
-    srv, bound = start(int(sys.argv[1]) if len(sys.argv) > 1 else 0, sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1")
+    srv, bound = start(int(sys.argv[1]) if len(sys.argv) > 1 else 0, sys.argv[2] if len(sys.argv) > 2 else LOOPBACK)
     print(bound, flush=True)
     threading.Event().wait()

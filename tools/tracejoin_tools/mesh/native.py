@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tracejoin_tools.common import free_port
+from tracejoin_tools.common import LOOPBACK, free_port
 from tracejoin_tools.envoy import echo_server
 from tracejoin_tools.envoy import harness as envoy_harness
 from tracejoin_tools.mesh import collector, topology
@@ -36,7 +36,7 @@ class App:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited: {self.proc.stderr.read().decode(errors='replace')}")
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):
+                with urllib.request.urlopen(f"http://{LOOPBACK}:{self.port}/healthz", timeout=1):
                     return
             except OSError:
                 time.sleep(0.05)
@@ -53,8 +53,8 @@ class Apps:
         self.apps = []
         try:
             for app in topology.APPS:
-                egress = f"http://127.0.0.1:{addressing.listen['auth-api-outbound']}"
-                env = topology.app_env(app, propagators, f"http://127.0.0.1:{collector_port}/v1/traces", egress)
+                egress = f"http://{LOOPBACK}:{addressing.listen['auth-api-outbound']}"
+                env = topology.app_env(app, propagators, f"http://{LOOPBACK}:{collector_port}/v1/traces", egress)
                 env.update(extra_env or {})
                 self.apps.append(App(app, addressing.reach[app].port, env))
             for app in self.apps:
@@ -81,9 +81,9 @@ class Mesh:
     def __enter__(self):
         self.collector, collector_port = collector.start()
         self.kakao, kakao_port = echo_server.start()
-        local = lambda port: topology.Endpoint("127.0.0.1", port)  # noqa: E731
+        local = lambda port: topology.Endpoint(LOOPBACK, port)  # noqa: E731
         self.addressing = topology.Addressing(
-            bind_host="127.0.0.1",
+            bind_host=LOOPBACK,
             dns=False,
             reach={
                 "collector-zipkin": local(collector_port),
@@ -120,7 +120,7 @@ class Mesh:
             raise
 
     def request(self, method, path):
-        req = urllib.request.Request(f"http://127.0.0.1:{self.addressing.listen['gateway']}{path}", method=method, data=b"" if method == "POST" else None)
+        req = urllib.request.Request(f"http://{LOOPBACK}:{self.addressing.listen['gateway']}{path}", method=method, data=b"" if method == "POST" else None)
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
                 return r.status
