@@ -24,7 +24,8 @@ KUBERNETES_VERSION = "1.33"
 
 
 def crd_file():
-    path = Path(os.environ.get("ISTIO_CRDS", ROOT.parent / "shared" / "schemas" / "istio-crds.gen.yaml"))
+    """The vendored CRDs (istio/crds/README.md), or another copy of Istio's bundle in ISTIO_CRDS."""
+    path = Path(os.environ.get("ISTIO_CRDS", ISTIO / "crds" / "istio-crds.yaml"))
     if not path.exists():
         if os.environ.get("CI"):
             pytest.fail(f"Istio CRDs not found at {path}")
