@@ -40,6 +40,7 @@ lint: setup
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --all-targets --target $(WASM_TARGET) -- -D warnings
+	$(VENV)/bin/ruff check --config tools/pyproject.toml .
 
 ## unit: the crate's tests, natively
 unit:

@@ -171,10 +171,10 @@ def test_service_entry_names_become_prometheus_labels(mesh):
 
     with urllib.request.urlopen(envoy.admin + "/stats/prometheus", timeout=5) as r:
         text = r.read().decode()
-    line = next(l for l in text.splitlines() if "openai-external" in l and not l.startswith("#"))
+    line = next(row for row in text.splitlines() if "openai-external" in row and not row.startswith("#"))
     # Envoy drops its `wasmcustom` namespace (and its own `envoy_` prefix) for custom stats.
     assert line.startswith("tracejoin_external_rq_2xx{"), line
-    assert any(l.startswith("tracejoin_context_tracecontext{") for l in text.splitlines())
+    assert any(row.startswith("tracejoin_context_tracecontext{") for row in text.splitlines())
     assert 'service_entry="openai-external"' in line and 'service_entry_namespace="egress"' in line, line
 
 
@@ -197,7 +197,7 @@ def test_header_span_tags_vanish_with_the_header(upstream_port, echo_collected):
         before = len(zipkin_spans())
         with envoy_harness.Envoy(config) as envoy:
             _, _, got = send(envoy.port, [("x-probe-tag", "openai-external")])
-            new = wait_for(lambda: zipkin_spans()[before:])
+            new = wait_for(lambda before=before: zipkin_spans()[before:])
         assert len(new) == 1, new
         assert bool(header_values(got, "x-probe-tag")) is not remove
         tags[remove] = new[0].get("tags", {}).get("probe.tag")

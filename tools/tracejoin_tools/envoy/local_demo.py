@@ -15,6 +15,7 @@ from tracejoin_tools.envoy import harness as envoy_harness
 from tracejoin_tools.envoy.harness import send
 from tracejoin_tools.envoy.trace_headers import b3
 
+
 def trace_headers(headers):
     return [(k, v) for k, v in headers if k in ("traceparent", "tracestate", "b3") or k.startswith("x-b3-")]
 

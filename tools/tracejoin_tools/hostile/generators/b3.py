@@ -31,7 +31,7 @@ def b3_multi_partial():
     variants = {"128": (T, S, P, "1", "1"), "64": (T[16:], S, P, "1", "1"), "unsampled": (T, S, P, "0", "0")}
     for label, values in variants.items():
         for mask in range(1, 32):
-            headers = [(name, value) for bit, (name, value) in enumerate(zip(B3_MULTI_HEADERS, values)) if mask & (1 << bit)]
+            headers = [(name, value) for bit, (name, value) in enumerate(zip(B3_MULTI_HEADERS, values, strict=True)) if mask & (1 << bit)]
             yield f"{label}-{'+'.join(n[5:] for n, _ in headers)}", headers
     for sampled in ("0", "1", "true", "false", "TRUE", "True", "yes", "2", "-1", "", " 1 ", "d"):
         yield f"sampled-{sampled.strip() or 'empty'}{'-padded' if sampled.startswith(' ') else ''}", [("x-b3-traceid", T), ("x-b3-spanid", S), ("x-b3-sampled", sampled)]
