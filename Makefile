@@ -22,9 +22,12 @@ setup: $(VENV)/.installed
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
 	@command -v wasm-opt >/dev/null || ./scripts/apt-install.sh binaryen
 
-$(VENV)/.installed: tests/requirements.txt envoy/mesh/requirements.txt
+## The Python tooling (tools/, package tracejoin_tools) is installed editable, so the tests and
+## `python -m tracejoin_tools.<module>` run the tree's code.
+$(VENV)/.installed: tests/requirements.txt tools/requirements-mesh.txt tools/pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e tools
 	touch $@
 
 ## build: the release filter, size-optimised, at ./tracejoin.wasm
@@ -37,6 +40,7 @@ lint: setup
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --all-targets --target $(WASM_TARGET) -- -D warnings
+	$(VENV)/bin/ruff check --config tools/pyproject.toml .
 
 ## unit: the crate's tests, natively
 unit:
@@ -57,19 +61,19 @@ test: lint unit wasm-unit integration fuzz
 ## demo: the local mesh (gateway, sidecars, FastAPI apps on the OpenTelemetry SDK, Envoy's
 ## Zipkin tracer) without and with tracejoin: trace trees, verdicts, a Mermaid service graph
 demo: build
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) envoy/mesh/demo.py --wasm $(CURDIR)/$(WASM)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m tracejoin_tools.mesh.demo --wasm $(CURDIR)/$(WASM)
 
 ## demo-sidecars: the headers one app's call carries through two sidecars
 demo-sidecars: build
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) envoy/local_demo.py --wasm $(CURDIR)/$(WASM)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m tracejoin_tools.envoy.local_demo --wasm $(CURDIR)/$(WASM)
 
 ## matrix: the e2e matrix (tracer x app propagators x tracejoin mode) as a table
 matrix: build
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) envoy/mesh/matrix.py $(CURDIR)/$(WASM)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m tracejoin_tools.mesh.matrix $(CURDIR)/$(WASM)
 
 ## mesh-compose: regenerate envoy/mesh/docker-compose.yaml and its Envoy configs
 mesh-compose: setup
-	$(PYTHON) envoy/mesh/compose.py
+	$(PYTHON) -m tracejoin_tools.mesh.compose
 
 ## bench: tracejoin against no filter, a no-op wasm filter, Envoy's native W3C propagation and
 ## a Lua filter, in one run (wrk, one Envoy worker each); then the request path natively.
@@ -80,7 +84,7 @@ bench: build
 	@command -v wrk >/dev/null || ./scripts/apt-install.sh wrk
 	$(CARGO) build --release --target $(WASM_TARGET) --manifest-path bench/noop/Cargo.toml
 	@mkdir -p build && wasm-opt $(WASM_OPT_FLAGS) $(NOOP_WASM_RAW) -o $(NOOP_WASM)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) bench/bench.py --tracejoin $(CURDIR)/$(WASM) \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m tracejoin_tools.bench.compare --tracejoin $(CURDIR)/$(WASM) \
 		--tracejoin-raw $(CURDIR)/$(WASM_RAW) --noop $(CURDIR)/$(NOOP_WASM)
 	$(CARGO) bench --bench request_path > build/bench-native.md && cat build/bench-native.md
 
@@ -88,22 +92,22 @@ bench: build
 SOAK_REQUESTS ?= 1000000
 soak: build
 	@command -v wrk >/dev/null || ./scripts/apt-install.sh wrk
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) bench/soak.py --tracejoin $(CURDIR)/$(WASM) --requests $(SOAK_REQUESTS)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m tracejoin_tools.bench.soak --tracejoin $(CURDIR)/$(WASM) --requests $(SOAK_REQUESTS)
 
 ## istio-config: regenerate external_services in the Istio manifests from the ServiceEntries
 istio-config: setup
-	$(PYTHON) istio/serviceentries-to-config.py istio/service-entries.yaml \
+	$(PYTHON) -m tracejoin_tools.istio.serviceentries_to_config istio/service-entries.yaml \
 		--write istio/wasmplugin-sidecar.yaml istio/trafficextension.yaml istio/envoyfilter-upstream.yaml
 
 ## istio-release: manifests pinned to one module, in build/istio/. Either
 ##   make istio-release IMAGE=registry.example.com/tracejoin:0.1.0 DIGEST=<image digest>
 ##   make istio-release WASM_URL=file:///var/local/lib/wasm/tracejoin.wasm
 istio-release: build
-	$(PYTHON) istio/pin.py --out build/istio $(if $(IMAGE),--image $(IMAGE) --digest $(DIGEST),--file-url $(or $(WASM_URL),file:///var/local/lib/wasm/tracejoin.wasm) --wasm $(WASM))
+	$(PYTHON) -m tracejoin_tools.istio.pin --out build/istio $(if $(IMAGE),--image $(IMAGE) --digest $(DIGEST),--file-url $(or $(WASM_URL),file:///var/local/lib/wasm/tracejoin.wasm) --wasm $(WASM))
 
 ## scenarios: print what an app receives per scenario, position and tracer
 scenarios: build
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) tests/integration/scenario_report.py
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m tracejoin_tools.envoy.scenario_report
 
 ## fuzz: coverage-guided fuzzing (cargo-fuzz, libFuzzer, nightly) of the codecs, the whole
 ## request path and the config loader, FUZZ_SECONDS each from the committed corpus in

@@ -1,22 +1,16 @@
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-# The Envoy harness, echo server and trace-header readers are shared with the demos.
-sys.path.insert(0, str(ROOT / "envoy" / "tools"))
-sys.path.insert(0, str(Path(__file__).parent))
-
-import echo_server  # noqa: E402
-import envoy_harness  # noqa: E402
-from envoy_harness import send  # noqa: E402,F401  (the tests import it from here)
+from tracejoin_tools.common import WASM
+from tracejoin_tools.envoy import echo_server
+from tracejoin_tools.envoy import harness as envoy_harness
 
 
 def wasm_path():
-    path = Path(os.environ.get("TRACEJOIN_WASM", ROOT / "tracejoin.wasm"))
+    path = Path(os.environ.get("TRACEJOIN_WASM", WASM))
     if not path.exists():
         pytest.exit(f"{path} not found: run `make build` first", returncode=2)
     return str(path)
@@ -57,20 +51,23 @@ class EnvoyPool:
         self.running.clear()
 
 
-_ECHO = {}
-
-
-def echo_collected():
-    """What the session's echo server received on collector paths (exported spans)."""
-    return list(_ECHO["server"].collected)
+@pytest.fixture(scope="session")
+def echo():
+    server, port = echo_server.start()
+    yield server, port
+    server.shutdown()
 
 
 @pytest.fixture(scope="session")
-def upstream_port():
-    server, port = echo_server.start()
-    _ECHO["server"] = server
-    yield port
-    server.shutdown()
+def upstream_port(echo):
+    return echo[1]
+
+
+@pytest.fixture(scope="session")
+def echo_collected(echo):
+    """What the session's echo server received on collector paths (exported spans), as a
+    function to call for the latest."""
+    return lambda: list(echo[0].collected)
 
 
 @pytest.fixture(scope="session")

@@ -37,12 +37,13 @@ import json
 import time
 
 import pytest
-from conftest import ROOT, envoy_harness, send
+
+from tracejoin_tools.common import ROOT, S, T
+from tracejoin_tools.envoy import harness as envoy_harness
+from tracejoin_tools.envoy.harness import send
 
 CORPUS = json.loads((ROOT / "tests" / "corpus" / "bad-configs.json").read_text())
 
-T = "4bf92f3577b34da6a3ce929d0e0e4736"
-S = "00f067aa0ba902b7"
 B3 = [("b3", f"{T}-{S}-1")]
 REJECTED = "lds: listener 'main' config rejected: Unable to create Wasm plugin tracejoin"
 # A crash (Envoy's fatal signal handler) or a Rust panic (the filter's panic hook).

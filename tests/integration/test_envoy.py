@@ -3,14 +3,10 @@ upstream (standing in for the app) receives and on the filter's stats."""
 
 import pytest
 
-import envoy_harness
-from conftest import send
-from trace_headers import assert_well_formed, b3, header_values, one, read_all, traces_seen, w3c
-
-T = "4bf92f3577b34da6a3ce929d0e0e4736"
-S = "00f067aa0ba902b7"
-X = "5af7183fb1d4cf5f5af7183fb1d4cf5f"
-XS = "6e0c63257de34c92"
+from tracejoin_tools.common import TRACESTATE, XS, S, T, X
+from tracejoin_tools.envoy import harness as envoy_harness
+from tracejoin_tools.envoy.harness import send
+from tracejoin_tools.envoy.trace_headers import assert_well_formed, b3, header_values, one, read_all, traces_seen, w3c
 
 POSITIONS = ("downstream", "upstream")
 TRACERS = ("none", "zipkin", "zipkin_w3c", "opentelemetry")
@@ -213,9 +209,6 @@ def test_b3_zero_means_not_sampled(envoys, position, tracer):
         assert seen["b3"]["trace"] is not None and one(got, "b3") is None
 
 
-TRACESTATE = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
-
-
 @pytest.mark.parametrize("position,tracer", COMBOS, ids=COMBO_IDS)
 def test_tracestate_kept(envoys, position, tracer):
     envoy = envoys.get(position, tracer)
@@ -283,7 +276,7 @@ def test_untrusted_edge_resample(envoys, position, tracer):
     # The client asks for debug (forced sampling); the edge decides by its own ratio.
     status, _, got = send(envoy.port, [("x-b3-traceid", T), ("x-b3-spanid", S), ("x-b3-flags", "1")])
     assert status == 200
-    for reader, ctx in read_all(got).items():
+    for ctx in read_all(got).values():
         if ctx:
             assert ctx["sampled"] is False, got
     assert one(got, "x-b3-flags") is None

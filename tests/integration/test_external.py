@@ -7,12 +7,11 @@ import time
 
 import pytest
 
-import envoy_harness
-from conftest import send
-from trace_headers import header_values
+from tracejoin_tools.common import S, T
+from tracejoin_tools.envoy import harness as envoy_harness
+from tracejoin_tools.envoy.harness import send
+from tracejoin_tools.envoy.trace_headers import header_values
 
-T = "4bf92f3577b34da6a3ce929d0e0e4736"
-S = "00f067aa0ba902b7"
 TRACE_HEADERS = ("traceparent", "tracestate", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "baggage")
 
 PLUGIN = {
@@ -129,9 +128,7 @@ def test_external_calls_are_named_in_access_logs_and_stats(mesh):
     assert "tracejoin: calls to example.org leave the mesh with no ServiceEntry" in envoy.log()
 
 
-def test_external_calls_are_tagged_in_spans(mesh, upstream_port):
-    from conftest import echo_collected
-
+def test_external_calls_are_tagged_in_spans(mesh, upstream_port, echo_collected):
     position, envoy, _ = mesh
     # Only the spans of this test's calls: earlier tests' calls carried the same tags.
     before = len(echo_collected())
@@ -174,18 +171,17 @@ def test_service_entry_names_become_prometheus_labels(mesh):
 
     with urllib.request.urlopen(envoy.admin + "/stats/prometheus", timeout=5) as r:
         text = r.read().decode()
-    line = next(l for l in text.splitlines() if "openai-external" in l and not l.startswith("#"))
+    line = next(row for row in text.splitlines() if "openai-external" in row and not row.startswith("#"))
     # Envoy drops its `wasmcustom` namespace (and its own `envoy_` prefix) for custom stats.
     assert line.startswith("tracejoin_external_rq_2xx{"), line
-    assert any(l.startswith("tracejoin_context_tracecontext{") for l in text.splitlines())
+    assert any(row.startswith("tracejoin_context_tracecontext{") for row in text.splitlines())
     assert 'service_entry="openai-external"' in line and 'service_entry_namespace="egress"' in line, line
 
 
-def test_header_span_tags_vanish_with_the_header(upstream_port):
+def test_header_span_tags_vanish_with_the_header(upstream_port, echo_collected):
     """Why tracejoin offers no tag header: Envoy reads `request_header` span tags from the
     request's header map when the span ends, so a header removed before the request leaves
     (here by the route, as a filter would) is gone from the span too."""
-    from conftest import echo_collected
 
     def zipkin_spans():
         return [s for p, _, b in echo_collected() if p == "/api/v2/spans" for s in json.loads(b or b"[]")]
@@ -201,7 +197,7 @@ def test_header_span_tags_vanish_with_the_header(upstream_port):
         before = len(zipkin_spans())
         with envoy_harness.Envoy(config) as envoy:
             _, _, got = send(envoy.port, [("x-probe-tag", "openai-external")])
-            new = wait_for(lambda: zipkin_spans()[before:])
+            new = wait_for(lambda before=before: zipkin_spans()[before:])
         assert len(new) == 1, new
         assert bool(header_values(got, "x-probe-tag")) is not remove
         tags[remove] = new[0].get("tags", {}).get("probe.tag")

@@ -1,5 +1,5 @@
 """Hostile input through a real Envoy 1.40 with tracejoin: the whole corpus of
-envoy/tools/hostile_corpus.py (malformed and adversarial header sets, every category) in
+tracejoin_tools.hostile (malformed and adversarial header sets, every category) in
 three positions: downstream with no tracer, upstream with Envoy's Zipkin tracer, downstream
 with Envoy's OpenTelemetry tracer.
 
@@ -8,7 +8,7 @@ refused, with a 4xx from Envoy and no upstream request; every request that reach
 upstream carries well-formed trace headers without control characters and one consistent
 trace; no wasm VM failed (stats and log); tracejoin's own counters moved; Envoy still
 answers a plain request at the end. An answer showing a known symptom
-(`hostile_corpus.KNOWN`: Envoy's own behaviour) has only that header left out of the checks. `test_vm_failure_is_detected` proves that the
+(`tracejoin_tools.hostile.KNOWN`: Envoy's own behaviour) has only that header left out of the checks. `test_vm_failure_is_detected` proves that the
 VM-failure checks can fail, with a module that traps the way a Rust panic does.
 """
 
@@ -17,7 +17,7 @@ import subprocess
 
 import pytest
 
-import hostile_corpus as hc
+from tracejoin_tools import hostile as hc
 
 CASES = hc.corpus()
 CODEC_REJECTIONS = sum(case.expect is not None for case in CASES)

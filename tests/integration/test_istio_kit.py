@@ -12,9 +12,10 @@ import jsonschema
 import pytest
 import yaml
 
-import envoy_harness
-from conftest import ROOT, send
-from trace_headers import header_values
+from tracejoin_tools.common import ROOT, T, traceparent
+from tracejoin_tools.envoy import harness as envoy_harness
+from tracejoin_tools.envoy.harness import send
+from tracejoin_tools.envoy.trace_headers import header_values
 
 ISTIO = ROOT / "istio"
 MANIFESTS = sorted(p for p in ISTIO.glob("*.yaml") if p.name != "kustomization.yaml")
@@ -23,7 +24,8 @@ KUBERNETES_VERSION = "1.33"
 
 
 def crd_file():
-    path = Path(os.environ.get("ISTIO_CRDS", ROOT.parent / "shared" / "schemas" / "istio-crds.gen.yaml"))
+    """The vendored CRDs (istio/crds/README.md), or another copy of Istio's bundle in ISTIO_CRDS."""
+    path = Path(os.environ.get("ISTIO_CRDS", ISTIO / "crds" / "istio-crds.yaml"))
     if not path.exists():
         if os.environ.get("CI"):
             pytest.fail(f"Istio CRDs not found at {path}")
@@ -149,7 +151,7 @@ def test_plugin_config_loads_in_envoy(upstream_port, wasm, position, plugin_conf
     tracer = plugin_config.get("tracer", "zipkin")
     config = envoy_harness.render_config(upstream_port, tracer=tracer, position=position, wasm_path=wasm, plugin_config=plugin_config)
     with envoy_harness.Envoy(config) as envoy:
-        status, _, got = send(envoy.port, [("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")])
+        status, _, got = send(envoy.port, [("traceparent", traceparent())])
         assert status == 200
         assert "tracejoin: configured" in envoy.log()
 
@@ -168,14 +170,14 @@ def test_envoyfilter_patch_runs_in_envoy(tmp_path, upstream_port, wasm, doc):
     hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     hcm["http_filters"] = [router]
     with envoy_harness.Envoy(config) as envoy:
-        status, _, got = send(envoy.port, [("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")])
+        status, _, got = send(envoy.port, [("traceparent", traceparent())])
     assert status == 200
     # Upstream position: Envoy's fresh B3 trace replaced by the app's.
-    assert header_values(got, "x-b3-traceid") == ["4bf92f3577b34da6a3ce929d0e0e4736"]
+    assert header_values(got, "x-b3-traceid") == [T]
 
 
 def test_service_entries_are_the_single_source():
-    tool = [sys.executable, str(ISTIO / "serviceentries-to-config.py"), str(ISTIO / "service-entries.yaml")]
+    tool = [sys.executable, "-m", "tracejoin_tools.istio.serviceentries_to_config", str(ISTIO / "service-entries.yaml")]
     manifests = [str(ISTIO / n) for n in ("wasmplugin-sidecar.yaml", "trafficextension.yaml", "envoyfilter-upstream.yaml")]
     check = subprocess.run(tool + ["--check", *manifests], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
@@ -191,7 +193,7 @@ def test_service_entries_are_the_single_source():
 def test_a_stale_block_is_caught(tmp_path):
     stale = tmp_path / "wasmplugin.yaml"
     stale.write_text((ISTIO / "wasmplugin-sidecar.yaml").read_text().replace("api.openai.com", "api.example.com"))
-    tool = [sys.executable, str(ISTIO / "serviceentries-to-config.py"), str(ISTIO / "service-entries.yaml")]
+    tool = [sys.executable, "-m", "tracejoin_tools.istio.serviceentries_to_config", str(ISTIO / "service-entries.yaml")]
     assert subprocess.run(tool + ["--check", str(stale)], capture_output=True).returncode == 1
     assert subprocess.run(tool + ["--write", str(stale)], capture_output=True).returncode == 0
     assert subprocess.run(tool + ["--check", str(stale)], capture_output=True).returncode == 0
@@ -199,7 +201,7 @@ def test_a_stale_block_is_caught(tmp_path):
 
 @pytest.mark.parametrize("variant", ["oci", "file"])
 def test_pinned_manifests_validate(tmp_path, wasm, crd_schemas, variant):
-    pin = [sys.executable, str(ISTIO / "pin.py"), "--out", str(tmp_path)]
+    pin = [sys.executable, "-m", "tracejoin_tools.istio.pin", "--out", str(tmp_path)]
     if variant == "oci":
         pin += ["--image", "registry.example.com/tracejoin:0.1.0", "--digest", "sha256:" + "ab" * 32]
     else:
@@ -233,7 +235,7 @@ def test_generated_external_services_tag_calls_in_envoy(upstream_port, wasm, tmp
     clusters = config["static_resources"]["clusters"]
     clusters.append(dict(json.loads(json.dumps(clusters[0])), name="outbound|80||api.openai.com"))
     with envoy_harness.Envoy(config) as envoy:
-        status, _, got = send(envoy.port, [("host", "api.openai.com"), ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")])
+        status, _, got = send(envoy.port, [("host", "api.openai.com"), ("traceparent", traceparent())])
         stats = envoy.stats("tracejoin.external")
     assert status == 200
     assert header_values(got, "traceparent") == []

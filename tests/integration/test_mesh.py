@@ -2,15 +2,10 @@
 OpenTelemetry SDK) for every Envoy tracer x app propagator setting x tracejoin mode, asserted
 on the collected spans. The table is printed and written to build/mesh-matrix.md."""
 
-import sys
-
 import pytest
 
-from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "envoy" / "mesh"))
-
-import matrix  # noqa: E402
+from tracejoin_tools.common import ROOT
+from tracejoin_tools.mesh import matrix
 
 # Not fixable in the downstream position (README): Envoy's OpenTelemetry tracer cannot read
 # B3, starts a fresh trace at the outbound sidecar, and overwrites traceparent after every
@@ -76,8 +71,7 @@ def test_upstream_gives_every_app_its_sidecar_as_parent(rows):
 def test_apps_with_tracing_off_still_pass_the_trace_on(wasm):
     """OTEL_ENABLED=false: the apps send no spans, and (uninstrumented) forward no context;
     the mesh's own spans still form the gateway's trace up to the app."""
-    import native
-    import traces
+    from tracejoin_tools.mesh import native, traces
 
     with native.Mesh(wasm) as mesh:
         mesh.apps_with(None, {"OTEL_ENABLED": "false"})

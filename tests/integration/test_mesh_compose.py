@@ -4,18 +4,14 @@ equal a fresh generation, and Envoy validates every config they mount."""
 
 import json
 import subprocess
-import sys
 
 import pytest
 import yaml
 
-import envoy_harness
-from conftest import ROOT
+from tracejoin_tools.envoy import harness as envoy_harness
+from tracejoin_tools.mesh import compose
 
-MESH = ROOT / "envoy" / "mesh"
-sys.path.insert(0, str(MESH))
-
-import compose  # noqa: E402
+MESH = compose.MESH
 
 
 def test_committed_compose_files_are_generated_from_the_topology():
@@ -42,5 +38,6 @@ def test_compose_mounts_the_generated_configs_and_the_build():
         volumes = services[name]["volumes"]
         assert f"./compose/{name}.yaml:/etc/envoy/{name}.yaml:ro" in volumes
         assert f"../../tracejoin.wasm:{compose.WASM_IN_CONTAINER}:ro" in volumes
-    assert (MESH / services["auth-api"]["build"]["dockerfile"]).exists()
+    build = services["auth-api"]["build"]
+    assert (MESH / build["context"] / build["dockerfile"]).exists()
     assert services["auth-api"]["environment"]["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] == "http://jaeger:4318/v1/traces"

@@ -1,16 +1,13 @@
 """The shipped JSON Schema agrees with what the filter accepts and rejects at load."""
 
 import json
-import sys
 
 import jsonschema
 import pytest
-
-from conftest import ROOT
 from test_envoy import BAD_CONFIGS
 
-sys.path.insert(0, str(ROOT / "envoy"))
-import localize  # noqa: E402
+from tracejoin_tools.common import ROOT
+from tracejoin_tools.envoy import localize
 
 SCHEMA = json.loads((ROOT / "schema" / "tracejoin-config.schema.json").read_text())
 

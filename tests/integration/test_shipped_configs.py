@@ -3,21 +3,17 @@ with `envoy --mode validate` and served for real on loopback."""
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-import envoy_harness
-from conftest import ROOT, send
-from trace_headers import assert_well_formed, one
+from tracejoin_tools.common import ROOT, S, T
+from tracejoin_tools.envoy import harness as envoy_harness
+from tracejoin_tools.envoy import localize
+from tracejoin_tools.envoy.harness import send
+from tracejoin_tools.envoy.trace_headers import assert_well_formed, one
 
-sys.path.insert(0, str(ROOT / "envoy"))
-import localize  # noqa: E402
-
-T = "4bf92f3577b34da6a3ce929d0e0e4736"
-S = "00f067aa0ba902b7"
 SHIPPED = ["envoy-downstream.yaml", "envoy-upstream.yaml"]
 
 

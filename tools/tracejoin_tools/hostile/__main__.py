@@ -1,0 +1,5 @@
+import sys
+
+from tracejoin_tools.hostile.report import main
+
+sys.exit(main())

@@ -1,0 +1,26 @@
+"""The Envoys the corpus goes through: tracejoin's position, Envoy's tracer, the plugin config."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    position: str
+    tracer: str
+    plugin_config: dict
+
+    @property
+    def writes_every_format(self):
+        """tracejoin writes (or Envoy injects, then tracejoin copies) every format present:
+        no tracer, or the upstream position."""
+        return self.tracer == "none" or self.position == "upstream"
+
+
+SCENARIOS = (
+    # Every format written, so every renderer meets the corpus.
+    Scenario("downstream-none", "downstream", "none",
+             {"position": "downstream", "tracer": "none", "propagate": ["tracecontext", "b3", "b3multi", "jaeger"]}),
+    Scenario("upstream-zipkin", "upstream", "zipkin", {"position": "upstream", "tracer": "zipkin"}),
+    Scenario("downstream-opentelemetry", "downstream", "opentelemetry", {"position": "downstream", "tracer": "opentelemetry"}),
+)
