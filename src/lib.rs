@@ -6,7 +6,9 @@
 //! - [`policy`]: decide, in named steps (choose the context, apply trust, what each format
 //!   gets, tracestate), as a pure function from a carrier and the [`config`] to a plan;
 //! - [`filter`]: the request path that reads headers from a [`filter::Host`], runs the
-//!   policy, writes the plan back and counts what happened;
+//!   policy, writes the plan back and counts what happened; for the network position,
+//!   [`filter::connection`] does the same on request heads in the byte stream, which
+//!   [`stream`] parses;
 //! - `glue` (wasm only): the proxy-wasm adapter that implements the host with host calls.
 //!
 //! Beside them: [`external`] (ServiceEntry matching), [`sampling`] and [`ids`] (decisions
@@ -21,6 +23,7 @@ pub mod ids;
 pub mod policy;
 pub mod printable;
 pub mod sampling;
+pub mod stream;
 
 #[cfg(all(target_arch = "wasm32", not(test)))]
 mod glue;

@@ -22,6 +22,16 @@ pub enum Position {
     Downstream,
     /// A router upstream HTTP filter: after Envoy's tracer injected its span's context.
     Upstream,
+    /// A network filter in front of the HTTP connection manager: it rewrites each HTTP/1.1
+    /// request head in the byte stream before Envoy's tracer extracts.
+    Network,
+}
+
+impl Position {
+    /// The HTTP filter positions (the network position sees no route and no response).
+    pub fn is_http(self) -> bool {
+        self != Position::Network
+    }
 }
 
 /// Which tracer the Envoy around the filter runs; decides which headers Envoy reads and
@@ -62,6 +72,26 @@ pub struct Config {
     /// Tagging of calls that leave the mesh; `None` when `external_services` is not set
     /// (then no request pays for it).
     pub external: Option<External>,
+    /// Network position: the limits of Envoy's HTTP/1 codec behind the filter.
+    pub limits: HeadLimits,
+}
+
+/// Envoy's request-head limits (HCM `max_request_headers_kb`, `common_http_protocol_options.
+/// max_headers_count`): the network position never rewrites a head past them, so that what
+/// Envoy accepts or refuses with 431 stays the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadLimits {
+    pub max_head_bytes: usize,
+    pub max_headers: usize,
+}
+
+impl Default for HeadLimits {
+    fn default() -> Self {
+        HeadLimits {
+            max_head_bytes: 60 * 1024,
+            max_headers: 100,
+        }
+    }
 }
 
 /// The external-services part of the configuration.
@@ -90,6 +120,7 @@ impl Default for Config {
             response_header: None,
             traceresponse: false,
             external: None,
+            limits: HeadLimits::default(),
         }
     }
 }
@@ -143,9 +174,12 @@ impl Config {
                 &[
                     ("downstream", Position::Downstream),
                     ("upstream", Position::Upstream),
+                    ("network", Position::Network),
                 ],
             )?;
         }
+        config.limits = head_limits(&raw, config.position)?;
+        config.check_network(&raw)?;
         if let Some(t) = raw.tracer.as_deref() {
             config.tracer = one_of(
                 "tracer",
@@ -229,17 +263,54 @@ impl Config {
         Ok(config)
     }
 
+    /// The network position sees request heads only: no route (so no external services)
+    /// and no response; and the tracer behind it reads what it writes (so no bridge).
+    fn check_network(&self, raw: &RawConfig) -> Result<(), ConfigError> {
+        if self.position != Position::Network {
+            return Ok(());
+        }
+        let http_only = [
+            ("response_header", raw.response_header.is_some()),
+            ("traceresponse", raw.traceresponse == Some(true)),
+            ("external_services", raw.external_services.is_some()),
+            ("external_propagate", raw.external_propagate.is_some()),
+            (
+                "unregistered_propagate",
+                raw.unregistered_propagate.is_some(),
+            ),
+        ];
+        if let Some((field, _)) = http_only.iter().find(|(_, given)| *given) {
+            return Err(err(
+                *field,
+                "needs an HTTP position (downstream or upstream): the network position sees \
+                 neither the route nor the response",
+            ));
+        }
+        if raw.bridge.is_some() {
+            return Err(err(
+                "bridge",
+                "has no effect with position network: Envoy's tracer reads the format \
+                 tracejoin writes in front of it",
+            ));
+        }
+        Ok(())
+    }
+
     /// Restart and resample rewrite the context a client sent. That is only possible where
     /// the filter can see and overwrite everything Envoy's tracer does with it.
     fn check_trust(&self) -> Result<(), ConfigError> {
-        if self.trust == Trust::Continue || self.tracer == Tracer::None {
+        // In front of the tracer, everything it reads is tracejoin's to rewrite.
+        if self.trust == Trust::Continue
+            || self.tracer == Tracer::None
+            || self.position == Position::Network
+        {
             return Ok(());
         }
         if self.position == Position::Downstream {
             return Err(err(
                 "trust",
-                "restart/resample need `position: upstream` (or `tracer: none`): Envoy's tracer \
-                 continues the client's context and overwrites its headers after every listener filter",
+                "restart/resample need `position: upstream` (or `tracer: none`), or \
+                 `position: network` in front of the tracer: Envoy's tracer continues the client's context and overwrites its headers after every listener filter",
             ));
         }
         if self.tracer == Tracer::OpenTelemetry {
@@ -251,6 +322,33 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `max_request_headers_kb` (1 to 8192, as Envoy allows) and `max_request_headers_count`.
+fn head_limits(raw: &RawConfig, position: Position) -> Result<HeadLimits, ConfigError> {
+    let given = [
+        ("max_request_headers_kb", raw.max_request_headers_kb),
+        ("max_request_headers_count", raw.max_request_headers_count),
+    ];
+    if position != Position::Network
+        && let Some((field, _)) = given.iter().find(|(_, v)| v.is_some())
+    {
+        return Err(err(*field, "has no effect without `position: network`"));
+    }
+    let mut limits = HeadLimits::default();
+    if let Some(kb) = raw.max_request_headers_kb {
+        if !(1..=8192).contains(&kb) {
+            return Err(err("max_request_headers_kb", "must be from 1 to 8192"));
+        }
+        limits.max_head_bytes = usize::from(kb) * 1024;
+    }
+    if let Some(count) = raw.max_request_headers_count {
+        if count == 0 {
+            return Err(err("max_request_headers_count", "must be at least 1"));
+        }
+        limits.max_headers = usize::from(count);
+    }
+    Ok(limits)
 }
 
 #[cfg(test)]

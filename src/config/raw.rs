@@ -21,10 +21,12 @@ pub(super) struct RawConfig {
     pub(super) external_services: Option<Vec<Json>>,
     pub(super) external_propagate: Option<bool>,
     pub(super) unregistered_propagate: Option<bool>,
+    pub(super) max_request_headers_kb: Option<u16>,
+    pub(super) max_request_headers_count: Option<u16>,
 }
 
 /// The field names, as written in JSON (also the JSON Schema's `properties`).
-pub const FIELDS: [&str; 12] = [
+pub const FIELDS: [&str; 14] = [
     "position",
     "tracer",
     "extract",
@@ -37,6 +39,8 @@ pub const FIELDS: [&str; 12] = [
     "external_services",
     "external_propagate",
     "unregistered_propagate",
+    "max_request_headers_kb",
+    "max_request_headers_count",
 ];
 
 impl RawConfig {
@@ -64,6 +68,12 @@ impl RawConfig {
                 "external_propagate" => raw.external_propagate = optional(&key, v, convert)?,
                 "unregistered_propagate" => {
                     raw.unregistered_propagate = optional(&key, v, convert)?
+                }
+                "max_request_headers_kb" => {
+                    raw.max_request_headers_kb = optional(&key, v, convert)?
+                }
+                "max_request_headers_count" => {
+                    raw.max_request_headers_count = optional(&key, v, convert)?
                 }
                 _ => {
                     return Err(err(

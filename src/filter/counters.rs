@@ -1,7 +1,8 @@
 //! The filter's counters (Envoy stats `tracejoin.*`) and the status classes of external calls.
 
 use crate::codec::Format;
-use crate::config::Config;
+use crate::config::{Config, Position};
+use crate::stream::Leave;
 
 /// HTTP status classes, for the external-call counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -62,11 +63,22 @@ pub enum Counter {
     },
     /// Responses from hosts no ServiceEntry names (Istio's PassthroughCluster), by class.
     Unregistered(StatusClass),
+    /// Network position: connections seen.
+    NetworkConnection,
+    /// Network position: request heads read (each also counted by the request counters).
+    NetworkHead,
+    /// Network position: request heads rewritten.
+    NetworkRewritten,
+    /// Network position: heads left as they were because a rewrite would cross Envoy's
+    /// header size or count limit.
+    NetworkAtLimit,
+    /// Network position: connections left alone from here on, by reason.
+    NetworkLeft(Leave),
 }
 
 impl Counter {
     /// The counters defined up front; `External` and `Unregistered` are defined on first use.
-    pub const ALL: [Counter; 19] = [
+    pub const ALL: [Counter; 30] = [
         Counter::Context(Format::TraceContext),
         Counter::Context(Format::B3),
         Counter::Context(Format::B3Multi),
@@ -86,7 +98,42 @@ impl Counter {
         Counter::NotSampled,
         Counter::HostError,
         Counter::ExternalStripped,
+        Counter::NetworkConnection,
+        Counter::NetworkHead,
+        Counter::NetworkRewritten,
+        Counter::NetworkAtLimit,
+        Counter::NetworkLeft(Leave::Http2),
+        Counter::NetworkLeft(Leave::NotHttp1),
+        Counter::NetworkLeft(Leave::Ambiguous),
+        Counter::NetworkLeft(Leave::TooLarge),
+        Counter::NetworkLeft(Leave::Pipelined),
+        Counter::NetworkLeft(Leave::Upgrade),
+        Counter::NetworkLeft(Leave::HostError),
     ];
+
+    /// Whether a filter in `position` ever counts it (the others are not defined there).
+    pub fn applies_to(self, position: Position) -> bool {
+        let network_only = matches!(
+            self,
+            Counter::NetworkConnection
+                | Counter::NetworkHead
+                | Counter::NetworkRewritten
+                | Counter::NetworkAtLimit
+                | Counter::NetworkLeft(_)
+        );
+        let http_only = matches!(
+            self,
+            Counter::Bridged
+                | Counter::ContinuedOverTracer
+                | Counter::ExternalStripped
+                | Counter::External { .. }
+                | Counter::Unregistered(_)
+        );
+        match position {
+            Position::Network => !http_only,
+            Position::Downstream | Position::Upstream => !network_only,
+        }
+    }
 
     /// The stat name (Envoy shows it under its `wasmcustom.` prefix).
     pub fn name(self, config: &Config) -> String {
@@ -120,6 +167,11 @@ impl Counter {
             Counter::Unregistered(class) => {
                 format!("tracejoin.external.unregistered.rq_{}", class.name())
             }
+            Counter::NetworkConnection => "tracejoin.network.connections".into(),
+            Counter::NetworkHead => "tracejoin.network.heads".into(),
+            Counter::NetworkRewritten => "tracejoin.network.rewritten".into(),
+            Counter::NetworkAtLimit => "tracejoin.network.at_limit".into(),
+            Counter::NetworkLeft(reason) => format!("tracejoin.network.left.{}", reason.name()),
         }
     }
 

@@ -1,5 +1,6 @@
-//! What the filter needs from its host for one request; the proxy-wasm glue implements it
-//! with host calls, [`super::recording_host::RecordingHost`] with a header list.
+//! What the filter needs from its host: for one HTTP request ([`Host`]) and for one
+//! connection's byte stream ([`StreamHost`]). The proxy-wasm glue implements them with host
+//! calls, [`super::recording_host::RecordingHost`] with a header list and a buffer.
 
 use super::counters::Counter;
 
@@ -7,14 +8,18 @@ use super::counters::Counter;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HostError(pub u32);
 
+/// Counting what happened (Envoy stats).
+pub trait Counting {
+    fn increment(&mut self, counter: Counter);
+}
+
 /// What the filter needs from its host for one request.
-pub trait Host {
+pub trait Host: Counting {
     /// The request headers in the proxy-wasm serialized map layout (one host call).
     fn request_header_block(&mut self) -> Result<Vec<u8>, HostError>;
     fn set_request_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError>;
     fn remove_request_header(&mut self, name: &str) -> Result<(), HostError>;
     fn set_response_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError>;
-    fn increment(&mut self, counter: Counter);
     /// Envoy's `xds.cluster_name` for this request (one host call; only asked when
     /// external services are configured).
     fn cluster_name(&mut self) -> Result<Option<Vec<u8>>, HostError>;
@@ -25,4 +30,14 @@ pub trait Host {
     fn final_response_code(&mut self) -> Result<Option<u16>, HostError>;
     /// A call left for a host no ServiceEntry names (the glue logs each host once).
     fn note_unregistered(&mut self, host: &[u8]);
+}
+
+/// What the network position needs: the connection's downstream read buffer (Envoy's
+/// `DownstreamData`), which holds what has not been passed on yet.
+pub trait StreamHost: Counting {
+    /// Up to `len` bytes of the buffer from `start` (fewer at its end; one host call).
+    fn read_downstream(&mut self, start: usize, len: usize) -> Result<Vec<u8>, HostError>;
+    /// Replaces the buffer's first `len` bytes with `bytes` (the only write Envoy allows
+    /// at the start of the buffer; the rest stays as it is).
+    fn replace_downstream_prefix(&mut self, len: usize, bytes: &[u8]) -> Result<(), HostError>;
 }

@@ -3,12 +3,13 @@
 //! [`Host`] with host calls; [`RecordingHost`] implements it with a header list for tests,
 //! benchmarks and fuzz targets.
 
+pub mod connection;
 pub mod counters;
 pub mod host;
 pub mod recording_host;
 
 pub use counters::{Counter, StatusClass};
-pub use host::{Host, HostError};
+pub use host::{Counting, Host, HostError, StreamHost};
 pub use recording_host::RecordingHost;
 
 use crate::codec::{Carrier, Header, HeaderValue, header_map, tracecontext};
@@ -195,7 +196,8 @@ impl RequestFilter {
     }
 }
 
-fn count(host: &mut dyn Host, plan: &Plan) {
+/// The request counters for one decision (both positions kinds count the same way).
+fn count(host: &mut dyn Counting, plan: &Plan) {
     let o = &plan.outcome;
     host.increment(match o.source {
         Source::Extracted(f) | Source::Injected(f) => Counter::Context(f),

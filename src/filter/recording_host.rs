@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use super::counters::Counter;
-use super::host::{Host, HostError};
+use super::host::{Counting, Host, HostError, StreamHost};
 use crate::codec::header_map;
 
 /// Host calls that can be made to fail, as a bit set (`RecordingHost::fail`).
@@ -15,6 +15,7 @@ pub mod fail {
     pub const CLUSTER: u8 = 8;
     pub const FILTER_STATE: u8 = 16;
     pub const RESPONSE: u8 = 32;
+    pub const DOWNSTREAM: u8 = 64;
 }
 
 /// The failure status the host returns for a failing call.
@@ -47,6 +48,8 @@ pub struct RecordingHost {
     /// Every increment, fixed counters by [`Counter::index`], the others in order.
     fixed_counts: [u32; Counter::ALL.len()],
     other_counts: Vec<Counter>,
+    /// The connection's downstream buffer (network position): what is not passed on yet.
+    pub downstream: Vec<u8>,
     /// Frozen: the header block is fixed and writes are only counted (a benchmark's host,
     /// which must not allocate or change the next request).
     frozen: Option<Vec<u8>>,
@@ -162,6 +165,38 @@ impl RecordingHost {
     }
 }
 
+impl Counting for RecordingHost {
+    fn increment(&mut self, counter: Counter) {
+        match counter.index().and_then(|i| self.fixed_counts.get_mut(i)) {
+            Some(n) => *n = n.saturating_add(1),
+            None => self.other_counts.push(counter),
+        }
+    }
+}
+
+impl StreamHost for RecordingHost {
+    fn read_downstream(&mut self, start: usize, len: usize) -> Result<Vec<u8>, HostError> {
+        self.calls += 1;
+        if self.failing(fail::DOWNSTREAM) {
+            return Err(HostError(1));
+        }
+        // As Envoy does: clamped to the buffer, empty past its end.
+        let end = start.saturating_add(len).min(self.downstream.len());
+        Ok(self.downstream.get(start..end).unwrap_or_default().to_vec())
+    }
+
+    fn replace_downstream_prefix(&mut self, len: usize, bytes: &[u8]) -> Result<(), HostError> {
+        self.calls += 1;
+        self.write_count += 1;
+        if self.failing(fail::DOWNSTREAM) {
+            return Err(FAILED);
+        }
+        let len = len.min(self.downstream.len());
+        self.downstream.splice(..len, bytes.iter().copied());
+        Ok(())
+    }
+}
+
 impl Host for RecordingHost {
     fn request_header_block(&mut self) -> Result<Vec<u8>, HostError> {
         self.calls += 1;
@@ -194,13 +229,6 @@ impl Host for RecordingHost {
             return Err(FAILED);
         }
         Ok(())
-    }
-
-    fn increment(&mut self, counter: Counter) {
-        match counter.index().and_then(|i| self.fixed_counts.get_mut(i)) {
-            Some(n) => *n = n.saturating_add(1),
-            None => self.other_counts.push(counter),
-        }
     }
 
     fn cluster_name(&mut self) -> Result<Option<Vec<u8>>, HostError> {

@@ -11,6 +11,7 @@ use crate::filter::HostError;
 pub const MAP_REQUEST_HEADERS: u32 = 0;
 pub const MAP_RESPONSE_HEADERS: u32 = 2;
 const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
+pub const BUFFER_DOWNSTREAM_DATA: u32 = 2;
 const METRIC_COUNTER: u32 = 0;
 const METRIC_GAUGE: u32 = 1;
 const OK: u32 = 0;
@@ -26,6 +27,13 @@ unsafe extern "C" {
         max_size: usize,
         return_buffer_data: *mut *mut u8,
         return_buffer_size: *mut usize,
+    ) -> u32;
+    fn proxy_set_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        size: usize,
+        buffer_data: *const u8,
+        buffer_size: usize,
     ) -> u32;
     fn proxy_get_header_map_pairs(
         map_type: u32,
@@ -184,6 +192,26 @@ pub fn plugin_configuration(size: usize) -> Result<Vec<u8>, HostError> {
     status(code)?;
     // SAFETY: on success the host allocated `len` bytes at `data` through the SDK.
     Ok(unsafe { owned(data, len) })
+}
+
+/// Up to `max` bytes of a buffer from `start` (Envoy clamps to the buffer; empty past it).
+pub fn buffer_bytes(buffer: u32, start: usize, max: usize) -> Result<Vec<u8>, HostError> {
+    let mut data = null_mut();
+    let mut len = 0usize;
+    // SAFETY: as in `plugin_configuration`.
+    let code = unsafe { proxy_get_buffer_bytes(buffer, start, max, &mut data, &mut len) };
+    if code == NOT_FOUND {
+        return Ok(Vec::new());
+    }
+    status(code)?;
+    // SAFETY: on success the host allocated `len` bytes at `data` through the SDK.
+    Ok(unsafe { owned(data, len) })
+}
+
+/// Replaces the first `size` bytes of a buffer with `bytes` (Envoy: drain, then prepend).
+pub fn replace_buffer_prefix(buffer: u32, size: usize, bytes: &[u8]) -> Result<(), HostError> {
+    // SAFETY: pointer and length describe a live slice.
+    status(unsafe { proxy_set_buffer_bytes(buffer, 0, size, bytes.as_ptr(), bytes.len()) })
 }
 
 pub fn header_map_pairs(map: u32) -> Result<Vec<u8>, HostError> {

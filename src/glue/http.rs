@@ -8,7 +8,7 @@ use proxy_wasm::types::Action;
 
 use super::Shared;
 use super::abi;
-use crate::filter::{Counter, Host, HostError, RequestFilter};
+use crate::filter::{Counter, Counting, Host, HostError, RequestFilter};
 use crate::printable::printable;
 
 /// At most this many unregistered hosts are remembered (and logged once each).
@@ -81,6 +81,12 @@ struct WasmHost<'a> {
     shared: &'a Shared,
 }
 
+impl Counting for WasmHost<'_> {
+    fn increment(&mut self, counter: Counter) {
+        self.shared.metrics.increment(counter, &self.shared.config);
+    }
+}
+
 impl Host for WasmHost<'_> {
     fn request_header_block(&mut self) -> Result<Vec<u8>, HostError> {
         abi::header_map_pairs(abi::MAP_REQUEST_HEADERS)
@@ -96,10 +102,6 @@ impl Host for WasmHost<'_> {
 
     fn set_response_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError> {
         abi::replace_header(abi::MAP_RESPONSE_HEADERS, name, value)
-    }
-
-    fn increment(&mut self, counter: Counter) {
-        self.shared.metrics.increment(counter, &self.shared.config);
     }
 
     fn cluster_name(&mut self) -> Result<Option<Vec<u8>>, HostError> {

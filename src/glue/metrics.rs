@@ -23,9 +23,14 @@ const MEMORY_SAMPLE_EVERY: u32 = 1024;
 
 impl Metrics {
     pub fn define(config: &Config) -> Metrics {
+        // Only the counters this position can count become stats.
         let fixed = Counter::ALL
             .iter()
-            .map(|c| define_counter(&c.name(config)))
+            .map(|c| {
+                c.applies_to(config.position)
+                    .then(|| define_counter(&c.name(config)))
+                    .flatten()
+            })
             .collect();
         let memory = match abi::define_gauge("tracejoin.vm.memory_bytes") {
             Ok(id) => Some(id),

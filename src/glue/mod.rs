@@ -7,15 +7,16 @@ mod abi;
 mod http;
 mod logging;
 mod metrics;
+mod network;
 
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
 
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 
-use crate::config::Config;
+use crate::config::{Config, Position};
 use crate::filter::{HostError, RequestFilter};
 use crate::ids::IdGenerator;
 use metrics::Metrics;
@@ -94,7 +95,21 @@ impl RootContext for TracejoinRoot {
         }))
     }
 
+    fn create_stream_context(&self, _context_id: u32) -> Option<Box<dyn StreamContext>> {
+        Some(Box::new(network::TracejoinStream {
+            shared: self.shared.clone(),
+            filter: None,
+        }))
+    }
+
+    /// The same module is an HTTP filter or a network filter, as its configuration says
+    /// (Envoy never asks; the SDK's dispatcher does, for every new context).
     fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+        match &self.shared {
+            Some(shared) if shared.config.position == Position::Network => {
+                Some(ContextType::StreamContext)
+            }
+            _ => Some(ContextType::HttpContext),
+        }
     }
 }

@@ -23,7 +23,8 @@ pub struct Choice {
 }
 
 /// Downstream, the context Envoy's tracer read wins (the app must not see a second trace),
-/// else the first valid format in `extract` order. Upstream, Envoy's injected context wins
+/// else the first valid format in `extract` order; in front of the tracer (network), the
+/// same order, so that the tracer goes on with what it would have read. Upstream, Envoy's injected context wins
 /// unless it is a fresh trace started over one it could not read. With nothing usable,
 /// tracejoin generates a context where no tracer will (tracer none, or upstream).
 pub fn choose(
@@ -35,6 +36,7 @@ pub fn choose(
     let tracer = config.tracer;
     let reads_of_tracer = tracer::reads(tracer);
     let upstream = config.position == Position::Upstream;
+    let network = config.position == Position::Network;
     let injected = if upstream {
         tracer::injected(tracer, reads)
     } else {
@@ -56,14 +58,21 @@ pub fn choose(
     if let Some((inj, inj_format)) = injected {
         over_injected(&mut choice, config, reads, inj, inj_format);
     } else if let Some((ctx, f)) = (!upstream)
-        .then(|| first_context(view, reads_of_tracer, |_| false))
+        // Downstream the tracer has read what it could; in front of it (network), what it
+        // reads is tracejoin's to repair, so its formats count as tracejoin reads them.
+        .then(|| {
+            first_context(if network { reads } else { view }, reads_of_tracer, |_| {
+                false
+            })
+        })
         .flatten()
         .or_else(|| first_context(reads, &config.extract, |_| false))
     {
         choice.winner = Some(ctx);
         choice.source = Source::Extracted(f);
         let tracer_read_it = reads_of_tracer.contains(&f) && matches!(view[f], Read::Context(_));
-        choice.tracer_missed = !upstream && tracer != Tracer::None && !tracer_read_it;
+        choice.tracer_missed =
+            config.position == Position::Downstream && tracer != Tracer::None && !tracer_read_it;
     } else if tracer == Tracer::None || upstream {
         let hint = match config.trust {
             Trust::Continue => first_sampling_hint(reads, &config.extract),

@@ -30,13 +30,13 @@ pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> 
     let trusted = trust::apply(config, &mut choice, ids);
     let targets = write::targets(config, &reads, &view, &choice);
     let winner = choice.winner.as_ref();
-    let mut ops = write::ops(carrier, &reads, winner, &targets);
+    let mut ops = write::ops(carrier, &reads, winner, &targets, config.trust);
 
     let arrived = reads[Format::TraceContext].context();
     let fate = tracestate::TraceparentFate {
         written: targets.write[Format::TraceContext],
         removed: ops[Header::Traceparent] == Op::Remove,
-        continued_by_tracer: config.position != Position::Upstream
+        continued_by_tracer: config.position == Position::Downstream
             && config.tracer == Tracer::OpenTelemetry
             && matches!(view[Format::TraceContext], Read::Context(_)),
         trace_goes_on: match (arrived, winner) {

@@ -23,12 +23,28 @@ fn check_plan(config: &Config, headers: &Headers, plan: &Plan, what: &str) {
     let carrier = carrier_of(&out);
     let sets = |h: Header| matches!(plan.op(h), Op::Set(_) | Op::SetText(_));
 
-    // Nothing is written without a context to write.
-    if Header::ALL
-        .iter()
-        .any(|h| *h != Header::Tracestate && sets(*h))
-    {
-        assert!(plan.context.is_some(), "{what}: writes without a context");
+    // Nothing is written without a context to write, but a lone sampling decision in
+    // canonical form (`b3: 0|1|d`, `x-b3-sampled: 0|1`, `x-b3-flags: 1`), which in front of
+    // the tracer (network) is what Envoy's tracer then decides by.
+    for h in Header::ALL {
+        if h == Header::Tracestate || !sets(h) || plan.context.is_some() {
+            continue;
+        }
+        let value = match plan.op(h) {
+            Op::Set(v) => v.as_bytes().to_vec(),
+            _ => Vec::new(),
+        };
+        let lone_decision = match h {
+            Header::B3 => matches!(value.as_slice(), b"0" | b"1" | b"d"),
+            Header::XB3Sampled => matches!(value.as_slice(), b"0" | b"1"),
+            Header::XB3Flags => value == b"1",
+            _ => false,
+        };
+        assert!(
+            lone_decision,
+            "{what}: writes {h:?} without a context: {plan:?}\nin: {}",
+            show(headers)
+        );
     }
     if let Some(ctx) = plan.context {
         assert!(ctx.trace_id.is_valid() && ctx.span_id.is_valid(), "{what}");
@@ -40,10 +56,10 @@ fn check_plan(config: &Config, headers: &Headers, plan: &Plan, what: &str) {
         let wrote = Header::ALL
             .iter()
             .any(|h| h.format() == f && *h != Header::Tracestate && sets(*h));
-        if !wrote {
+        // (Without a context only a lone decision was written, checked above.)
+        let Some(ctx) = plan.context.filter(|_| wrote) else {
             continue;
-        }
-        let ctx = plan.context.unwrap();
+        };
         match codec::extract(&carrier, f) {
             Read::Context(c) if same_context(&c, &ctx) => {}
             other => panic!(
@@ -82,7 +98,7 @@ fn check_plan(config: &Config, headers: &Headers, plan: &Plan, what: &str) {
                 config.tracer,
                 &policy::tracer::view(&carrier_of(headers), &reads),
             ),
-            Position::Upstream => PerFormat::default(),
+            Position::Upstream | Position::Network => PerFormat::default(),
         };
         for f in Format::ALL {
             if let Read::SamplingOnly(s) = codec::extract(&carrier, f) {

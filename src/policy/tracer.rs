@@ -60,6 +60,25 @@ pub fn writes(tracer: Tracer, view: &PerFormat<Read>) -> PerFormat<bool> {
     owned
 }
 
+/// In front of the tracer (network): the formats to write so that the tracer reads the
+/// chosen context. Zipkin gets the B3 form that arrived (`b3` single only when one did, as
+/// Envoy itself answers it), else the multi headers, which every B3 reader takes.
+pub fn feeds(tracer: Tracer, reads: &PerFormat<Read>) -> PerFormat<bool> {
+    let mut feeds = PerFormat::default();
+    match tracer {
+        Tracer::None => {}
+        Tracer::Zipkin | Tracer::ZipkinW3c => {
+            feeds[if matches!(reads[Format::B3], Read::Context(_)) {
+                Format::B3
+            } else {
+                Format::B3Multi
+            }] = true;
+        }
+        Tracer::OpenTelemetry => feeds[Format::TraceContext] = true,
+    }
+    feeds
+}
+
 /// Upstream: the context Envoy's tracer injected for its current span.
 pub fn injected(tracer: Tracer, reads: &PerFormat<Read>) -> Option<(SpanContext, Format)> {
     let ctx_of = |f: Format| reads[f].context().map(|c| (*c, f));

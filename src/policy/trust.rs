@@ -5,7 +5,7 @@ use super::choose::Choice;
 use super::fresh;
 use super::plan::Source;
 use crate::codec::{HeaderValue, tracestate};
-use crate::config::{Config, Trust};
+use crate::config::{Config, Position, Tracer, Trust};
 use crate::ids::IdGenerator;
 
 /// The tracestate key under which a restarted trace keeps the client's trace id.
@@ -22,7 +22,8 @@ pub struct Trusted {
 }
 
 /// `continue` keeps the client's context; `restart` replaces it with a generated one and
-/// keeps the client's trace id in tracestate; `resample` keeps the ids and decides
+/// keeps the client's trace id in tracestate (in front of a tracer: removes it, and the
+/// tracer starts the trace); `resample` keeps the ids and decides
 /// sampling anew. A context without a decision (deferred B3) gets the sampler's.
 pub fn apply(config: &Config, choice: &mut Choice, ids: &mut IdGenerator) -> Trusted {
     let mut trusted = Trusted::default();
@@ -32,6 +33,17 @@ pub fn apply(config: &Config, choice: &mut Choice, ids: &mut IdGenerator) -> Tru
     if choice.client_context && choice.source != Source::Generated {
         match config.trust {
             Trust::Continue => {}
+            // In front of a tracer, a new trace is the tracer's to start: it then makes a
+            // root span, not a child of an id no span has. The client's id is not carried
+            // (a tracestate without its traceparent is discarded by the next W3C reader).
+            Trust::Restart
+                if config.position == Position::Network && config.tracer != Tracer::None =>
+            {
+                choice.winner = None;
+                choice.source = Source::LeftToTracer;
+                trusted.restarted = true;
+                return trusted;
+            }
             Trust::Restart => {
                 let client_trace = ctx.trace_id;
                 *ctx = fresh::generate(config, ids, None);

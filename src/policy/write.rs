@@ -4,7 +4,7 @@ use super::choose::Choice;
 use super::plan::Op;
 use super::tracer;
 use crate::codec::{self, Carrier, Format, Header, HeaderValue, PerFormat, PerHeader, Read, Slot};
-use crate::config::{Config, Position, Tracer};
+use crate::config::{Config, Position, Tracer, Trust};
 use crate::context::SpanContext;
 
 /// Which formats get what.
@@ -19,8 +19,9 @@ pub struct Targets {
 }
 
 /// The configured formats, but for those Envoy's tracer overwrites anyway; upstream, also
-/// every format that arrived with a context; downstream with Zipkin, `b3` as a bridge when
-/// this hop's tracer could not read the context.
+/// every format that arrived with a context; in front of the tracer (network), also the
+/// format the tracer reads; downstream with Zipkin, `b3` as a bridge when this hop's tracer
+/// could not read the context.
 pub fn targets(
     config: &Config,
     reads: &PerFormat<Read>,
@@ -28,14 +29,19 @@ pub fn targets(
     choice: &Choice,
 ) -> Targets {
     let upstream = config.position == Position::Upstream;
-    let tracer_writes = if upstream {
-        PerFormat::default()
-    } else {
-        tracer::writes(config.tracer, view)
+    let tracer_writes = match config.position {
+        Position::Downstream => tracer::writes(config.tracer, view),
+        Position::Upstream | Position::Network => PerFormat::default(),
     };
     let mut write = PerFormat::default();
     for f in &config.propagate {
         write[*f] = !tracer_writes[*f];
+    }
+    // In front of the tracer, its own format carries the context it is to continue.
+    if config.position == Position::Network {
+        for (f, feeds) in tracer::feeds(config.tracer, reads).iter() {
+            write[f] |= *feeds;
+        }
     }
     // Upstream, the app's parent must be exactly this hop's span whatever format the app
     // reads: a format that arrived with a valid context is rewritten too, not only the
@@ -67,6 +73,7 @@ pub fn ops(
     reads: &PerFormat<Read>,
     winner: Option<&SpanContext>,
     targets: &Targets,
+    trust: Trust,
 ) -> PerHeader<Op> {
     let mut ops = PerHeader::default();
     for (f, read) in reads.iter() {
@@ -92,6 +99,9 @@ pub fn ops(
                     // A lone sampling decision next to a context with ids: B3 readers
                     // prefer the `b3` header and would find no ids in it.
                     (Read::SamplingOnly(_), Some(_)) => !envoy_overwrites,
+                    // Nothing goes on and the tracer decides: an untrusted client's decision
+                    // must not reach it (only in front of the tracer does this happen).
+                    (Read::SamplingOnly(_), None) => trust != Trust::Continue,
                     _ => false,
                 };
                 if stale {

@@ -375,17 +375,24 @@ pub fn all_configs() -> Vec<Config> {
         (r#"[]"#, r#"["b3"]"#, true),
     ];
     let mut out = Vec::new();
-    for position in ["downstream", "upstream"] {
+    for position in ["downstream", "upstream", "network"] {
         for tracer in ["none", "zipkin", "zipkin_w3c", "opentelemetry"] {
             for trust in ["continue", "restart", "resample"] {
                 for (extract, propagate, bridge) in variants {
                     for ratio in ["0", "0.5", "1"] {
+                        // The bridge is an HTTP position's (the network one refuses it).
+                        let bridge = if position == "network" {
+                            String::new()
+                        } else {
+                            format!(r#","bridge":{bridge}"#)
+                        };
                         let json = format!(
-                            r#"{{"position":"{position}","tracer":"{tracer}","trust":"{trust}","extract":{extract},"propagate":{propagate},"bridge":{bridge},"sampling_ratio":{ratio}}}"#
+                            r#"{{"position":"{position}","tracer":"{tracer}","trust":"{trust}","extract":{extract},"propagate":{propagate}{bridge},"sampling_ratio":{ratio}}}"#
                         );
                         let rewrites = trust != "continue" && tracer != "none";
-                        let allowed =
-                            !rewrites || (position == "upstream" && tracer != "opentelemetry");
+                        let allowed = !rewrites
+                            || position == "network"
+                            || (position == "upstream" && tracer != "opentelemetry");
                         match Config::from_json(json.as_bytes()) {
                             Ok(c) => {
                                 assert!(allowed, "accepted {json}");
@@ -399,7 +406,7 @@ pub fn all_configs() -> Vec<Config> {
         }
     }
     // Every position x tracer pair is represented, with every trust it allows.
-    for position in [Position::Downstream, Position::Upstream] {
+    for position in [Position::Downstream, Position::Upstream, Position::Network] {
         for tracer in [
             Tracer::None,
             Tracer::Zipkin,

@@ -24,11 +24,14 @@ class EnvoyPool:
         self.wasm = wasm
         self.running = {}
 
-    def get(self, position, tracer, plugin_config=None, upstream_port=None):
+    def get(self, position, tracer, plugin_config=None, upstream_port=None, network_config=None):
+        """`position` is an HTTP position, `network`, or `network+<HTTP position>`; the plugin
+        config defaults to the position and tracer (for the network filter too)."""
+        http_position = position.partition("+")[2] if position.startswith("network") else position
         if plugin_config is None:
-            plugin_config = {"position": position, "tracer": tracer}
+            plugin_config = {"position": http_position or "network", "tracer": tracer}
         config_key = plugin_config if isinstance(plugin_config, str) else json.dumps(plugin_config, sort_keys=True)
-        key = (position, tracer, config_key, upstream_port)
+        key = (position, tracer, config_key, upstream_port, json.dumps(network_config, sort_keys=True))
         if key in self.running:
             return self.running[key]
         while len(self.running) >= 2:
@@ -40,6 +43,7 @@ class EnvoyPool:
             position=position,
             wasm_path=self.wasm,
             plugin_config=plugin_config,
+            network_config=network_config,
         )
         envoy = envoy_harness.Envoy(config).__enter__()
         self.running[key] = envoy

@@ -9,6 +9,7 @@ Standard library only, and runnable as a file (`python echo_server.py PORT HOST`
 docker-compose files mount this very file into a plain Python image.
 """
 
+import hashlib
 import http.client
 import json
 import sys
@@ -56,6 +57,9 @@ class EchoHandler(BaseHTTPRequestHandler):
                 "method": self.command,
                 "path": self.path,
                 "headers": [[k.lower(), v] for k, v in self.headers.items()],
+                # What arrived of the body, for tests that a filter left it untouched.
+                "body_length": len(body),
+                "body_sha256": hashlib.sha256(body).hexdigest(),
             }
         ).encode()
         # `/status/NNN` answers with that status (for response-class counters).

@@ -20,7 +20,7 @@ import urllib.request
 from tracejoin_tools.common import LOOPBACK, loopback
 
 TRACERS = ("none", "zipkin", "zipkin_w3c", "opentelemetry")
-POSITIONS = ("off", "downstream", "upstream")
+POSITIONS = ("off", "downstream", "upstream", "network", "network+downstream", "network+upstream")
 
 
 def envoy_binary():
@@ -56,6 +56,30 @@ def wasm_filter(wasm_path, plugin_config, failure_policy=None):
     if failure_policy:
         wasm["typed_config"]["config"]["failure_policy"] = failure_policy
     return wasm
+
+
+def network_wasm_filter(wasm_path, plugin_config):
+    """The wasm network filter entry (in front of the HTTP connection manager)."""
+    configuration = json.dumps(plugin_config) if not isinstance(plugin_config, str) else plugin_config
+    return {
+        "name": "envoy.filters.network.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
+            "config": {
+                "name": "tracejoin-network",
+                "root_id": "tracejoin",
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": configuration,
+                },
+                "vm_config": {
+                    "vm_id": "tracejoin",
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": wasm_path}},
+                },
+            },
+        },
+    }
 
 
 def tracer_provider(tracer, zipkin_cluster, otlp_cluster, service_name="tracejoin-test"):
@@ -109,14 +133,24 @@ def _cluster(name, port):
     }
 
 
-def render_listener(tracer="none", position="off", wasm_path=None, plugin_config=None, name="main", failure_policy=None):
+def render_listener(
+    tracer="none", position="off", wasm_path=None, plugin_config=None, name="main", failure_policy=None, network_config=None
+):
     """A loopback listener (port 0) whose HTTP connection manager routes everything to the
     `echo` cluster, traces with `tracer` and runs tracejoin at `position` (with the plugin's
-    `failure_policy`, e.g. FAIL_OPEN as the Istio kit sets it, when given)."""
+    `failure_policy`, e.g. FAIL_OPEN as the Istio kit sets it, when given). A position with
+    `network` also puts tracejoin in front of the HCM, configured by `network_config`
+    (default: `{"position": "network", "tracer": tracer}`); `plugin_config` is then the HTTP
+    filter's, for `network+downstream` and `network+upstream`."""
     if tracer not in TRACERS:
         raise ValueError(f"unknown tracer {tracer!r}")
     if position not in POSITIONS:
         raise ValueError(f"unknown position {position!r}")
+    network = position.startswith("network")
+    if network:
+        if network_config is None:
+            network_config = plugin_config if position == "network" and plugin_config else {"position": "network", "tracer": tracer}
+        position = position.partition("+")[2] or "off"
     router = {
         "name": "envoy.filters.http.router",
         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
@@ -153,12 +187,13 @@ def render_listener(tracer="none", position="off", wasm_path=None, plugin_config
     tracing = _tracing(tracer, "collector")
     if tracing:
         hcm["tracing"] = tracing
+    filters = [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]
+    if network:
+        filters.insert(0, network_wasm_filter(wasm_path, network_config))
     return {
         "name": name,
         "address": {"socket_address": loopback()},
-        "filter_chains": [
-            {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}
-        ],
+        "filter_chains": [{"filters": filters}],
     }
 
 
@@ -178,9 +213,11 @@ def render_bootstrap(listeners, upstream_port):
     }
 
 
-def render_config(upstream_port, tracer="none", position="off", wasm_path=None, plugin_config=None):
+def render_config(upstream_port, tracer="none", position="off", wasm_path=None, plugin_config=None, network_config=None):
     """An Envoy bootstrap (as a dict) for one test scenario."""
-    return render_bootstrap([render_listener(tracer, position, wasm_path, plugin_config)], upstream_port)
+    return render_bootstrap(
+        [render_listener(tracer, position, wasm_path, plugin_config, network_config=network_config)], upstream_port
+    )
 
 
 def render_lds_config(upstream_port, lds_path):

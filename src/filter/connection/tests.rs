@@ -1,0 +1,519 @@
+//! The network position over a simulated Envoy read loop: each client write grows the
+//! buffer, the filter is called, Continue hands the whole buffer to the HCM, Pause keeps it.
+
+use rand::RngCore;
+use rand::rngs::SmallRng;
+
+use crate::config::Config;
+use crate::filter::connection::{ConnectionFilter, Verdict};
+use crate::filter::recording_host::fail;
+use crate::filter::{Counter, RecordingHost};
+use crate::ids::IdGenerator;
+use crate::stream::Leave;
+use crate::testing::generate::{below, one_in, rng};
+
+const T: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const S: &str = "00f067aa0ba902b7";
+
+struct Wire {
+    host: RecordingHost,
+    filter: ConnectionFilter,
+    config: Config,
+    ids: IdGenerator,
+    /// What the HCM received, in order.
+    passed: Vec<u8>,
+    pauses: usize,
+}
+
+impl Wire {
+    fn new(config: &str) -> Wire {
+        let mut host = RecordingHost::default();
+        let filter = ConnectionFilter::new(&mut host);
+        Wire {
+            host,
+            filter,
+            config: Config::from_json(config.as_bytes()).unwrap(),
+            ids: IdGenerator::from_seed(5),
+            passed: Vec::new(),
+            pauses: 0,
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Verdict {
+        self.host.downstream.extend_from_slice(bytes);
+        let len = self.host.downstream.len();
+        let verdict = self
+            .filter
+            .on_data(&mut self.host, &self.config, &mut self.ids, len, false);
+        match verdict {
+            Verdict::Continue => self.passed.append(&mut self.host.downstream),
+            Verdict::Pause => self.pauses += 1,
+        }
+        verdict
+    }
+
+    fn send_in(&mut self, bytes: &[u8], step: usize) {
+        for piece in bytes.chunks(step) {
+            self.send(piece);
+        }
+    }
+
+    fn passed_text(&self) -> String {
+        String::from_utf8_lossy(&self.passed).into_owned()
+    }
+
+    fn left(&self, reason: Leave) -> u32 {
+        self.host.count(Counter::NetworkLeft(reason))
+    }
+}
+
+fn w3c_request(path: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: character-api:8080\r\nUser-Agent: python-httpx/0.28.1\r\ntraceparent: 00-{T}-{S}-01\r\nAccept: */*\r\n\r\n"
+    )
+}
+
+#[test]
+fn a_w3c_apps_context_reaches_a_b3_only_tracer() {
+    let mut wire = Wire::new(r#"{"position":"network","tracer":"zipkin"}"#);
+    assert_eq!(wire.send(w3c_request("/a").as_bytes()), Verdict::Continue);
+    assert_eq!(
+        wire.passed_text(),
+        format!(
+            "GET /a HTTP/1.1\r\nHost: character-api:8080\r\nUser-Agent: python-httpx/0.28.1\r\ntraceparent: 00-{T}-{S}-01\r\nAccept: */*\r\nx-b3-traceid: {T}\r\nx-b3-spanid: {S}\r\nx-b3-sampled: 1\r\n\r\n"
+        )
+    );
+    assert_eq!(wire.host.count(Counter::NetworkConnection), 1);
+    assert_eq!(wire.host.count(Counter::NetworkHead), 1);
+    assert_eq!(wire.host.count(Counter::NetworkRewritten), 1);
+    // One read of the head, one write of the buffer's start.
+    assert_eq!(wire.host.calls, 2);
+}
+
+#[test]
+fn a_b3_apps_context_reaches_the_opentelemetry_tracer() {
+    let mut wire = Wire::new(r#"{"position":"network","tracer":"opentelemetry"}"#);
+    wire.send(format!("GET / HTTP/1.1\r\nb3: {T}-{S}-1\r\n\r\n").as_bytes());
+    let text = wire.passed_text();
+    assert!(
+        text.contains(&format!("traceparent: 00-{T}-{S}-01\r\n")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("b3: {T}-{S}-1\r\n")), "{text}");
+}
+
+#[test]
+fn consistent_heads_are_passed_without_a_write() {
+    let mut wire = Wire::new(r#"{"position":"network","tracer":"zipkin"}"#);
+    let request = format!(
+        "GET / HTTP/1.1\r\ntraceparent: 00-{T}-{S}-01\r\nx-b3-traceid: {T}\r\nx-b3-spanid: {S}\r\nx-b3-sampled: 1\r\n\r\n"
+    );
+    wire.send(request.as_bytes());
+    assert_eq!(wire.passed, request.as_bytes());
+    assert_eq!(wire.host.count(Counter::NetworkRewritten), 0);
+    assert_eq!(wire.host.calls, 1);
+}
+
+#[test]
+fn invalid_values_are_removed_before_envoys_parser() {
+    let mut wire = Wire::new(r#"{"position":"network","tracer":"opentelemetry"}"#);
+    wire.send(
+        format!(
+            "GET / HTTP/1.1\r\ntraceparent: 00-{}-{S}-01\r\ntracestate: a=1\r\n\r\n",
+            T.to_uppercase()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(wire.passed_text(), "GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(
+        wire.host
+            .count(Counter::Invalid(crate::codec::Format::TraceContext)),
+        1
+    );
+}
+
+#[test]
+fn a_head_written_a_byte_at_a_time_is_held_then_rewritten_whole() {
+    let request = w3c_request("/slow");
+    let mut whole = Wire::new(r#"{"position":"network","tracer":"zipkin"}"#);
+    whole.send(request.as_bytes());
+    let mut slow = Wire::new(r#"{"position":"network","tracer":"zipkin"}"#);
+    slow.send_in(request.as_bytes(), 1);
+    assert_eq!(slow.passed, whole.passed);
+    assert_eq!(slow.pauses, request.len() - 1);
+}
+
+#[test]
+fn keep_alive_requests_are_each_rewritten() {
+    let mut wire = Wire::new(r#"{"position":"network","tracer":"zipkin"}"#);
+    for path in ["/1", "/2", "/3"] {
+        wire.send(w3c_request(path).as_bytes());
+    }
+    assert_eq!(wire.host.count(Counter::NetworkRewritten), 3);
+    assert_eq!(wire.passed_text().matches("x-b3-traceid").count(), 3);
+}
+
+#[test]
+fn a_pipelined_request_ends_the_work_on_the_connection() {
+    let mut wire = Wire::new(r#"{"position":"network","tracer":"zipkin"}"#);
+    let two = format!("{}{}", w3c_request("/1"), w3c_request("/2"));
+    wire.send(two.as_bytes());
+    wire.send(w3c_request("/3").as_bytes());
+    let text = wire.passed_text();
+    assert_eq!(text.matches("x-b3-traceid").count(), 1, "{text}");
+    assert!(text.ends_with(&format!("{}{}", w3c_request("/2"), w3c_request("/3"))));
+    assert_eq!(wire.left(Leave::Pipelined), 1);
+}
+
+#[test]
+fn empty_lines_between_requests_are_not_pipelining() {
+    let mut wire = Wire::new(r#"{"position":"network","tracer":"zipkin"}"#);
+    wire.send(format!("{}\r\n", w3c_request("/1")).as_bytes());
+    wire.send(format!("\r\n{}", w3c_request("/2")).as_bytes());
+    assert_eq!(wire.host.count(Counter::NetworkRewritten), 2);
+    assert_eq!(wire.left(Leave::Pipelined), 0);
+    assert!(wire.passed_text().contains("\r\n\r\n\r\n\r\nGET /2 "));
+}
+
+#[test]
+fn bodies_are_followed_by_length_and_never_read() {
+    let body = vec![b'x'; 100_000];
+    let mut wire = Wire::new(r#"{"position":"network","tracer":"zipkin"}"#);
+    let head = format!(
+        "POST /up HTTP/1.1\r\nContent-Length: {}\r\ntraceparent: 00-{T}-{S}-01\r\n\r\n",
+        body.len()
+    );
+    let mut request = head.into_bytes();
+    request.extend_from_slice(&body);
+    // The head and the body's start in one read, the rest in 1000-byte writes.
+    wire.send(&request[..5000]);
+    let calls_after_head = wire.host.calls;
+    wire.send_in(&request[5000..], 1000);
+    assert_eq!(
+        wire.host.calls, calls_after_head,
+        "the body costs no host call"
+    );
+    wire.send(w3c_request("/next").as_bytes());
+    assert!(wire.passed.ends_with(w3c_request("/next").replace("Accept: */*\r\n", &format!("Accept: */*\r\nx-b3-traceid: {T}\r\nx-b3-spanid: {S}\r\nx-b3-sampled: 1\r\n")).as_bytes()));
+    let at = wire
+        .passed
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap()
+        + 4;
+    assert_eq!(&wire.passed[at..at + body.len()], &body[..]);
+}
+
+#[test]
+fn chunked_bodies_with_trailers_pass_unchanged_in_any_pieces() {
+    let head = format!("POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\nb3: {T}-{S}-1\r\n\r\n");
+    let body =
+        b"4\r\nwiki\r\n6;ext=1\r\npedia \r\nE\r\nin \r\n\r\nchunks.\r\n0\r\nX-Checksum: 1\r\n\r\n";
+    for step in [1, 2, 7, 64, 4096] {
+        let mut wire = Wire::new(r#"{"position":"network","tracer":"zipkin"}"#);
+        let mut stream = head.clone().into_bytes();
+        stream.extend_from_slice(body);
+        stream.extend_from_slice(w3c_request("/after").as_bytes());
+        wire.send_in(&stream, step);
+        let text = wire.passed_text();
+        assert!(
+            text.contains(std::str::from_utf8(body).unwrap()),
+            "{step}: {text}"
+        );
+        // Where the body's last byte and the next request's first arrive in one read, the
+        // next request is pipelined and left alone.
+        let body_end = head.len() + body.len();
+        let expected = if body_end.is_multiple_of(step) { 2 } else { 1 };
+        assert_eq!(
+            wire.host.count(Counter::NetworkRewritten),
+            expected,
+            "{step}: {text}"
+        );
+    }
+}
+
+#[test]
+fn expect_100_continue_is_not_held_for_its_body() {
+    let mut wire = Wire::new(r#"{"position":"network","tracer":"zipkin"}"#);
+    let head = format!(
+        "PUT /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\ntraceparent: 00-{T}-{S}-01\r\n\r\n"
+    );
+    assert_eq!(wire.send(head.as_bytes()), Verdict::Continue);
+    assert_eq!(wire.send(b"hello"), Verdict::Continue);
+    assert!(wire.passed.ends_with(b"\r\n\r\nhello"));
+}
+
+#[test]
+fn tunnels_http2_and_garbage_are_left_byte_for_byte() {
+    let mut upgrade =
+        format!("GET /ws HTTP/1.1\r\nUpgrade: websocket\r\ntraceparent: 00-{T}-{S}-01\r\n\r\n")
+            .into_bytes();
+    upgrade.extend_from_slice(b"\x81\x05hello");
+    let cases: [(Vec<u8>, Leave); 5] = [
+        (upgrade, Leave::Upgrade),
+        (
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04".to_vec(),
+            Leave::Http2,
+        ),
+        (
+            b"\x16\x03\x01\x00\xa5\x01\x00\x00".to_vec(),
+            Leave::NotHttp1,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                .to_vec(),
+            Leave::Ambiguous,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n".to_vec(),
+            Leave::Ambiguous,
+        ),
+    ];
+    let later = w3c_request("/later");
+    for (input, reason) in cases {
+        let mut wire = Wire::new(r#"{"position":"network","tracer":"zipkin"}"#);
+        assert_eq!(wire.send(&input), Verdict::Continue, "{input:?}");
+        wire.send(later.as_bytes());
+        let (first, rest) = wire.passed.split_at(wire.passed.len() - later.len());
+        assert_eq!(
+            rest,
+            later.as_bytes(),
+            "{input:?}: later requests untouched"
+        );
+        if reason == Leave::Upgrade {
+            // The upgrade request itself is still rewritten; what follows it is not.
+            assert!(String::from_utf8_lossy(first).contains("x-b3-traceid"));
+            assert!(first.ends_with(b"\r\n\r\n\x81\x05hello"));
+        } else {
+            assert_eq!(first, &input[..], "{input:?}");
+        }
+        assert_eq!(wire.left(reason), 1, "{input:?}");
+    }
+}
+
+#[test]
+fn an_oversized_head_is_passed_on_not_held() {
+    let mut wire =
+        Wire::new(r#"{"position":"network","tracer":"zipkin","max_request_headers_kb":1}"#);
+    let mut head = b"GET / HTTP/1.1\r\nCookie: ".to_vec();
+    head.extend(std::iter::repeat_n(b'c', 2000));
+    assert_eq!(wire.send(&head[..600]), Verdict::Pause);
+    assert_eq!(wire.send(&head[600..]), Verdict::Continue);
+    assert_eq!(wire.passed, head);
+    assert_eq!(wire.left(Leave::TooLarge), 1);
+}
+
+#[test]
+fn a_rewrite_never_crosses_envoys_limits() {
+    // 100 fields (Envoy's default limit): one more would turn a 200 into a 431.
+    let mut head = format!("GET / HTTP/1.1\r\ntraceparent: 00-{T}-{S}-01\r\n");
+    for i in 0..99 {
+        head.push_str(&format!("x-f{i}: v\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut wire = Wire::new(r#"{"position":"network","tracer":"zipkin"}"#);
+    wire.send(head.as_bytes());
+    assert_eq!(wire.passed, head.as_bytes());
+    assert_eq!(wire.host.count(Counter::NetworkAtLimit), 1);
+    // Removing an invalid value from 101 fields would turn a 431 into a 200: not done.
+    let mut over = "GET / HTTP/1.1\r\ntraceparent: bogus\r\n".to_string();
+    for i in 0..100 {
+        over.push_str(&format!("x-f{i}: v\r\n"));
+    }
+    over.push_str("\r\n");
+    let mut wire = Wire::new(r#"{"position":"network","tracer":"zipkin"}"#);
+    wire.send(over.as_bytes());
+    assert_eq!(wire.passed, over.as_bytes());
+}
+
+#[test]
+fn host_errors_leave_the_bytes_as_they_are() {
+    let mut wire = Wire::new(r#"{"position":"network","tracer":"zipkin"}"#);
+    wire.host.fail = fail::DOWNSTREAM;
+    assert_eq!(wire.send(w3c_request("/").as_bytes()), Verdict::Continue);
+    assert_eq!(wire.passed, w3c_request("/").as_bytes());
+    assert_eq!(wire.left(Leave::HostError), 1);
+}
+
+#[test]
+fn restart_hands_the_new_trace_to_the_tracer() {
+    let mut wire = Wire::new(r#"{"position":"network","tracer":"zipkin","trust":"restart"}"#);
+    wire.send(format!("GET / HTTP/1.1\r\nx-b3-traceid: {T}\r\nx-b3-spanid: {S}\r\nx-b3-flags: 1\r\nb3: 1\r\ntraceparent: 00-{T}-{S}-01\r\ntracestate: a=1\r\n\r\n").as_bytes());
+    assert_eq!(wire.passed_text(), "GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(wire.host.count(Counter::Restarted), 1);
+}
+
+#[test]
+fn resample_rewrites_the_decision_the_tracer_reads() {
+    let mut wire = Wire::new(
+        r#"{"position":"network","tracer":"zipkin","trust":"resample","sampling_ratio":0}"#,
+    );
+    wire.send(
+        format!("GET / HTTP/1.1\r\nx-b3-traceid: {T}\r\nx-b3-spanid: {S}\r\nx-b3-flags: 1\r\n\r\n")
+            .as_bytes(),
+    );
+    let text = wire.passed_text();
+    assert!(text.contains("x-b3-sampled: 0\r\n"), "{text}");
+    assert!(!text.contains("x-b3-flags"), "{text}");
+    // A lone decision with no ids is not the client's to make either.
+    let mut wire = Wire::new(r#"{"position":"network","tracer":"zipkin","trust":"resample"}"#);
+    wire.send(b"GET / HTTP/1.1\r\nb3: d\r\n\r\n");
+    assert_eq!(wire.passed_text(), "GET / HTTP/1.1\r\n\r\n");
+}
+
+// ---------------------------------------------------------------------------------------
+// Property: framing and every byte outside trace-header lines survive, whatever the pieces
+// ---------------------------------------------------------------------------------------
+
+const TRACE_LINES: [&str; 6] = [
+    "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    "TraceParent: 00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+    "b3: 4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-d",
+    "x-b3-traceid: 5af7183fb1d4cf5f",
+    "uber-trace-id: 5af7183fb1d4cf5f:6e0c63257de34c92:0:1",
+    "tracestate: rojo=00f067aa0ba902b7 , congo=t61rcWkgMzE",
+];
+const OTHER_LINES: [&str; 5] = [
+    "Host: api.example",
+    "Cookie: a=b; traceparent=not-a-header",
+    "X-Odd-Spacing:   v  ",
+    "Accept: */*",
+    "X-Bin: caf\u{e9}",
+];
+
+/// A message as generated: its head lines and its body bytes (framing included).
+struct Message {
+    request_line: String,
+    lines: Vec<String>,
+    body: Vec<u8>,
+}
+
+fn random_message(r: &mut SmallRng) -> Message {
+    let mut lines: Vec<String> = Vec::new();
+    for _ in 0..below(r, 6) {
+        let pool: &[&str] = if one_in(r, 2) {
+            &TRACE_LINES
+        } else {
+            &OTHER_LINES
+        };
+        lines.push(pool[below(r, pool.len())].to_string());
+    }
+    // Bodies hold what a head scanner could trip over.
+    let mut payload: Vec<u8> = b"GET /fake HTTP/1.1\r\ntraceparent: x\r\n\r\n".to_vec();
+    for _ in 0..below(r, 300) {
+        payload.push(r.next_u32() as u8);
+    }
+    let body = match below(r, 3) {
+        0 => Vec::new(),
+        1 => {
+            lines.push(format!("Content-Length: {}", payload.len()));
+            payload
+        }
+        _ => {
+            lines.push("Transfer-Encoding: chunked".to_string());
+            let mut body = Vec::new();
+            for piece in payload.chunks(1 + below(r, 100)) {
+                body.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+                body.extend_from_slice(piece);
+                body.extend_from_slice(b"\r\n");
+            }
+            body.extend_from_slice(b"0\r\n");
+            if one_in(r, 2) {
+                body.extend_from_slice(b"X-Trailer: traceparent\r\n");
+            }
+            body.extend_from_slice(b"\r\n");
+            body
+        }
+    };
+    let n = r.next_u32() % 1000;
+    Message {
+        request_line: format!("POST /m{n} HTTP/1.1"),
+        lines,
+        body,
+    }
+}
+
+fn is_trace_line(line: &str) -> bool {
+    let name = line.split(':').next().unwrap_or_default();
+    crate::codec::Header::from_name(name.as_bytes()).is_some()
+}
+
+/// Splits what the HCM received into the messages sent, without the parser under test:
+/// each head ends at the first empty line, and the known body follows byte for byte.
+fn check_stream(passed: &[u8], messages: &[Message], what: &str) {
+    let mut at = 0usize;
+    for (i, m) in messages.iter().enumerate() {
+        let rest = &passed[at..];
+        let end = rest
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("{what}: message {i} has no head"))
+            + 4;
+        let head = std::str::from_utf8(&rest[..end]).unwrap();
+        let mut got = head.trim_end_matches("\r\n").split("\r\n");
+        assert_eq!(got.next(), Some(m.request_line.as_str()), "{what}: {i}");
+        let kept: Vec<&str> = got.filter(|l| !is_trace_line(l)).collect();
+        let want: Vec<&str> = m
+            .lines
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !is_trace_line(l))
+            .collect();
+        assert_eq!(
+            kept, want,
+            "{what}: message {i}: lines other than trace headers"
+        );
+        assert_eq!(
+            &rest[end..end + m.body.len()],
+            &m.body[..],
+            "{what}: message {i}: body"
+        );
+        at += end + m.body.len();
+    }
+    assert_eq!(at, passed.len(), "{what}: bytes after the last message");
+}
+
+#[test]
+fn framing_and_other_bytes_survive_any_split() {
+    let configs = [
+        r#"{"position":"network","tracer":"zipkin"}"#,
+        r#"{"position":"network","tracer":"opentelemetry","propagate":["tracecontext","b3","b3multi","jaeger"]}"#,
+        r#"{"position":"network","tracer":"none","trust":"restart"}"#,
+    ];
+    let mut r = rng(0x5_7ea3);
+    for case in 0..400 {
+        let messages: Vec<Message> = (0..1 + below(&mut r, 4))
+            .map(|_| random_message(&mut r))
+            .collect();
+        let mut stream = Vec::new();
+        for m in &messages {
+            stream.extend_from_slice(m.request_line.as_bytes());
+            stream.extend_from_slice(b"\r\n");
+            for l in &m.lines {
+                stream.extend_from_slice(l.as_bytes());
+                stream.extend_from_slice(b"\r\n");
+            }
+            stream.extend_from_slice(b"\r\n");
+            stream.extend_from_slice(&m.body);
+        }
+        let config = configs[case % configs.len()];
+        let mut wire = Wire::new(config);
+        let mut at = 0;
+        while at < stream.len() {
+            let n = match below(&mut r, 4) {
+                0 => 1,
+                1 => 1 + below(&mut r, 16),
+                2 => 1 + below(&mut r, 400),
+                _ => stream.len(),
+            };
+            let end = (at + n).min(stream.len());
+            wire.send(&stream[at..end]);
+            at = end;
+        }
+        assert!(
+            wire.host.downstream.is_empty(),
+            "case {case}: bytes held at the end"
+        );
+        check_stream(&wire.passed, &messages, &format!("case {case} ({config})"));
+    }
+}

@@ -1,0 +1,173 @@
+//! Request heads per RFC 9112: what is parsed, and what is left to Envoy.
+
+use crate::stream::Leave;
+use crate::stream::head::{Body, Field, check_prefix, head_end, parse};
+
+fn body_of(head: &str) -> Result<(Body, bool), Leave> {
+    parse(head.as_bytes()).map(|h| (h.body, h.tunnel))
+}
+
+#[test]
+fn a_get_with_fields() {
+    let text = "GET /api/v1/x?y=1 HTTP/1.1\r\nHost: a.example\r\ntraceparent:  00-ab  \r\nX-Empty:\r\n\r\n";
+    let head = parse(text.as_bytes()).unwrap();
+    assert_eq!(head.body, Body::None);
+    assert!(!head.tunnel);
+    assert_eq!(head.field_count, 3);
+    assert_eq!(head.request_line(), b"GET /api/v1/x?y=1 HTTP/1.1\r\n");
+    let fields: Vec<Field<'_>> = head.fields().collect();
+    assert_eq!(fields.len(), 3);
+    assert_eq!(fields[1].name, b"traceparent");
+    assert_eq!(
+        fields[1].value, b"00-ab",
+        "OWS around the value is not part of it"
+    );
+    assert_eq!(
+        &text.as_bytes()[fields[1].line.clone()],
+        b"traceparent:  00-ab  \r\n"
+    );
+    assert_eq!(fields[2].value, b"");
+}
+
+#[test]
+fn bodies_by_content_length_and_chunked() {
+    let cl = "POST / HTTP/1.1\r\nContent-Length: 42\r\n\r\n";
+    assert_eq!(body_of(cl), Ok((Body::Length(42), false)));
+    let zero = "POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n";
+    assert_eq!(body_of(zero), Ok((Body::None, false)));
+    let chunked = "POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n";
+    assert_eq!(body_of(chunked), Ok((Body::Chunked, false)));
+    let http10 = "GET / HTTP/1.0\r\nContent-Length: 3\r\n\r\n";
+    assert_eq!(body_of(http10), Ok((Body::Length(3), false)));
+    let bare = "GET / HTTP/1.1\r\n\r\n";
+    assert_eq!(body_of(bare), Ok((Body::None, false)));
+}
+
+#[test]
+fn connect_and_upgrade_are_tunnels() {
+    assert_eq!(
+        body_of("CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n"),
+        Ok((Body::None, true))
+    );
+    assert_eq!(
+        body_of("GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"),
+        Ok((Body::None, true))
+    );
+}
+
+#[test]
+fn http2_prior_knowledge_is_recognised() {
+    assert_eq!(body_of("PRI * HTTP/2.0\r\n\r\n").unwrap_err(), Leave::Http2);
+}
+
+#[test]
+fn ambiguous_framing_is_left_to_envoy() {
+    let cases = [
+        // RFC 9112 section 6.1: both is a smuggling vector; Envoy refuses it.
+        "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+        // Two Content-Lengths, even equal (Envoy refuses both).
+        "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length:\r\n\r\n",
+        // Codings other than a single chunked.
+        "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        // obs-fold, whitespace before the colon, no colon, empty name.
+        "GET / HTTP/1.1\r\nX-A: 1\r\n 2\r\n\r\n",
+        "GET / HTTP/1.1\r\nX-A: 1\r\n\t2\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost : a\r\n\r\n",
+        "GET / HTTP/1.1\r\nnocolon\r\n\r\n",
+        "GET / HTTP/1.1\r\n: empty\r\n\r\n",
+        // Bare LF and bare CR.
+        "GET / HTTP/1.1\nHost: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",
+        // Control bytes in a value.
+        "GET / HTTP/1.1\r\nX-A: a\x00b\r\n\r\n",
+        "GET / HTTP/1.1\r\nX-A: a\x7fb\r\n\r\n",
+        "GET / HTTP/1.1\r\nX-A: a\x1bb\r\n\r\n",
+    ];
+    for case in cases {
+        assert_eq!(body_of(case).unwrap_err(), Leave::Ambiguous, "{case:?}");
+    }
+}
+
+#[test]
+fn not_http1_request_lines() {
+    let cases = [
+        "GET /  HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1 \r\n\r\n",
+        "GET /\r\n\r\n",
+        "GET / HTTP/2.0\r\n\r\n",
+        "GET / http/1.1\r\n\r\n",
+        "G(T / HTTP/1.1\r\n\r\n",
+        "GET /caf\u{e9} HTTP/1.1\r\n\r\n",
+        " GET / HTTP/1.1\r\n\r\n",
+        "\x16\x03\x01\x02\x00\r\n\r\n",
+    ];
+    for case in cases {
+        assert_eq!(body_of(case).unwrap_err(), Leave::NotHttp1, "{case:?}");
+    }
+}
+
+#[test]
+fn obs_text_in_values_is_a_field() {
+    let head = parse("GET / HTTP/1.1\r\nX-Name: caf\u{e9}\r\n\r\n".as_bytes()).unwrap();
+    assert_eq!(head.fields().next().unwrap().value, "caf\u{e9}".as_bytes());
+}
+
+#[test]
+fn head_end_finds_the_empty_line() {
+    assert_eq!(head_end(b"GET / HTTP/1.1\r\n\r\nbody"), Some(18));
+    assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\n"), Some(24));
+    assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r"), None);
+    assert_eq!(head_end(b"GET / HTTP/1.1\n\n"), None);
+}
+
+#[test]
+fn every_prefix_of_a_valid_head_may_go_on() {
+    let heads = [
+        "GET /a HTTP/1.1\r\nHost: x\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n",
+        "POST /upload HTTP/1.0\r\nContent-Length: 10\r\nX-Name: caf\u{e9}\t \r\n\r\n",
+    ];
+    for head in heads {
+        let bytes = head.as_bytes();
+        for cut in 0..bytes.len() {
+            assert_eq!(check_prefix(&bytes[..cut]), Ok(()), "{:?}", &head[..cut]);
+        }
+    }
+}
+
+#[test]
+fn prefixes_that_cannot_become_a_head_are_refused_at_once() {
+    // A TLS ClientHello on a plaintext port, a binary probe: no waiting for a CRLF CRLF
+    // that will never come.
+    assert_eq!(
+        check_prefix(b"\x16\x03\x01\x00\xa5\x01"),
+        Err(Leave::NotHttp1)
+    );
+    assert_eq!(check_prefix(b"\x00\x00"), Err(Leave::NotHttp1));
+    assert_eq!(check_prefix(b"GET / HTTP/1.1\nHo"), Err(Leave::Ambiguous));
+    assert_eq!(
+        check_prefix(b"GET / HTTP/1.1\r\nA: b\rc"),
+        Err(Leave::Ambiguous)
+    );
+    assert_eq!(
+        check_prefix(b"GET / HTTP/1.1\r\n fold"),
+        Err(Leave::Ambiguous)
+    );
+    assert_eq!(
+        check_prefix(b"GET / HTTP/1.1\r\nA: \x01"),
+        Err(Leave::Ambiguous)
+    );
+    assert_eq!(check_prefix(b"GET / HTTP/9.9\r\nA"), Err(Leave::NotHttp1));
+    assert_eq!(
+        check_prefix(b"GET / HTTP/1.1\r\nbad line\r\nA"),
+        Err(Leave::Ambiguous)
+    );
+}

@@ -1,0 +1,83 @@
+//! Head rewrites: only trace-header lines change.
+
+use crate::codec::{Header, HeaderValue, PerHeader};
+use crate::policy::plan::{Outcome, Source};
+use crate::policy::{Op, Plan};
+use crate::stream::head::parse;
+use crate::stream::rewrite::{field_count_after, rewrite};
+
+fn plan(ops: &[(Header, Op)]) -> Plan {
+    let mut table: PerHeader<Op> = PerHeader::default();
+    for (h, op) in ops {
+        table[*h] = op.clone();
+    }
+    Plan {
+        ops: table,
+        context: None,
+        outcome: Outcome {
+            source: Source::LeftToTracer,
+            conflict: false,
+            invalid: Default::default(),
+            invalid_tracestate: false,
+            bridged: false,
+            continued_over_tracer: false,
+            restarted: false,
+            decided: None,
+        },
+    }
+}
+
+const HEAD: &str = "POST /a?b=c HTTP/1.1\r\nHost: api\r\nX-B3-TraceId: 1\r\nContent-Length: 3\r\nx-b3-traceid: 2\r\ntraceparent:  00-old \r\nUser-Agent:  spaced  value \r\n\r\n";
+
+#[test]
+fn nothing_to_do_is_no_rewrite() {
+    let head = parse(HEAD.as_bytes()).unwrap();
+    assert_eq!(rewrite(&head, &plan(&[])), None);
+}
+
+#[test]
+fn sets_replace_the_first_line_removes_drop_and_new_headers_go_last() {
+    let head = parse(HEAD.as_bytes()).unwrap();
+    let p = plan(&[
+        (
+            Header::XB3TraceId,
+            Op::Set(HeaderValue::from_literal(b"abc")),
+        ),
+        (Header::Traceparent, Op::Remove),
+        (Header::B3, Op::Set(HeaderValue::from_literal(b"t-s-1"))),
+        (Header::Tracestate, Op::SetText("k=v".into())),
+    ]);
+    let out = rewrite(&head, &p).unwrap();
+    assert_eq!(
+        String::from_utf8(out.clone()).unwrap(),
+        "POST /a?b=c HTTP/1.1\r\nHost: api\r\nx-b3-traceid: abc\r\nContent-Length: 3\r\nUser-Agent:  spaced  value \r\ntracestate: k=v\r\nb3: t-s-1\r\n\r\n"
+    );
+    let again = parse(&out).unwrap();
+    assert_eq!(again.field_count, field_count_after(&head, &p));
+    assert_eq!(again.body, head.body);
+}
+
+#[test]
+fn field_counts_follow_the_plan() {
+    let head = parse(HEAD.as_bytes()).unwrap();
+    assert_eq!(head.field_count, 6);
+    let cases = [
+        plan(&[(Header::XB3TraceId, Op::Remove)]),
+        plan(&[(
+            Header::Traceparent,
+            Op::Set(HeaderValue::from_literal(b"x")),
+        )]),
+        plan(&[(
+            Header::UberTraceId,
+            Op::Set(HeaderValue::from_literal(b"x")),
+        )]),
+        plan(&[(Header::XB3TraceId, Op::Set(HeaderValue::from_literal(b"x")))]),
+    ];
+    for p in cases {
+        let out = rewrite(&head, &p).unwrap();
+        assert_eq!(
+            parse(&out).unwrap().field_count,
+            field_count_after(&head, &p)
+        );
+    }
+}
