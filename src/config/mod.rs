@@ -83,6 +83,11 @@ pub struct Config {
 pub struct HeadLimits {
     pub max_head_bytes: usize,
     pub max_headers: usize,
+    /// The most bytes held back while a head is incomplete. Held bytes stay in the
+    /// connection's read buffer; past the listener's `per_connection_buffer_limit_bytes`
+    /// Envoy stops reading, and a held head would never complete (measured: the request
+    /// stalls). So a head still incomplete at this size is passed on as it is.
+    pub max_held_bytes: usize,
 }
 
 impl Default for HeadLimits {
@@ -90,6 +95,9 @@ impl Default for HeadLimits {
         HeadLimits {
             max_head_bytes: 60 * 1024,
             max_headers: 100,
+            // Envoy's default is 1 MiB; 32 KiB is what edge deployments (Envoy's edge
+            // guidance, Istio's gateways) set, and what is safe under both.
+            max_held_bytes: 32 * 1024,
         }
     }
 }
@@ -324,14 +332,25 @@ impl Config {
     }
 }
 
-/// `max_request_headers_kb` (1 to 8192, as Envoy allows) and `max_request_headers_count`.
+/// `max_request_headers_kb` (1 to 8192, as Envoy allows), `max_request_headers_count` and
+/// the listener's `per_connection_buffer_limit_bytes`.
 fn head_limits(raw: &RawConfig, position: Position) -> Result<HeadLimits, ConfigError> {
     let given = [
-        ("max_request_headers_kb", raw.max_request_headers_kb),
-        ("max_request_headers_count", raw.max_request_headers_count),
+        (
+            "max_request_headers_kb",
+            raw.max_request_headers_kb.is_some(),
+        ),
+        (
+            "max_request_headers_count",
+            raw.max_request_headers_count.is_some(),
+        ),
+        (
+            "per_connection_buffer_limit_bytes",
+            raw.per_connection_buffer_limit_bytes.is_some(),
+        ),
     ];
     if position != Position::Network
-        && let Some((field, _)) = given.iter().find(|(_, v)| v.is_some())
+        && let Some((field, _)) = given.iter().find(|(_, v)| *v)
     {
         return Err(err(*field, "has no effect without `position: network`"));
     }
@@ -347,6 +366,15 @@ fn head_limits(raw: &RawConfig, position: Position) -> Result<HeadLimits, Config
             return Err(err("max_request_headers_count", "must be at least 1"));
         }
         limits.max_headers = usize::from(count);
+    }
+    if let Some(bytes) = raw.per_connection_buffer_limit_bytes {
+        if !(1024.0..=f64::from(u32::MAX)).contains(&bytes) || bytes.fract() != 0.0 {
+            return Err(err(
+                "per_connection_buffer_limit_bytes",
+                "must be a whole number of bytes from 1024 to 4294967295",
+            ));
+        }
+        limits.max_held_bytes = bytes as usize;
     }
     Ok(limits)
 }

@@ -23,10 +23,11 @@ pub(super) struct RawConfig {
     pub(super) unregistered_propagate: Option<bool>,
     pub(super) max_request_headers_kb: Option<u16>,
     pub(super) max_request_headers_count: Option<u16>,
+    pub(super) per_connection_buffer_limit_bytes: Option<f64>,
 }
 
 /// The field names, as written in JSON (also the JSON Schema's `properties`).
-pub const FIELDS: [&str; 14] = [
+pub const FIELDS: [&str; 15] = [
     "position",
     "tracer",
     "extract",
@@ -41,6 +42,7 @@ pub const FIELDS: [&str; 14] = [
     "unregistered_propagate",
     "max_request_headers_kb",
     "max_request_headers_count",
+    "per_connection_buffer_limit_bytes",
 ];
 
 impl RawConfig {
@@ -74,6 +76,9 @@ impl RawConfig {
                 }
                 "max_request_headers_count" => {
                     raw.max_request_headers_count = optional(&key, v, convert)?
+                }
+                "per_connection_buffer_limit_bytes" => {
+                    raw.per_connection_buffer_limit_bytes = optional(&key, v, convert)?
                 }
                 _ => {
                     return Err(err(

@@ -197,6 +197,10 @@ impl ConnectionFilter {
                 if end_of_stream {
                     return Some(self.leave(host, Leave::NotHttp1));
                 }
+                // Holding more than the connection's buffer limit would stall it.
+                if read.len >= config.limits.max_held_bytes {
+                    return Some(self.leave(host, Leave::TooLarge));
+                }
                 self.state = State::Head(seen);
                 return Some(Verdict::Pause);
             }

@@ -304,6 +304,22 @@ fn an_oversized_head_is_passed_on_not_held() {
 }
 
 #[test]
+fn a_head_is_never_held_past_the_connections_buffer_limit() {
+    // Past the listener's buffer limit Envoy stops reading: a held head would stall.
+    let mut wire = Wire::new(
+        r#"{"position":"network","tracer":"zipkin","per_connection_buffer_limit_bytes":4096}"#,
+    );
+    let mut head = b"GET / HTTP/1.1\r\nCookie: ".to_vec();
+    head.extend(std::iter::repeat_n(b'c', 5000));
+    head.extend_from_slice(b"\r\n\r\n");
+    assert_eq!(wire.send(&head[..4000]), Verdict::Pause);
+    assert_eq!(wire.send(&head[4000..4200]), Verdict::Continue);
+    wire.send(&head[4200..]);
+    assert_eq!(wire.passed, head);
+    assert_eq!(wire.left(Leave::TooLarge), 1);
+}
+
+#[test]
 fn a_rewrite_never_crosses_envoys_limits() {
     // 100 fields (Envoy's default limit): one more would turn a 200 into a 431.
     let mut head = format!("GET / HTTP/1.1\r\ntraceparent: 00-{T}-{S}-01\r\n");
