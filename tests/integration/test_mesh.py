@@ -53,6 +53,12 @@ def test_tracejoin_joins_what_it_claims(rows):
         off = by(rows, r["tracer"], apps, "off")
         assert r["missing_parent"] == 0, r
         assert r["traces"] <= off["traces"], (r, off)
+        assert r["outside_gateway_trace"] <= off["outside_gateway_trace"], (r, off)
+        if r["tracejoin"].startswith("network"):
+            # In front of the tracer every proxy span joins too: one trace, nothing outside.
+            assert r["verdict"] == "JOINED" and r["traces"] == 1 and r["outside_gateway_trace"] == 0, r
+            assert r["apps_in_gateway_trace"], r
+            continue
         if r["tracejoin"] == "downstream" and (r["tracer"], apps) in DOWNSTREAM_LIMITS:
             assert r["verdict"] == "BROKEN", f"README limit is stale: {r}"
             continue
@@ -64,8 +70,25 @@ def test_tracejoin_joins_what_it_claims(rows):
 
 def test_upstream_gives_every_app_its_sidecar_as_parent(rows):
     for r in rows:
-        if r["tracejoin"] == "upstream":
+        if r["tracejoin"] in ("upstream", "network+upstream"):
             assert r["auth_parent_is_sidecar"] and r["character_parent_is_sidecar"], r
+
+
+def test_where_a_parent_is_one_hop_coarser_the_docs_name_the_fix(rows):
+    """Without the upstream filter no filter knows the span Envoy is about to inject, so an
+    app reading a format Envoy's tracer does not write finds its caller's span there. Where
+    that loses a parent link the app had without tracejoin, docs/local-mesh.md names the
+    configurations that keep it (network+upstream, or the zipkin_w3c tracer); they do."""
+    for r in rows:
+        if r["tracejoin"] not in ("downstream", "network", "network+downstream"):
+            continue
+        apps = r["apps"].split(" ")[0]
+        off = by(rows, r["tracer"], apps, "off")
+        lost = [k for k in ("auth_parent_is_sidecar", "character_parent_is_sidecar") if off[k] and not r[k]]
+        if lost:
+            assert (r["tracer"], apps) == ("zipkin", "b3,tracecontext,baggage"), (r, off)
+            for fix in (by(rows, "zipkin", apps, "network+upstream"), by(rows, "zipkin_w3c", apps, r["tracejoin"])):
+                assert all(fix[k] for k in lost), fix
 
 
 def test_apps_with_tracing_off_still_pass_the_trace_on(wasm):

@@ -16,8 +16,9 @@ REQUESTS = [
 ]
 RUNS = [
     ("off", "without tracejoin"),
-    ("downstream", "tracejoin as Istio's WasmPlugin installs it (listener filter, embedded default)"),
-    ("upstream", "tracejoin in the router's upstream filters (exact parent links)"),
+    ("downstream", "tracejoin as an HTTP WasmPlugin only (listener filter, after Envoy's tracer)"),
+    ("network+downstream", "tracejoin as Istio's WasmPlugins install it: NETWORK in front of the tracer, HTTP behind it"),
+    ("network+upstream", "tracejoin in front of the tracer and in the router's upstream filters (exact parent links)"),
 ]
 
 
@@ -64,7 +65,10 @@ def main():
                 print(f"    verdict: {verdict}")
                 if mode != "off" and verdict.startswith("BROKEN"):
                     ok = False
-                if mode == "upstream" and path.startswith("/api/v1/auth"):
+                # In front of the tracer every proxy span joins the trace too.
+                if mode.startswith("network") and not verdict.startswith("JOINED:"):
+                    ok = False
+                if mode == "network+upstream" and path.startswith("/api/v1/auth"):
                     graph = mermaid(spans)
             print()
     if graph:

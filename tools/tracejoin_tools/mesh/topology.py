@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from tracejoin_tools.envoy import harness as envoy_harness
 
 TRACERS = ("zipkin", "zipkin_w3c", "opentelemetry")
-MODES = ("off", "downstream", "upstream")
+# The network position alone, and with each HTTP position behind it (deployments 1, 2, 3).
+MODES = ("off", "downstream", "upstream", "network", "network+downstream", "network+upstream")
 APPS = ("auth-api", "character-api")
 APP_PORT = 8080
 
@@ -78,8 +79,28 @@ def _tracejoin(listener, position, tracer, wasm_path, external=False):
     }
 
 
+def _network_tracejoin(listener, tracer, wasm_path):
+    """tracejoin as a network filter, in front of the listener's HCM."""
+    config = {"position": "network", "tracer": tracer}
+    return {
+        "name": "envoy.filters.network.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
+            "config": {
+                "name": f"tracejoin-{listener}-network",
+                "root_id": f"tracejoin-{listener}-network",
+                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": json.dumps(config)},
+                "vm_config": {"vm_id": f"tracejoin-{listener}", "runtime": "envoy.wasm.runtime.v8", "code": {"local": {"filename": wasm_path}}},
+            },
+        },
+    }
+
+
 def _listener(name, port, addressing, direction, virtual_hosts, tracer, service, mode, wasm_path, external=False):
     router = {"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+    network = mode.startswith("network")
+    if network:
+        mode = mode.partition("+")[2]
     filters = []
     if mode == "downstream":
         filters.append(_tracejoin(name, "downstream", tracer, wasm_path, external))
@@ -95,7 +116,8 @@ def _listener(name, port, addressing, direction, virtual_hosts, tracer, service,
         "traffic_direction": direction,
         "filter_chains": [
             {
-                "filters": [
+                "filters": ([_network_tracejoin(name, tracer, wasm_path)] if network else [])
+                + [
                     {
                         "name": "envoy.filters.network.http_connection_manager",
                         "typed_config": {
