@@ -1,7 +1,8 @@
 """Hostile input through a real Envoy 1.40 with tracejoin: the whole corpus of
 tracejoin_tools.hostile (malformed and adversarial header sets, every category) in
-three positions: downstream with no tracer, upstream with Envoy's Zipkin tracer, downstream
-with Envoy's OpenTelemetry tracer.
+five scenarios: downstream with no tracer, upstream with Envoy's Zipkin tracer, downstream
+with Envoy's OpenTelemetry tracer, and the network filter in front of a downstream one with
+each of those tracers (a connection per case there).
 
 For each: no 5xx; exactly the requests the corpus expects Envoy's HTTP/1 codec to refuse are
 refused, with a 4xx from Envoy and no upstream request; every request that reached the echo
@@ -29,6 +30,8 @@ MOVED = {
     "upstream-zipkin": ("continued_over_tracer", "invalid.tracestate"),
     # Envoy's OpenTelemetry tracer keeps the tracestate (tracejoin leaves it alone there).
     "downstream-opentelemetry": ("context.left_to_tracer",),
+    "network+downstream-zipkin": ("network.rewritten", "invalid.tracestate", "network.left.ambiguous"),
+    "network+downstream-opentelemetry": ("network.rewritten", "invalid.tracestate", "network.left.ambiguous"),
 }
 MOVED_EVERYWHERE = ("conflict", "invalid.tracecontext", "invalid.b3", "invalid.b3multi", "invalid.jaeger")
 

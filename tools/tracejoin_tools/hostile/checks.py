@@ -51,7 +51,9 @@ def _tracestate_ok(value):
 
 
 def _downstream(scenario, tracer):
-    return scenario.position == "downstream" and scenario.tracer == tracer
+    """The HTTP filter runs downstream (alone, or behind the network filter, which repairs
+    what it can read before the tracer and leaves the rest to it)."""
+    return scenario.position in ("downstream", "network+downstream") and scenario.tracer == tracer
 
 
 KNOWN = (
@@ -59,7 +61,8 @@ KNOWN = (
         "envoy-otel-tracestate", "tracestate",
         "Downstream, Envoy's OpenTelemetry tracer writes back the tracestate it extracted, as it "
         "arrived (joined), after every listener filter (measured: also when a filter or the route "
-        "removed it), so no listener filter can repair or drop it.",
+        "removed it), so no listener filter can repair or drop it. In front of the tracer the "
+        "network filter repairs it, but not in a head whose framing it leaves alone.",
         lambda sc, case, name, got: _downstream(sc, "opentelemetry") and not _tracestate_ok(got)
         and got == ",".join(v for n, v in case.seen() if n == name),
     ),

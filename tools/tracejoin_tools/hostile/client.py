@@ -74,12 +74,15 @@ class Result:
         return self.received is not None or any(k == "x-envoy-upstream-service-time" for k, _ in self.response_headers)
 
 
-def send_all(port, cases):
-    """Sends every case over one kept-alive connection (reopened after codec errors)."""
+def send_all(port, cases, connection_per_case=False):
+    """Sends every case over one kept-alive connection (reopened after codec errors), or each
+    over a connection of its own."""
     conn = Connection(port)
     results = []
     try:
         for case in cases:
+            if connection_per_case:
+                conn.close()
             status, headers, body = conn.request(case.head())
             received = None
             if status == 200:

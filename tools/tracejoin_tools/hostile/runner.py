@@ -28,7 +28,7 @@ def run_scenario(scenario, upstream_port, wasm, cases):
     what it answered a plain request at the end."""
     with envoy_harness.Envoy(render(scenario, upstream_port, wasm)) as envoy:
         before = envoy.stats()
-        results = send_all(envoy.port, cases)
+        results = send_all(envoy.port, cases, scenario.connection_per_case)
         after = envoy.stats()
         plain = Connection(envoy.port)
         try:
