@@ -1,19 +1,22 @@
 //! The floors of any Rust proxy-wasm HTTP filter, for `make bench`:
 //! - plugin configuration empty: every callback continues at once (the no-op filter);
 //! - configuration `read-headers`: the request headers are read once as a whole map (one
-//!   `proxy_get_header_map_pairs` call, as tracejoin does) and dropped, nothing else.
+//!   `proxy_get_header_map_pairs` call, as tracejoin does) and dropped, nothing else;
+//! - configuration `network`: a network filter whose every callback continues at once (the
+//!   floor of any wasm network filter, for tracejoin's network position).
 
 use std::rc::Rc;
 
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::{Action, ContextType};
 
 proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_| Box::new(NoopRoot { read_headers: Rc::new(false) }));
+    proxy_wasm::set_root_context(|_| Box::new(NoopRoot { read_headers: Rc::new(false), network: false }));
 }}
 
 struct NoopRoot {
     read_headers: Rc<bool>,
+    network: bool,
 }
 
 impl Context for NoopRoot {}
@@ -22,7 +25,12 @@ impl RootContext for NoopRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
         let config = self.get_plugin_configuration().unwrap_or_default();
         self.read_headers = Rc::new(config == b"read-headers");
+        self.network = config == b"network";
         true
+    }
+
+    fn create_stream_context(&self, _context_id: u32) -> Option<Box<dyn StreamContext>> {
+        Some(Box::new(NoopStream))
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
@@ -32,7 +40,11 @@ impl RootContext for NoopRoot {
     }
 
     fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+        Some(if self.network {
+            ContextType::StreamContext
+        } else {
+            ContextType::HttpContext
+        })
     }
 }
 
@@ -67,3 +79,9 @@ impl HttpContext for NoopHttp {
         Action::Continue
     }
 }
+
+struct NoopStream;
+
+impl Context for NoopStream {}
+
+impl StreamContext for NoopStream {}

@@ -18,6 +18,14 @@ Cases:
   all-formats  tracejoin writing all four formats, request with a 32-member tracestate
   native-w3c   no filter; Envoy's own Zipkin `USE_B3_WITH_W3C_PROPAGATION`
   lua          a Lua filter copying traceparent into x-b3-* (what an operator would write)
+  noop-network the no-op module as a network filter in front of the HCM (the floor of any
+               wasm network filter)
+  network      tracejoin `{"position": "network"}` in front of the HCM: it writes x-b3-* into
+               every head (the W3C app's context for Envoy's B3-only tracer)
+
+Then uploads: 1 MiB POSTs on kept-alive connections through none, noop-network and network
+(the backend reads each body to its end), in requests/s and MiB/s: bodies are followed by
+length, not copied into the VM.
 
 `--variant LABEL=PATH` adds a case running another build of tracejoin with the default
 config, e.g. to compare optimisation levels in the same run.
@@ -31,7 +39,14 @@ from pathlib import Path
 
 from tracejoin_tools.bench.load import backend_config, rss_kib, run_wrk
 from tracejoin_tools.common import BUILD, traceparent
-from tracejoin_tools.envoy.harness import Envoy, envoy_version, render_bootstrap, render_listener, wasm_filter
+from tracejoin_tools.envoy.harness import (
+    Envoy,
+    envoy_version,
+    network_wasm_filter,
+    render_bootstrap,
+    render_listener,
+    wasm_filter,
+)
 
 # A W3C app's unsampled request.
 TRACEPARENT = traceparent(flags="00")
@@ -72,21 +87,33 @@ def case_config(case, backend_port, tracejoin_wasm, noop_wasm, variants):
     elif case == "all-formats":
         plugin = {"propagate": ["tracecontext", "b3", "b3multi", "jaeger"]}
         listener = render_listener(tracer, "downstream", tracejoin_wasm, plugin)
+    elif case == "network":
+        listener = render_listener(tracer, "network", tracejoin_wasm, {"position": "network", "tracer": tracer})
     else:
         listener = render_listener(tracer)
-    filters = listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
+    if case == "noop-network":
+        listener["filter_chains"][0]["filters"].insert(0, network_wasm_filter(noop_wasm, "network"))
+    filters = listener["filter_chains"][0]["filters"][-1]["typed_config"]["http_filters"]
     if case == "noop-wasm":
         filters.insert(0, wasm_filter(noop_wasm, ""))
     elif case == "read-headers":
         filters.insert(0, wasm_filter(noop_wasm, "read-headers"))
     elif case == "lua":
         filters.insert(0, lua_filter())
-    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm = listener["filter_chains"][0]["filters"][-1]["typed_config"]
     hcm["tracing"]["random_sampling"] = {"value": 0}
     return render_bootstrap([listener], backend_port)
 
 
-CASES = ("none", "noop-wasm", "read-headers", "tracejoin", "upstream", "all-formats", "native-w3c", "lua")
+CASES = ("none", "noop-wasm", "read-headers", "tracejoin", "upstream", "all-formats", "native-w3c", "lua", "noop-network", "network")
+UPLOAD_CASES = ("none", "noop-network", "network")
+UPLOAD_BYTES = 1 << 20
+# wrk: POST a 1 MiB body with the W3C app's traceparent.
+UPLOAD_SCRIPT = f"""
+wrk.method = "POST"
+wrk.body = string.rep("x", {UPLOAD_BYTES})
+wrk.headers["traceparent"] = "{TRACEPARENT}"
+"""
 
 
 def request_headers(case):
@@ -139,6 +166,18 @@ def main():
                 for case in order:
                     results[case].append(run_wrk(envoys[case].port, request_headers(case), args.duration, args.connections))
                     print(f"round {r + 1} {case}: {results[case][-1]['rps']:.0f} req/s", file=sys.stderr, flush=True)
+            uploads = {}
+            upload_cases = [c for c in UPLOAD_CASES if c in envoys]
+            if upload_cases:
+                script = BUILD / "bench-upload.lua"
+                script.parent.mkdir(parents=True, exist_ok=True)
+                script.write_text(UPLOAD_SCRIPT)
+                uploads = {case: [] for case in upload_cases}
+                for r in range(args.rounds):
+                    order = upload_cases[r % len(upload_cases):] + upload_cases[: r % len(upload_cases)]
+                    for case in order:
+                        uploads[case].append(run_wrk(envoys[case].port, [], args.duration, 8, script=str(script)))
+                        print(f"upload round {r + 1} {case}: {uploads[case][-1]['rps']:.0f} req/s", file=sys.stderr, flush=True)
             report = {
                 case: {
                     "median": median_round(rounds),
@@ -152,6 +191,8 @@ def main():
                 }
                 for case, rounds in results.items()
             }
+            for case, rounds in uploads.items():
+                report[case]["upload"] = {"median": median_round(rounds), "rounds": [x["rps"] for x in rounds]}
         finally:
             for envoy in envoys.values():
                 envoy.__exit__(None, None, None)
@@ -228,6 +269,30 @@ def render(report, args, cases):
         else "tracejoin VM linear memory: not reported.",
         "5xx per case: " + ", ".join(f"{c} {report[c]['5xx']}" for c in cases) + ".",
     ]
+    if "network" in report and "noop-network" in report:
+        net, net_floor = report["network"]["median"]["rps"], report["noop-network"]["median"]["rps"]
+        lines.append(
+            f"Network position: {net / net_floor:.3f} of noop-network "
+            f"({'met' if net >= 0.95 * net_floor else 'NOT met'}: target 0.95), {net / base:.3f} of none."
+        )
+    uploaded = [c for c in cases if "upload" in report[c]]
+    if uploaded:
+        lines += [
+            "",
+            f"Uploads: {UPLOAD_BYTES >> 20} MiB POSTs, wrk -t1 -c8 -d{args.duration}s, median of {args.rounds} rounds.",
+            "",
+            "| case | requests/s | MiB/s | vs none | rounds (req/s) |",
+            "|---|---|---|---|---|",
+        ]
+        up_base = report["none"]["upload"]["median"]["rps"] if "upload" in report["none"] else None
+        for c in uploaded:
+            u = report[c]["upload"]
+            rps = u["median"]["rps"]
+            ratio = f"{rps / up_base:.3f}" if up_base else "-"
+            lines.append(f"| {c} | {rps:.1f} | {rps * UPLOAD_BYTES / (1 << 20):.0f} | {ratio} | {', '.join(f'{x:.1f}' for x in u['rounds'])} |")
+        if up_base and "network" in uploaded:
+            ratio = report["network"]["upload"]["median"]["rps"] / up_base
+            lines.append(f"\nUpload throughput through the network position: {ratio:.3f} of none ({'met' if ratio >= 0.95 else 'NOT met'}: target within 5%).")
     noisy = [c for c in cases if spread(report[c]["rounds"]) > NOISY_SPREAD]
     if noisy:
         lines.append(

@@ -8,7 +8,8 @@ from tracejoin_tools.common import LOOPBACK, loopback
 
 
 def backend_config():
-    """The backend: answers every request (and every span report) with 200 itself."""
+    """The backend: answers every request (and every span report) with 200 itself, once it
+    has read the whole body (the buffer filter), so uploads are read to the end."""
     hcm = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "backend",
@@ -22,6 +23,13 @@ def backend_config():
             ]
         },
         "http_filters": [
+            {
+                "name": "envoy.filters.http.buffer",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+                    "max_request_bytes": 4 << 20,
+                },
+            },
             {
                 "name": "envoy.filters.http.router",
                 "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
