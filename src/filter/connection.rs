@@ -215,8 +215,11 @@ impl ConnectionFilter {
         let plan = policy::decide(config, &carrier, ids);
         count(host, &plan);
         let mut head_len = end;
-        if let Some(new) = rewrite::rewrite(&parsed, &plan) {
-            let fields = rewrite::field_count_after(&parsed, &plan);
+        if let Some(rewrite::Rewritten {
+            head: new,
+            field_count: fields,
+        }) = rewrite::rewrite(&parsed, &plan)
+        {
             let limits = &config.limits;
             // Envoy refuses a head over its limits with a 431: never make one cross them.
             if end <= limits.max_head_bytes

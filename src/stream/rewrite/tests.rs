@@ -4,7 +4,7 @@ use crate::codec::{Header, HeaderValue, PerHeader};
 use crate::policy::plan::{Outcome, Source};
 use crate::policy::{Op, Plan};
 use crate::stream::head::parse;
-use crate::stream::rewrite::{field_count_after, rewrite};
+use crate::stream::rewrite::rewrite;
 
 fn plan(ops: &[(Header, Op)]) -> Plan {
     let mut table: PerHeader<Op> = PerHeader::default();
@@ -48,12 +48,13 @@ fn sets_replace_the_first_line_removes_drop_and_new_headers_go_last() {
         (Header::Tracestate, Op::SetText("k=v".into())),
     ]);
     let out = rewrite(&head, &p).unwrap();
+    let (out, count) = (out.head, out.field_count);
     assert_eq!(
         String::from_utf8(out.clone()).unwrap(),
         "POST /a?b=c HTTP/1.1\r\nHost: api\r\nx-b3-traceid: abc\r\nContent-Length: 3\r\nUser-Agent:  spaced  value \r\ntracestate: k=v\r\nb3: t-s-1\r\n\r\n"
     );
     let again = parse(&out).unwrap();
-    assert_eq!(again.field_count, field_count_after(&head, &p));
+    assert_eq!(again.field_count, count);
     assert_eq!(again.body, head.body);
 }
 
@@ -75,9 +76,6 @@ fn field_counts_follow_the_plan() {
     ];
     for p in cases {
         let out = rewrite(&head, &p).unwrap();
-        assert_eq!(
-            parse(&out).unwrap().field_count,
-            field_count_after(&head, &p)
-        );
+        assert_eq!(parse(&out.head).unwrap().field_count, out.field_count);
     }
 }
