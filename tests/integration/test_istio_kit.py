@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tracejoin_tools.common import ROOT, T, traceparent
+from tracejoin_tools.common import ROOT, S, T, traceparent
 from tracejoin_tools.envoy import harness as envoy_harness
 from tracejoin_tools.envoy.harness import send
 from tracejoin_tools.envoy.trace_headers import header_values
@@ -125,17 +125,67 @@ def test_kustomization_lists_existing_manifests():
         assert (ISTIO / resource).exists(), resource
 
 
+def test_kustomization_is_the_all_wasmplugin_deployment():
+    """`kubectl apply -k istio/` gives deployment 2: every HTTP WasmPlugin with its NETWORK
+    twin in front of the tracer, and no EnvoyFilter or TrafficExtension beside them."""
+    resources = yaml.safe_load((ISTIO / "kustomization.yaml").read_text())["resources"]
+    docs = [d for r in resources for d in yaml.safe_load_all((ISTIO / r).read_text()) if d]
+    kinds = {d["kind"] for d in docs}
+    assert "WasmPlugin" in kinds and not kinds & {"EnvoyFilter", "TrafficExtension"}
+    plugins = {d["metadata"]["name"]: d for d in docs if d["kind"] == "WasmPlugin"}
+    assert {p["spec"]["type"] for p in plugins.values()} == {"HTTP", "NETWORK"}
+    assert {n for n, p in plugins.items() if p["spec"]["type"] == "NETWORK"} == {
+        f"{n}-network" for n, p in plugins.items() if p["spec"]["type"] == "HTTP"
+    }
+
+
+def plugin_type(doc):
+    spec = doc["spec"].get("wasm", doc["spec"])
+    return spec.get("type", "HTTP")
+
+
+def extensions(kind):
+    """The kit's WasmPlugins or TrafficExtensions by name."""
+    return {
+        d["metadata"]["name"]: d
+        for path in MANIFESTS
+        for d in yaml.safe_load_all(path.read_text())
+        if d and d.get("kind") == kind
+    }
+
+
+@pytest.mark.parametrize("kind", ["WasmPlugin", "TrafficExtension"])
+def test_every_http_plugin_has_a_network_twin(kind):
+    """The NETWORK plugin reaches the same proxies and listeners as the HTTP one it fronts:
+    same namespace, selector and `match` (which istiod applies to NETWORK plugins too), and
+    it fails open."""
+    found = extensions(kind)
+    http = {n: d for n, d in found.items() if plugin_type(d) == "HTTP"}
+    network = {n: d for n, d in found.items() if plugin_type(d) == "NETWORK"}
+    assert http and set(network) == {f"{n}-network" for n in http}
+    for name, doc in http.items():
+        twin = network[f"{name}-network"]
+        assert twin["metadata"]["namespace"] == doc["metadata"]["namespace"]
+        for field in ("selector", "match", "targetRefs"):
+            assert twin["spec"].get(field) == doc["spec"].get(field), (name, field)
+        wasm = twin["spec"].get("wasm", twin["spec"])
+        assert wasm["failStrategy"] == "FAIL_OPEN"
+        assert wasm["pluginConfig"] == {"position": "network", "tracer": "zipkin"}
+
+
 def plugin_configs():
-    """(manifest, position, pluginConfig) for every place the kit configures tracejoin."""
+    """(position, pluginConfig) for every place the kit configures tracejoin: a NETWORK plugin
+    is a network filter (position network), an HTTP one a listener filter (downstream)."""
     for path in MANIFESTS:
         for doc in yaml.safe_load_all(path.read_text()):
             if not doc or "kind" not in doc:
                 continue
             name = f"{path.name}:{doc['metadata']['name']}"
+            position = "network" if doc["kind"] in ("WasmPlugin", "TrafficExtension") and plugin_type(doc) == "NETWORK" else "downstream"
             if doc["kind"] == "WasmPlugin":
-                yield pytest.param("downstream", doc["spec"].get("pluginConfig", {}), id=name)
+                yield pytest.param(position, doc["spec"].get("pluginConfig", {}), id=name)
             elif doc["kind"] == "TrafficExtension":
-                yield pytest.param("downstream", doc["spec"]["wasm"].get("pluginConfig", {}), id=name)
+                yield pytest.param(position, doc["spec"]["wasm"].get("pluginConfig", {}), id=name)
             elif doc["kind"] == "EnvoyFilter":
                 for patch in doc["spec"]["configPatches"]:
                     for f in patch["patch"]["value"]["typed_config"]["upstream_http_filters"]:
@@ -146,14 +196,23 @@ def plugin_configs():
 
 @pytest.mark.parametrize("position,plugin_config", list(plugin_configs()))
 def test_plugin_config_loads_in_envoy(upstream_port, wasm, position, plugin_config):
+    """Each pluginConfig in the filter type its manifest gives it: `type: NETWORK` as
+    envoy.filters.network.wasm in front of the HCM, as istiod places it."""
     jsonschema.validate(plugin_config, CONFIG_SCHEMA)
     assert plugin_config.get("position", "downstream") == position
     tracer = plugin_config.get("tracer", "zipkin")
     config = envoy_harness.render_config(upstream_port, tracer=tracer, position=position, wasm_path=wasm, plugin_config=plugin_config)
+    filters = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
+    assert [f["name"] for f in filters][0] == ("envoy.filters.network.wasm" if position == "network" else "envoy.filters.network.http_connection_manager")
     with envoy_harness.Envoy(config) as envoy:
         status, _, got = send(envoy.port, [("traceparent", traceparent())])
         assert status == 200
-        assert "tracejoin: configured" in envoy.log()
+        assert f"tracejoin: configured: position {position.capitalize()}," in envoy.log()
+        rewritten = envoy.stats("tracejoin").get("wasmcustom.tracejoin.network.rewritten", 0)
+    if position == "network":
+        # In front of the tracer: Envoy's Zipkin span continued the app's W3C context.
+        assert rewritten == 1
+        assert header_values(got, "x-b3-traceid") == [T] and header_values(got, "x-b3-parentspanid") == [S]
 
 
 ENVOYFILTERS = [d for d in yaml.safe_load_all((ISTIO / "envoyfilter-upstream.yaml").read_text()) if d]
@@ -174,6 +233,56 @@ def test_envoyfilter_patch_runs_in_envoy(tmp_path, upstream_port, wasm, doc):
     assert status == 200
     # Upstream position: Envoy's fresh B3 trace replaced by the app's.
     assert header_values(got, "x-b3-traceid") == [T]
+
+
+def envoyfilter_router(name, wasm):
+    """The router config an EnvoyFilter of the kit merges, the module path pointed at the build."""
+    doc = next(d for d in ENVOYFILTERS if d["metadata"]["name"] == name)
+    router = json.loads(json.dumps(doc["spec"]["configPatches"][0]["patch"]["value"]))
+    for f in router["typed_config"]["upstream_http_filters"]:
+        if f["name"] == "envoy.filters.http.wasm":
+            f["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = wasm
+    return router
+
+
+# The proxies each deployment covers: (NETWORK WasmPlugin, what runs behind it: an HTTP
+# WasmPlugin for deployment 2, an EnvoyFilter for deployment 3).
+DEPLOYMENTS = [
+    ("tracejoin-gateway-network", "WasmPlugin", "tracejoin-gateway"),
+    ("tracejoin-inbound-network", "WasmPlugin", "tracejoin-inbound"),
+    ("tracejoin-outbound-network", "WasmPlugin", "tracejoin-outbound"),
+    ("tracejoin-gateway-network", "EnvoyFilter", "tracejoin-upstream-gateway"),
+    ("tracejoin-inbound-network", "EnvoyFilter", "tracejoin-upstream-inbound"),
+    ("tracejoin-outbound-network", "EnvoyFilter", "tracejoin-upstream"),
+]
+
+
+@pytest.mark.parametrize("network,kind,behind", DEPLOYMENTS, ids=[f"{n}+{b}" for n, _, b in DEPLOYMENTS])
+def test_deployments_run_in_envoy(upstream_port, wasm, network, kind, behind):
+    """Deployments 2 and 3 as one proxy gets them: the NETWORK plugin's pluginConfig in front
+    of the HCM, the HTTP plugin or the EnvoyFilter's upstream filter behind. A W3C-only app's
+    context reaches the upstream in every format in one trace, Envoy's span its child."""
+    network_config = extensions("WasmPlugin")[network]["spec"]["pluginConfig"]
+    if kind == "WasmPlugin":
+        http_config = extensions("WasmPlugin")[behind]["spec"]["pluginConfig"]
+        config = envoy_harness.render_config(
+            upstream_port, tracer="zipkin", position="network+downstream", wasm_path=wasm,
+            plugin_config=http_config, network_config=network_config,
+        )
+    else:
+        config = envoy_harness.render_config(upstream_port, tracer="zipkin", position="network", wasm_path=wasm, plugin_config=network_config)
+        filters = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
+        filters[-1]["typed_config"]["http_filters"] = [envoyfilter_router(behind, wasm)]
+    with envoy_harness.Envoy(config) as envoy:
+        status, _, got = send(envoy.port, [("traceparent", traceparent())])
+        log = envoy.log()
+    assert status == 200
+    assert "position Network," in log and ("position Upstream," if kind == "EnvoyFilter" else "position Downstream,") in log
+    assert header_values(got, "x-b3-traceid") == [T] and header_values(got, "x-b3-parentspanid") == [S]
+    envoys_span = header_values(got, "x-b3-spanid")[0]
+    # Deployment 3 names Envoy's span in traceparent too (exact parent); deployment 2 leaves
+    # the app's own (its caller's span: one hop coarser).
+    assert header_values(got, "traceparent") == [traceparent(T, envoys_span if kind == "EnvoyFilter" else S)]
 
 
 def test_service_entries_are_the_single_source():
@@ -210,6 +319,7 @@ def test_pinned_manifests_validate(tmp_path, wasm, crd_schemas, variant):
     import hashlib
 
     expected = "ab" * 32 if variant == "oci" else hashlib.sha256(Path(wasm).read_bytes()).hexdigest()
+    pinned = []
     for path in tmp_path.glob("*.yaml"):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and doc["kind"] in ("WasmPlugin", "TrafficExtension"):
@@ -217,6 +327,15 @@ def test_pinned_manifests_validate(tmp_path, wasm, crd_schemas, variant):
                 spec = doc["spec"].get("wasm", doc["spec"])
                 assert spec["sha256"] == expected
                 assert spec["url"].startswith("oci://" if variant == "oci" else "file://")
+                pinned.append((doc["kind"], doc["metadata"]["name"]))
+    # Every plugin of the kit, HTTP and NETWORK, is pinned...
+    kit = [(kind, name) for kind in ("WasmPlugin", "TrafficExtension") for name in extensions(kind)]
+    assert sorted(pinned) == sorted(kit)
+    # ...and `kubectl apply -k` on the output finds what the kustomization lists; the
+    # EnvoyFilter for deployment 3 is there too.
+    for resource in yaml.safe_load((tmp_path / "kustomization.yaml").read_text())["resources"]:
+        assert (tmp_path / resource).exists(), resource
+    assert (tmp_path / "envoyfilter-upstream.yaml").read_text() == (ISTIO / "envoyfilter-upstream.yaml").read_text()
 
 
 def test_generated_external_services_tag_calls_in_envoy(upstream_port, wasm, tmp_path):

@@ -1,5 +1,7 @@
-"""Writes copies of the WasmPlugin / TrafficExtension manifests in istio/ pinned to one
-module: the `url` replaced and `sha256` set, into an output folder (build/istio by default).
+"""Writes copies of the WasmPlugin / TrafficExtension manifests in istio/ (HTTP and NETWORK)
+pinned to one module: the `url` replaced and `sha256` set, into an output folder
+(build/istio by default), with the rest of the kit beside them, so that
+`kubectl apply -k build/istio/` applies what `istio/kustomization.yaml` lists.
 
     python -m tracejoin_tools.istio.pin --image registry.example.com/tracejoin:0.1.0 --digest <sha256 of the image>
     python -m tracejoin_tools.istio.pin --file-url file:///var/local/lib/wasm/tracejoin.wasm --wasm tracejoin.wasm
@@ -19,7 +21,10 @@ from tracejoin_tools.common import ROOT
 
 HERE = ROOT / "istio"
 PLACEHOLDER = "oci://registry.example.com/tracejoin:0.1.0"
-MANIFESTS = ["wasmplugin-gateway.yaml", "wasmplugin-sidecar.yaml", "trafficextension.yaml"]
+MANIFESTS = ["wasmplugin-network.yaml", "wasmplugin-gateway.yaml", "wasmplugin-sidecar.yaml", "trafficextension.yaml"]
+# The rest of the kit, copied as it is (envoyfilter-upstream.yaml, for deployment 3, reads
+# the module from a file mounted into the proxies: no url to pin).
+COPIED = ["service-entries.yaml", "telemetry.yaml", "jaeger.yaml", "networkpolicy.yaml", "envoyfilter-upstream.yaml", "kustomization.yaml"]
 
 
 def pin(text, url, sha256):
@@ -55,7 +60,7 @@ def main(argv=None):
             print(f"{name}: no `url: {PLACEHOLDER}` to pin", file=sys.stderr)
             return 1
         (out / name).write_text(pinned)
-    for name in ["service-entries.yaml", "telemetry.yaml", "jaeger.yaml", "networkpolicy.yaml", "kustomization.yaml"]:
+    for name in COPIED:
         shutil.copy(HERE / name, out / name)
     print(f"pinned {url} (sha256 {sha256}) into {out}/")
     return 0
