@@ -30,54 +30,36 @@ def envoy_binary():
     return found
 
 
-def wasm_filter(wasm_path, plugin_config, failure_policy=None):
-    """The wasm HTTP filter entry for a module and its plugin configuration (a dict is sent
-    as JSON, a string as it is)."""
+def _wasm_config(name, wasm_path, plugin_config):
+    """The proxy-wasm plugin config shared by the HTTP and the network filter (a dict is sent
+    as JSON, a string as it is); one VM for both (`vm_id`), a root context each."""
     configuration = json.dumps(plugin_config) if not isinstance(plugin_config, str) else plugin_config
-    wasm = {
-        "name": "envoy.filters.http.wasm",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-            "config": {
-                "name": "tracejoin",
-                "root_id": "tracejoin",
-                "configuration": {
-                    "@type": "type.googleapis.com/google.protobuf.StringValue",
-                    "value": configuration,
-                },
-                "vm_config": {
-                    "vm_id": "tracejoin",
-                    "runtime": "envoy.wasm.runtime.v8",
-                    "code": {"local": {"filename": wasm_path}},
-                },
-            },
-        },
+    return {
+        "name": name,
+        "root_id": "tracejoin",
+        "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": configuration},
+        "vm_config": {"vm_id": "tracejoin", "runtime": "envoy.wasm.runtime.v8", "code": {"local": {"filename": wasm_path}}},
     }
+
+
+def wasm_filter(wasm_path, plugin_config, failure_policy=None):
+    """The wasm HTTP filter entry for a module and its plugin configuration."""
+    config = _wasm_config("tracejoin", wasm_path, plugin_config)
     if failure_policy:
-        wasm["typed_config"]["config"]["failure_policy"] = failure_policy
-    return wasm
+        config["failure_policy"] = failure_policy
+    return {
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", "config": config},
+    }
 
 
 def network_wasm_filter(wasm_path, plugin_config):
     """The wasm network filter entry (in front of the HTTP connection manager)."""
-    configuration = json.dumps(plugin_config) if not isinstance(plugin_config, str) else plugin_config
     return {
         "name": "envoy.filters.network.wasm",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
-            "config": {
-                "name": "tracejoin-network",
-                "root_id": "tracejoin",
-                "configuration": {
-                    "@type": "type.googleapis.com/google.protobuf.StringValue",
-                    "value": configuration,
-                },
-                "vm_config": {
-                    "vm_id": "tracejoin",
-                    "runtime": "envoy.wasm.runtime.v8",
-                    "code": {"local": {"filename": wasm_path}},
-                },
-            },
+            "config": _wasm_config("tracejoin-network", wasm_path, plugin_config),
         },
     }
 
