@@ -31,12 +31,13 @@ def envoy_binary():
 
 
 def _wasm_config(name, wasm_path, plugin_config):
+    # (The plugin's name is also its root id, so Envoy's log lines tell the two apart.)
     """The proxy-wasm plugin config shared by the HTTP and the network filter (a dict is sent
     as JSON, a string as it is); one VM for both (`vm_id`), a root context each."""
     configuration = json.dumps(plugin_config) if not isinstance(plugin_config, str) else plugin_config
     return {
         "name": name,
-        "root_id": "tracejoin",
+        "root_id": name,
         "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": configuration},
         "vm_config": {"vm_id": "tracejoin", "runtime": "envoy.wasm.runtime.v8", "code": {"local": {"filename": wasm_path}}},
     }
