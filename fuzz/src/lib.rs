@@ -4,6 +4,9 @@
 
 use tracejoin::codec::Header;
 
+pub mod http1;
+pub mod stream;
+
 /// The longest tracestate the filter may send (W3C: at least 512 must be kept).
 pub const TRACESTATE_MAX_LEN: usize = 512;
 /// Most tracestate list members.

@@ -1,0 +1,196 @@
+//! The network position: a downstream byte stream, cut into client writes, through
+//! `ConnectionFilter` over the crate's `RecordingHost` exactly as the unit tests' `Wire`
+//! simulates Envoy's read loop (each write grows the buffer, Continue hands the whole
+//! buffer to the HCM, Pause keeps it), with host calls that may fail. What the HCM
+//! received is checked against an independent framer (`tracejoin_fuzz::http1`): every
+//! byte outside trace-header lines, message boundaries and bodies unchanged; nothing held
+//! but an unfinished head; rewritten heads well-formed; nothing changed from the first
+//! ambiguous or non-HTTP/1 byte on (`tracejoin_fuzz::stream::check`).
+//!
+//! Input: the binary form `config, flags, fail, n, n write sizes, stream...`, or the text
+//! form for hand-made seeds: a first line `#! config=2 writes=1,7,64 eos fail=5` (any
+//! subset), then the stream's bytes as they are.
+#![no_main]
+
+use std::cell::RefCell;
+
+use libfuzzer_sys::fuzz_target;
+use tracejoin::config::Config;
+use tracejoin::filter::connection::{ConnectionFilter, Verdict};
+use tracejoin::filter::recording_host::fail;
+use tracejoin::filter::{Counter, RecordingHost};
+use tracejoin::ids::IdGenerator;
+use tracejoin::stream::Leave;
+use tracejoin_fuzz::show;
+use tracejoin_fuzz::stream::{Limits, check};
+
+const CONFIGS: [&str; 6] = [
+    r#"{"position":"network","tracer":"zipkin"}"#,
+    r#"{"position":"network","tracer":"opentelemetry","propagate":["tracecontext","b3","b3multi","jaeger"]}"#,
+    r#"{"position":"network","tracer":"none","trust":"restart"}"#,
+    r#"{"position":"network","tracer":"zipkin_w3c","trust":"resample","sampling_ratio":0}"#,
+    // Small limits, so that heads at and over them and the held-bytes limit are reached.
+    r#"{"position":"network","tracer":"zipkin","max_request_headers_kb":1,"max_request_headers_count":6,"per_connection_buffer_limit_bytes":1024}"#,
+    r#"{"position":"network","tracer":"none","extract":["jaeger","b3"],"propagate":["b3multi","tracecontext"]}"#,
+];
+
+thread_local! {
+    static LOADED: RefCell<Vec<Config>> = RefCell::new(
+        CONFIGS
+            .iter()
+            .map(|json| {
+                Config::from_json(json.as_bytes())
+                    .unwrap_or_else(|e| panic!("a valid configuration was rejected: {json}: {e}"))
+            })
+            .collect(),
+    );
+}
+
+struct Input<'a> {
+    config: usize,
+    /// Write sizes, used in turn until the stream is written; empty: one write.
+    writes: Vec<usize>,
+    /// `on_data` call i fails its host calls when bit `i % 7` is set.
+    fail: u8,
+    /// The last write says end of stream.
+    eos: bool,
+    stream: &'a [u8],
+}
+
+fn binary(data: &[u8]) -> Input<'_> {
+    let byte = |i: usize| data.get(i).copied().unwrap_or(0);
+    let n = usize::from(byte(3) % 17);
+    let writes = (0..n)
+        .map(|i| match byte(4 + i) {
+            c @ 0..200 => usize::from(c) + 1,
+            c => usize::from(c - 199) * 256,
+        })
+        .collect();
+    let f = byte(2);
+    Input {
+        config: usize::from(byte(0)) % CONFIGS.len(),
+        writes,
+        // One input in four has failing host calls.
+        fail: if f >= 192 { f & 0x7f } else { 0 },
+        eos: byte(1) & 1 == 1,
+        stream: data.get(4 + n..).unwrap_or_default(),
+    }
+}
+
+fn text(data: &[u8]) -> Input<'_> {
+    let nl = data.iter().position(|b| *b == b'\n').unwrap_or(data.len());
+    let mut input = Input {
+        config: 0,
+        writes: Vec::new(),
+        fail: 0,
+        eos: false,
+        stream: data.get(nl + 1..).unwrap_or_default(),
+    };
+    for token in String::from_utf8_lossy(&data[2..nl]).split_whitespace() {
+        let (key, value) = token.split_once('=').unwrap_or((token, ""));
+        match key {
+            "config" => input.config = value.parse::<usize>().unwrap_or(0) % CONFIGS.len(),
+            "writes" => {
+                input.writes = value
+                    .split(',')
+                    .filter_map(|n| n.parse::<usize>().ok())
+                    .filter(|n| *n > 0)
+                    .take(16)
+                    .collect();
+            }
+            "fail" => input.fail = value.parse::<u8>().unwrap_or(0) & 0x7f,
+            "eos" => input.eos = true,
+            _ => {}
+        }
+    }
+    input
+}
+
+fuzz_target!(|data: &[u8]| {
+    let input = if data.starts_with(b"#!") {
+        text(data)
+    } else {
+        binary(data)
+    };
+    let config = LOADED.with(|c| c.borrow()[input.config].clone());
+    let stream = input.stream;
+
+    // The Wire: each write grows the buffer; Continue hands all of it to the HCM.
+    let mut host = RecordingHost::default();
+    let mut filter = ConnectionFilter::new(&mut host);
+    let mut ids = IdGenerator::from_seed(5);
+    let mut passed = Vec::new();
+    let mut at = 0usize;
+    let mut call = 0usize;
+    while at < stream.len() {
+        let size = input
+            .writes
+            .get(call % input.writes.len().max(1))
+            .copied()
+            .unwrap_or(stream.len());
+        let end = (at + size).min(stream.len());
+        host.downstream.extend_from_slice(&stream[at..end]);
+        at = end;
+        host.fail = if input.fail >> (call % 7) & 1 == 1 {
+            fail::DOWNSTREAM
+        } else {
+            0
+        };
+        let len = host.downstream.len();
+        let eos = input.eos && at == stream.len();
+        match filter.on_data(&mut host, &config, &mut ids, len, eos) {
+            Verdict::Continue => passed.append(&mut host.downstream),
+            Verdict::Pause => {}
+        }
+        call += 1;
+    }
+    let held = std::mem::take(&mut host.downstream);
+
+    let limits = Limits {
+        max_head_bytes: config.limits.max_head_bytes,
+        max_held_bytes: config.limits.max_held_bytes,
+    };
+    let what = || {
+        format!(
+            "\nconfig: {}\nwrites: {:?} fail: {:#x} eos: {}\nin:  {}\nout: {}\nheld: {}",
+            CONFIGS[input.config],
+            input.writes,
+            input.fail,
+            input.eos,
+            show(stream),
+            show(&passed),
+            show(&held)
+        )
+    };
+    let (framed, seen) = match check(stream, &passed, &held, input.eos, &limits) {
+        Ok(r) => r,
+        Err(e) => panic!("{e}\nframed: {:?}{}", http1_stop(stream), what()),
+    };
+
+    // The counters agree with what reached the HCM.
+    let left: u32 = Leave::ALL
+        .iter()
+        .map(|r| host.count(Counter::NetworkLeft(*r)))
+        .sum();
+    assert!(left <= 1, "left the connection {left} times{}", what());
+    assert_eq!(host.count(Counter::NetworkConnection), 1);
+    let rewritten = host.count(Counter::NetworkRewritten) as usize;
+    assert!(
+        rewritten >= seen.rewritten,
+        "{rewritten} rewrites counted, {} seen{}",
+        seen.rewritten,
+        what()
+    );
+    if !matches!(framed.stop, tracejoin_fuzz::http1::Stop::Unchecked { .. }) {
+        assert_eq!(rewritten, seen.rewritten, "rewrites counted{}", what());
+    }
+    assert!(
+        host.count(Counter::NetworkHead) as usize >= rewritten,
+        "{}",
+        what()
+    );
+});
+
+fn http1_stop(stream: &[u8]) -> tracejoin_fuzz::http1::Stop {
+    tracejoin_fuzz::http1::frame(stream).stop
+}
