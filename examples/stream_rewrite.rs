@@ -1,0 +1,139 @@
+//! The network position over a simulated Envoy read loop, for tests in other languages
+//! (`tests/integration/test_stream_differential.py` checks it against independent HTTP/1.1
+//! parsers). Reads JSON lines on stdin:
+//!
+//! ```text
+//! {"config": "<plugin JSON>", "stream": "<base64>", "writes": [sizes...], "eos": false}
+//! ```
+//!
+//! and for each prints one JSON line:
+//!
+//! ```text
+//! {"output": "<base64: what the HCM received>", "held": <bytes still buffered>,
+//!  "left": ["tracejoin.network.left.<reason>", ...], "heads": n, "rewritten": n}
+//! ```
+//!
+//! Each client write (the sizes in turn until the stream is written; none: one write)
+//! grows the connection's buffer, the filter is called, Continue hands the whole buffer to
+//! the HCM and Pause keeps it, as the crate's unit tests' `Wire` does.
+//! `cargo run --release --example stream_rewrite < lines.jsonl`
+#![allow(clippy::indexing_slicing)] // a test driver, not the filter: indexes are in range
+
+use std::io::{self, BufRead, Write};
+
+use serde_json::{Value, json};
+use tracejoin::config::Config;
+use tracejoin::filter::connection::{ConnectionFilter, Verdict};
+use tracejoin::filter::{Counter, RecordingHost};
+use tracejoin::ids::IdGenerator;
+use tracejoin::stream::Leave;
+
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in text.bytes().filter(|c| *c != b'=') {
+        let v = ALPHABET
+            .iter()
+            .position(|a| *a == c)
+            .ok_or_else(|| format!("not base64: {:?}", char::from(c)))?;
+        acc = acc << 6 | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Ok(out)
+}
+
+fn run(line: &str) -> Result<Value, String> {
+    let request: Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let config = request["config"].as_str().ok_or("config: not a string")?;
+    let config = Config::from_json(config.as_bytes()).map_err(|e| e.to_string())?;
+    let stream = base64_decode(request["stream"].as_str().ok_or("stream: not a string")?)?;
+    let writes: Vec<usize> = match &request["writes"] {
+        Value::Null => Vec::new(),
+        Value::Array(sizes) => sizes
+            .iter()
+            .map(|n| match n.as_u64() {
+                Some(n) if n > 0 => Ok(n as usize),
+                _ => Err(format!("writes: {n} is not a size")),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err("writes: not a list".into()),
+    };
+    let end_of_stream = request["eos"].as_bool().unwrap_or(false);
+
+    let mut host = RecordingHost::default();
+    let mut filter = ConnectionFilter::new(&mut host);
+    let mut ids = IdGenerator::from_seed(5);
+    let mut output = Vec::new();
+    let mut at = 0usize;
+    let mut call = 0usize;
+    while at < stream.len() {
+        let size = match writes.len() {
+            0 => stream.len(),
+            n => writes[call % n],
+        };
+        let end = (at + size).min(stream.len());
+        host.downstream.extend_from_slice(&stream[at..end]);
+        at = end;
+        let len = host.downstream.len();
+        let eos = end_of_stream && at == stream.len();
+        if filter.on_data(&mut host, &config, &mut ids, len, eos) == Verdict::Continue {
+            output.append(&mut host.downstream);
+        }
+        call += 1;
+    }
+    let left: Vec<String> = Leave::ALL
+        .iter()
+        .map(|r| Counter::NetworkLeft(*r))
+        .filter(|c| host.count(*c) > 0)
+        .map(|c| c.name(&config))
+        .collect();
+    Ok(json!({
+        "output": base64_encode(&output),
+        "held": host.downstream.len(),
+        "left": left,
+        "heads": host.count(Counter::NetworkHead),
+        "rewritten": host.count(Counter::NetworkRewritten),
+    }))
+}
+
+fn main() -> io::Result<()> {
+    let stdin = io::stdin();
+    let mut stdout = io::BufWriter::new(io::stdout().lock());
+    for line in stdin.lock().lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let answer = run(&line).unwrap_or_else(|e| json!({ "error": e }));
+        writeln!(stdout, "{answer}")?;
+    }
+    stdout.flush()
+}
