@@ -5,6 +5,7 @@ CARGO        ?= cargo
 WASM_TARGET  := wasm32-wasip1
 WASM_RAW     := target/$(WASM_TARGET)/release/tracejoin.wasm
 WASM         := tracejoin.wasm
+OCI_LAYOUT   ?= build/oci
 VENV         := .venv
 PYTHON       := $(VENV)/bin/python
 ENVOY_VERSION ?= 1.40.0
@@ -32,6 +33,8 @@ check:
 setup: $(VENV)/.installed
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
 	@command -v wasm-opt >/dev/null || ./scripts/apt-install.sh binaryen
+	@# A registry and a client for tests/integration/test_oci.py's push and pull (Debian's CNCF distribution and skopeo)
+	@command -v docker-registry >/dev/null && command -v skopeo >/dev/null || ./scripts/apt-install.sh docker-registry skopeo
 
 # The Python tooling (tools/, package tracejoin_tools) is installed editable, so the tests and
 # `python -m tracejoin_tools.<module>` run the tree's code.
@@ -112,11 +115,17 @@ istio-config: setup
 	$(PYTHON) -m tracejoin_tools.istio.serviceentries_to_config istio/service-entries.yaml \
 		--write istio/wasmplugin-sidecar.yaml istio/trafficextension.yaml istio/envoyfilter-upstream.yaml
 
-## istio-release: manifests pinned to one module, in build/istio/. Either
+## oci: the OCI image Istio pulls, as an image layout in build/oci (no Docker engine); prints its digest
+.PHONY: oci
+oci: build
+	$(PYTHON) -m tracejoin_tools.istio.oci --wasm $(WASM) --out $(OCI_LAYOUT) $(if $(OCI_TAG),--tag $(OCI_TAG))
+
+## istio-release: manifests pinned to one module, in build/istio/. One of
+##   make istio-release IMAGE=registry.example.com/tracejoin:0.1.0   (sha256 from build/oci, as pushed)
 ##   make istio-release IMAGE=registry.example.com/tracejoin:0.1.0 DIGEST=<image digest>
 ##   make istio-release WASM_URL=file:///var/local/lib/wasm/tracejoin.wasm
 istio-release: build
-	$(PYTHON) -m tracejoin_tools.istio.pin --out build/istio $(if $(IMAGE),--image $(IMAGE) --digest $(DIGEST),--file-url $(or $(WASM_URL),file:///var/local/lib/wasm/tracejoin.wasm) --wasm $(WASM))
+	$(PYTHON) -m tracejoin_tools.istio.pin --out build/istio $(if $(IMAGE),--image $(IMAGE) $(if $(DIGEST),--digest $(DIGEST),--oci-layout $(OCI_LAYOUT)),--file-url $(or $(WASM_URL),file:///var/local/lib/wasm/tracejoin.wasm) --wasm $(WASM))
 
 ## scenarios: print what an app receives per scenario, position and tracer
 scenarios: build
