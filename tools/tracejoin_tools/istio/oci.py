@@ -9,7 +9,7 @@ It prints the manifest digest: the `sha256` a WasmPlugin or TrafficExtension pin
 compares it with the digest of the manifest it pulls, not of the module). The same module
 gives the same layout, byte for byte: no timestamps, fixed tar metadata, and a gzip stream
 of stored deflate blocks written here, so the digest does not depend on which zlib the
-machine has (zlib and zlib-ng compress the same bytes differently).
+machine has (zlib and zlib-ng compress the same bytes differently, zlib-ng/zlib-ng#795).
 
 `read_layout` checks a layout the way a registry client and Istio would read it (every blob
 against its digest and size, the media types, the module inside the layer); `pin.py
@@ -260,7 +260,7 @@ def main(argv=None):
     print(f"manifest digest: {layout.digest} ({len(layout.manifest)} bytes; layer {len(layout.layer)} bytes)")
     print(f"sha256 for WasmPlugin/TrafficExtension: {layout.digest.removeprefix('sha256:')}")
     print("push it, e.g.:")
-    print(f"  skopeo copy oci:{args.out}:{layout.tag} docker://registry.example.com/tracejoin:{layout.tag}")
+    print(f"  skopeo copy --preserve-digests oci:{args.out}:{layout.tag} docker://registry.example.com/tracejoin:{layout.tag}")
     print(f"  oras cp --from-oci-layout {args.out}:{layout.tag} registry.example.com/tracejoin:{layout.tag}")
     print(f"then: make istio-release IMAGE=registry.example.com/tracejoin:{layout.tag}")
     return 0
