@@ -53,8 +53,8 @@ const PROPAGATES: [Option<&str>; 4] = [
 /// everything allowed out.
 const EXTERNALS: [&str; 3] = [
     "",
-    r#","external_services":[{"name":"openai-external","namespace":"default","hosts":["api.openai.com"],"ports":[80,443]},{"name":"s3-external","hosts":["*.s3.amazonaws.com"],"ports":[443]},{"name":"partner","namespace":"mesh","hosts":["partner.example.com"],"propagate":true}],"external_propagate":false,"unregistered_propagate":false"#,
-    r#","external_services":[{"name":"openai-external","hosts":["api.openai.com"]},{"name":"cloudfront-external","hosts":["*.cloudfront.net"],"ports":[443]}],"external_propagate":true,"unregistered_propagate":true"#,
+    r#","external_services":[{"name":"openai-external","namespace":"default","hosts":["api.openai.com"],"ports":[80,443]},{"name":"aws-s3-external","hosts":["*.s3.amazonaws.com"],"ports":[443]},{"name":"partner","namespace":"mesh","hosts":["partner.example.com"],"propagate":true}],"external_propagate":false,"unregistered_propagate":false"#,
+    r#","external_services":[{"name":"openai-external","hosts":["api.openai.com"]},{"name":"aws-cloudfront","hosts":["*.cloudfront.net"],"ports":[443]}],"external_propagate":true,"unregistered_propagate":true"#,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]

@@ -15,7 +15,7 @@ fn entry(name: &str, hosts: &[&str], ports: &[u16]) -> ExternalService {
 fn matcher() -> Matcher {
     Matcher::new(vec![
         entry("openai-external", &["api.openai.com"], &[443]),
-        entry("s3-external", &["*.s3.amazonaws.com"], &[]),
+        entry("aws-s3-external", &["*.s3.amazonaws.com"], &[]),
         entry("s3-eu-external", &["*.eu-west-1.s3.amazonaws.com"], &[]),
         entry("s3-bucket-external", &["assets.s3.amazonaws.com"], &[]),
         entry(
@@ -74,11 +74,11 @@ fn wildcards_follow_istio_and_the_most_specific_wins() {
     let m = matcher();
     assert_eq!(
         classify(&m, None, Some("photos.s3.amazonaws.com")),
-        "s3-external"
+        "aws-s3-external"
     );
     assert_eq!(
         classify(&m, None, Some("a.b.s3.amazonaws.com")),
-        "s3-external"
+        "aws-s3-external"
     );
     assert_eq!(
         classify(&m, None, Some("bucket.eu-west-1.s3.amazonaws.com")),
@@ -97,7 +97,7 @@ fn wildcards_follow_istio_and_the_most_specific_wins() {
             Some("outbound|443||*.s3.amazonaws.com"),
             Some("x.s3.amazonaws.com")
         ),
-        "s3-external"
+        "aws-s3-external"
     );
 }
 

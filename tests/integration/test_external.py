@@ -18,7 +18,7 @@ PLUGIN = {
     "tracer": "zipkin",
     "external_services": [
         {"name": "openai-external", "namespace": "egress", "hosts": ["api.openai.com"], "ports": [443]},
-        {"name": "s3-external", "hosts": ["*.s3.amazonaws.com"], "ports": [443]},
+        {"name": "aws-s3-external", "hosts": ["*.s3.amazonaws.com"], "ports": [443]},
         {"name": "kakao-external", "hosts": ["kauth.kakao.com"], "ports": [443], "propagate": True},
         {"name": "down-external", "hosts": ["down.example.com"]},
     ],
@@ -116,14 +116,14 @@ def test_external_calls_are_named_in_access_logs_and_stats(mesh):
     lines = wait_for(lambda: access_log.exists() and len(access_log.read_text().splitlines()) >= 4 and access_log.read_text().splitlines())
     assert lines == [
         "entry=openai-external ns=egress host=api.openai.com code=200",
-        "entry=s3-external ns=default host=photos.s3.amazonaws.com code=503",
+        "entry=aws-s3-external ns=default host=photos.s3.amazonaws.com code=503",
         "entry=- ns=- host=- code=200",
         "entry=unregistered ns=- host=example.org code=404",
     ]
     stats = envoy.stats("tracejoin.external")
     prefix = "wasmcustom.tracejoin.external."
     assert stats[prefix + "service_entry.openai-external.namespace.egress.rq_2xx"] == 1
-    assert stats[prefix + "service_entry.s3-external.namespace.default.rq_5xx"] == 1
+    assert stats[prefix + "service_entry.aws-s3-external.namespace.default.rq_5xx"] == 1
     assert stats[prefix + "unregistered.rq_4xx"] == 1
     assert "tracejoin: calls to example.org leave the mesh with no ServiceEntry" in envoy.log()
 

@@ -292,7 +292,7 @@ def test_service_entries_are_the_single_source():
     assert check.returncode == 0, check.stderr
     generated = json.loads(subprocess.run(tool, capture_output=True, text=True, check=True).stdout)["external_services"]
     names = {s["name"] for s in generated}
-    assert names == {"google-external", "kakao-external", "naver-external", "openai-external", "s3-external", "cloudfront-external"}
+    assert names == {"google-external", "kakao-external", "naver-external", "openai-external", "aws-s3-external", "aws-cloudfront"}
     outbound = [d for d in yaml.safe_load_all((ISTIO / "wasmplugin-sidecar.yaml").read_text()) if d["metadata"]["name"] == "tracejoin-outbound"][0]
     assert outbound["spec"]["pluginConfig"]["external_services"] == generated
     upstream = [c for _, c in (p.values for p in plugin_configs()) if c.get("position") == "upstream" and "external_services" in c]
