@@ -1,7 +1,8 @@
 //! External services: which Istio ServiceEntry a call leaves the mesh for.
 //!
-//! A call is matched by the host of its Envoy cluster (`outbound|PORT|SUBSET|HOST`, where a
-//! ServiceEntry's wildcard host appears literally) and by its request authority, case-
+//! A call is matched by the host of its Envoy cluster (`outbound|PORT|SUBSET|HOST` in sidecars
+//! and gateways, `inbound-vip|PORT|SUBSET|HOST` in an ambient waypoint, where a ServiceEntry's
+//! wildcard host appears literally) and by its request authority, case-
 //! insensitively and without a port suffix. Exact hosts beat wildcards, longer wildcards beat
 //! shorter ones, and an entry listing the call's port beats one without ports; a known port
 //! that an entry does not list rules it out. Wildcards
@@ -137,10 +138,13 @@ impl Matcher {
     }
 }
 
-/// `outbound|443||api.openai.com` -> (host, port).
+/// `outbound|443||api.openai.com` -> (host, port). A waypoint routes the services it serves
+/// (a ServiceEntry bound to it with `istio.io/use-waypoint`) to `inbound-vip|443|http|HOST`
+/// (Istio's `getWaypointDestinationCluster`), which names the host the same way.
 fn outbound_cluster(cluster: &[u8]) -> Option<(Option<&[u8]>, Option<u16>)> {
     let mut parts = cluster.split(|b| *b == b'|');
-    if parts.next()? != b"outbound" {
+    let direction = parts.next()?;
+    if direction != b"outbound" && direction != b"inbound-vip" {
         return None;
     }
     let port = parts.next().and_then(parse_port);

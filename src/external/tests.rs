@@ -123,6 +123,51 @@ fn ports_select_among_entries_of_one_host() {
 }
 
 #[test]
+fn waypoint_clusters_name_the_host_too() {
+    let m = matcher();
+    // An ambient waypoint's cluster for a ServiceEntry bound to it: host and port as in a
+    // sidecar's `outbound|...` name.
+    assert_eq!(
+        classify(
+            &m,
+            Some("inbound-vip|443|http|api.openai.com"),
+            Some("10.96.0.7")
+        ),
+        "openai-external"
+    );
+    assert_eq!(
+        classify(
+            &m,
+            Some("inbound-vip|443|http|*.s3.amazonaws.com"),
+            Some("photos.s3.amazonaws.com")
+        ),
+        "aws-s3-external"
+    );
+    assert_eq!(
+        classify(&m, Some("inbound-vip|80|http|cdn.example.com"), None),
+        "cdn-plain"
+    );
+    // openai lists 443 only: the cluster's port rules it out.
+    assert_eq!(
+        classify(&m, Some("inbound-vip|8443|http|api.openai.com"), None),
+        "internal"
+    );
+    // An in-mesh service behind the waypoint stays internal; other directions are not read.
+    assert_eq!(
+        classify(
+            &m,
+            Some("inbound-vip|8080|http|character-api.default.svc.cluster.local"),
+            Some("character-api:8080")
+        ),
+        "internal"
+    );
+    assert_eq!(
+        classify(&m, Some("inbound|443||api.openai.com"), None),
+        "internal"
+    );
+}
+
+#[test]
 fn passthrough_without_a_match_is_unregistered() {
     let m = matcher();
     assert_eq!(
@@ -169,6 +214,8 @@ fn malformed_names_never_panic() {
         "outbound||",
         "outbound|x||",
         "outbound|99999||api.openai.com",
+        "inbound-vip|",
+        "inbound-vip|443|http",
         "|||",
         "",
     ] {
