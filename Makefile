@@ -113,7 +113,9 @@ soak: build
 ## istio-config: regenerate external_services in the Istio manifests from the ServiceEntries
 istio-config: setup
 	$(PYTHON) -m tracejoin_tools.istio.serviceentries_to_config istio/service-entries.yaml \
-		--write istio/wasmplugin-sidecar.yaml istio/trafficextension.yaml istio/envoyfilter-upstream.yaml
+		--write istio/wasmplugin-sidecar.yaml istio/trafficextension.yaml istio/envoyfilter-upstream.yaml \
+		istio/ambient/wasmplugin-waypoint.yaml istio/ambient/wasmplugin-waypoint-egress.yaml \
+		istio/ambient/trafficextension-waypoint.yaml istio/ambient/envoyfilter-waypoint-upstream.yaml
 
 ## oci: the OCI image Istio pulls, as an image layout in build/oci (no Docker engine); prints its digest
 .PHONY: oci

@@ -19,6 +19,9 @@ from tracejoin_tools.envoy.trace_headers import header_values
 
 ISTIO = ROOT / "istio"
 MANIFESTS = sorted(p for p in ISTIO.glob("*.yaml") if p.name != "kustomization.yaml")
+# The ambient waypoint kit (istio/ambient/): validated and loaded like the rest.
+AMBIENT = ISTIO / "ambient"
+AMBIENT_MANIFESTS = sorted(p for p in AMBIENT.glob("*.yaml") if p.name != "kustomization.yaml")
 CONFIG_SCHEMA = json.loads((ROOT / "schema" / "tracejoin-config.schema.json").read_text())
 KUBERNETES_VERSION = "1.33"
 
@@ -66,10 +69,10 @@ def crd_schemas():
 
 
 def documents():
-    for path in MANIFESTS:
+    for path in MANIFESTS + AMBIENT_MANIFESTS:
         for i, doc in enumerate(yaml.safe_load_all(path.read_text())):
             if doc and "kind" in doc:  # istiod-values.yaml is Helm values, not a resource
-                yield pytest.param(doc, id=f"{path.name}#{i}-{doc['kind']}-{doc['metadata']['name']}")
+                yield pytest.param(doc, id=f"{path.relative_to(ISTIO)}#{i}-{doc['kind']}-{doc['metadata']['name']}")
 
 
 @pytest.mark.parametrize("doc", list(documents()))
@@ -119,10 +122,11 @@ def test_istiod_values_name_what_the_kit_uses():
     assert values["defaultConfig"]["proxyStatsMatcher"]["inclusionPrefixes"] == ["wasmcustom.tracejoin"]
 
 
-def test_kustomization_lists_existing_manifests():
-    kustomization = yaml.safe_load((ISTIO / "kustomization.yaml").read_text())
+@pytest.mark.parametrize("folder", [ISTIO, AMBIENT], ids=["istio", "ambient"])
+def test_kustomization_lists_existing_manifests(folder):
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
     for resource in kustomization["resources"]:
-        assert (ISTIO / resource).exists(), resource
+        assert (folder / resource).exists(), resource
 
 
 def test_kustomization_is_the_all_wasmplugin_deployment():
@@ -144,11 +148,11 @@ def plugin_type(doc):
     return spec.get("type", "HTTP")
 
 
-def extensions(kind):
-    """The kit's WasmPlugins or TrafficExtensions by name."""
+def extensions(kind, manifests=MANIFESTS):
+    """The kit's WasmPlugins or TrafficExtensions (or any kind) by name."""
     return {
         d["metadata"]["name"]: d
-        for path in MANIFESTS
+        for path in manifests
         for d in yaml.safe_load_all(path.read_text())
         if d and d.get("kind") == kind
     }
@@ -176,11 +180,11 @@ def test_every_http_plugin_has_a_network_twin(kind):
 def plugin_configs():
     """(position, pluginConfig) for every place the kit configures tracejoin: a NETWORK plugin
     is a network filter (position network), an HTTP one a listener filter (downstream)."""
-    for path in MANIFESTS:
+    for path in MANIFESTS + AMBIENT_MANIFESTS:
         for doc in yaml.safe_load_all(path.read_text()):
             if not doc or "kind" not in doc:
                 continue
-            name = f"{path.name}:{doc['metadata']['name']}"
+            name = f"{path.relative_to(ISTIO)}:{doc['metadata']['name']}"
             position = "network" if doc["kind"] in ("WasmPlugin", "TrafficExtension") and plugin_type(doc) == "NETWORK" else "downstream"
             if doc["kind"] == "WasmPlugin":
                 yield pytest.param(position, doc["spec"].get("pluginConfig", {}), id=name)
@@ -288,6 +292,7 @@ def test_deployments_run_in_envoy(upstream_port, wasm, network, kind, behind):
 def test_service_entries_are_the_single_source():
     tool = [sys.executable, "-m", "tracejoin_tools.istio.serviceentries_to_config", str(ISTIO / "service-entries.yaml")]
     manifests = [str(ISTIO / n) for n in ("wasmplugin-sidecar.yaml", "trafficextension.yaml", "envoyfilter-upstream.yaml")]
+    manifests += [str(p) for p in AMBIENT_MANIFESTS if "external_services" in p.read_text()]
     check = subprocess.run(tool + ["--check", *manifests], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     generated = json.loads(subprocess.run(tool, capture_output=True, text=True, check=True).stdout)["external_services"]
@@ -297,6 +302,9 @@ def test_service_entries_are_the_single_source():
     assert outbound["spec"]["pluginConfig"]["external_services"] == generated
     upstream = [c for _, c in (p.values for p in plugin_configs()) if c.get("position") == "upstream" and "external_services" in c]
     assert upstream and all(c["external_services"] == generated for c in upstream)
+    # Every plugin of the kit that names external calls, the waypoints' included.
+    named = [c for _, c in (p.values for p in plugin_configs()) if "external_services" in c]
+    assert len(named) == 8 and all(c["external_services"] == generated for c in named)
 
 
 def test_a_stale_block_is_caught(tmp_path):
@@ -359,3 +367,216 @@ def test_generated_external_services_tag_calls_in_envoy(upstream_port, wasm, tmp
     assert status == 200
     assert header_values(got, "traceparent") == []
     assert stats["wasmcustom.tracejoin.external.service_entry.openai-external.namespace.default.rq_2xx"] == 1
+
+
+# Ambient waypoints (istio/ambient/README.md). What istiod 1.30.3 does with them, read in its
+# source: a waypoint takes a policy only through targetRefs (`ShouldAttachPolicy`,
+# pilot/pkg/model/policyattachment.go), builds its listeners as the SERVER class
+# (`buildWaypointHTTPFilters`, listener_waypoint.go; `workloadModeForListenerClass`), and
+# places NETWORK plugins only on its TCP chains.
+WAYPOINT_KINDS = {("gateway.networking.k8s.io", "Gateway"), ("networking.istio.io", "ServiceEntry"), ("", "Service")}
+
+
+def ambient_policies():
+    return [
+        d
+        for path in AMBIENT_MANIFESTS
+        for d in yaml.safe_load_all(path.read_text())
+        if d and d["kind"] in ("WasmPlugin", "TrafficExtension", "EnvoyFilter", "Telemetry")
+    ]
+
+
+@pytest.mark.parametrize("doc", ambient_policies(), ids=lambda d: f"{d['kind']}-{d['metadata']['name']}")
+def test_waypoint_policies_attach_by_target_refs(doc):
+    spec = doc["spec"]
+    # CEL rules the schema validation above does not evaluate: targetRefs or selector, and no
+    # cross-namespace reference. A waypoint ignores selectors altogether.
+    assert spec.get("targetRefs") and not spec.get("selector") and not spec.get("workloadSelector")
+    for ref in spec["targetRefs"]:
+        assert (ref.get("group", ""), ref["kind"]) in WAYPOINT_KINDS and "namespace" not in ref, ref
+    # A waypoint's listeners are SERVER: a CLIENT match would never attach.
+    for selector in spec.get("match", []):
+        assert selector.get("mode", "CLIENT_AND_SERVER") in ("SERVER", "CLIENT_AND_SERVER")
+    if doc["kind"] in ("WasmPlugin", "TrafficExtension"):
+        assert plugin_type(doc) == "HTTP", "NETWORK plugins never run in front of a waypoint's HCM"
+        assert spec.get("wasm", spec)["failStrategy"] == "FAIL_OPEN"
+    if doc["kind"] == "EnvoyFilter":
+        for patch in spec["configPatches"]:
+            # The per-service HCMs that trace; not connect_terminate, whose router carries
+            # ztunnel's HBONE CONNECT requests.
+            assert patch["match"]["context"] == "SIDECAR_INBOUND"
+            assert patch["match"]["listener"]["name"] == "main_internal"
+
+
+def test_egress_plugins_name_the_kits_service_entries():
+    """The ServiceEntry-targeted variant names exactly the ServiceEntries the cluster has, in
+    their namespace (istiod matches a ServiceEntry reference only there)."""
+    entries = {(d["metadata"]["name"], d["metadata"]["namespace"]) for d in yaml.safe_load_all((ISTIO / "service-entries.yaml").read_text()) if d and d["kind"] == "ServiceEntry"}
+    assert {n for n, _ in entries} == {"google-external", "kakao-external", "naver-external", "openai-external", "aws-s3-external", "aws-cloudfront"}
+    for kind in ("WasmPlugin", "TrafficExtension"):
+        egress = extensions(kind, AMBIENT_MANIFESTS)["tracejoin-egress"]
+        refs = {(r["name"], egress["metadata"]["namespace"]) for r in egress["spec"]["targetRefs"] if r["kind"] == "ServiceEntry"}
+        assert refs == entries, kind
+
+
+@pytest.mark.parametrize("manifests", [MANIFESTS, AMBIENT_MANIFESTS], ids=["istio", "ambient"])
+def test_trafficextensions_mirror_the_wasmplugins(manifests):
+    """TrafficExtension kept in step with WasmPlugin: one per WasmPlugin, same name, placement
+    (selector or targetRefs, match, phase, priority) and module settings, same pluginConfig."""
+    plugins, extensions_ = extensions("WasmPlugin", manifests), extensions("TrafficExtension", manifests)
+    assert plugins and set(plugins) == set(extensions_)
+    for name, plugin in plugins.items():
+        extension = extensions_[name]
+        assert extension["metadata"]["namespace"] == plugin["metadata"]["namespace"]
+        for field in ("selector", "targetRefs", "match", "phase", "priority"):
+            assert extension["spec"].get(field) == plugin["spec"].get(field), (name, field)
+        for field in ("url", "imagePullPolicy", "type", "failStrategy", "pluginConfig"):
+            assert extension["spec"]["wasm"].get(field) == plugin["spec"].get(field), (name, field)
+
+
+def test_waypoint_tracer_is_the_one_the_plugins_expect():
+    """telemetry-waypoint.yaml gives the waypoint the `zipkin-w3c` provider, which the mesh
+    config defines with traceparent on; the waypoint plugins are configured for that tracer."""
+    providers = {p["name"]: p for p in yaml.safe_load((ISTIO / "istiod-values.yaml").read_text())["meshConfig"]["extensionProviders"]}
+    telemetry = extensions("Telemetry", AMBIENT_MANIFESTS)["waypoint-tracing"]
+    assert telemetry["spec"]["targetRefs"] == extensions("WasmPlugin", AMBIENT_MANIFESTS)["tracejoin-waypoint"]["spec"]["targetRefs"]
+    provider = providers[telemetry["spec"]["tracing"][0]["providers"][0]["name"]]
+    assert provider["zipkin"]["traceContextOption"] == "USE_B3_WITH_W3C_PROPAGATION"
+    assert provider["zipkin"]["service"] == providers["zipkin"]["zipkin"]["service"]
+    configs = [p.values[1] for p in plugin_configs() if p.id.startswith("ambient/")]
+    assert len(configs) == 5 and {c["tracer"] for c in configs} == {"zipkin_w3c"}
+
+
+def test_waypoint_options_mount_the_module_where_the_envoyfilter_reads_it():
+    options = next(yaml.safe_load_all((AMBIENT / "waypoint-options.yaml").read_text()))
+    overlay = yaml.safe_load(options["data"]["deployment"])["spec"]["template"]["spec"]
+    proxy = next(c for c in overlay["containers"] if c["name"] == "istio-proxy")
+    mount = proxy["volumeMounts"][0]
+    volume = next(v for v in overlay["volumes"] if v["name"] == mount["name"])
+    assert volume["configMap"]["name"] == "tracejoin-wasm"
+    doc = extensions("EnvoyFilter", AMBIENT_MANIFESTS)["tracejoin-waypoint-upstream"]
+    wasm_filter = doc["spec"]["configPatches"][0]["patch"]["value"]["typed_config"]["upstream_http_filters"][0]
+    filename = wasm_filter["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"]
+    assert Path(filename).parent == Path(mount["mountPath"])
+
+
+def waypoint_envoy(upstream_port, wasm, tracer, deployment, no_context_propagation=False):
+    """One waypoint HCM as istiod builds it for a service chain, run natively: the waypoint's
+    tracer (with `no_context_propagation` as a Telemetry's `disableContextPropagation` sets
+    it), and tracejoin either as the HTTP plugin (`plugin`) or as the EnvoyFilter's router
+    patch (`envoyfilter`). The routes go to the waypoint's cluster names."""
+    if deployment == "plugin":
+        plugin_config = extensions("WasmPlugin", AMBIENT_MANIFESTS)["tracejoin-waypoint"]["spec"]["pluginConfig"]
+        config = envoy_harness.render_config(upstream_port, tracer=tracer, position="downstream", wasm_path=wasm, plugin_config=plugin_config)
+    else:
+        doc = extensions("EnvoyFilter", AMBIENT_MANIFESTS)["tracejoin-waypoint-upstream"]
+        router = json.loads(json.dumps(doc["spec"]["configPatches"][0]["patch"]["value"]))
+        for f in router["typed_config"]["upstream_http_filters"]:
+            if f["name"] == "envoy.filters.http.wasm":
+                f["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = wasm
+        config = envoy_harness.render_config(upstream_port, tracer=tracer)
+        config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"] = [router]
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["tracing"]["no_context_propagation"] = no_context_propagation
+    # The waypoint's main_internal listener is INBOUND: its spans are server spans.
+    config["static_resources"]["listeners"][0]["traffic_direction"] = "INBOUND"
+    hcm["route_config"]["virtual_hosts"] = [
+        {"name": "openai", "domains": ["api.openai.com"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "inbound-vip|80|http|api.openai.com"}}]},
+        {"name": "mesh", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "inbound-vip|8080|http|character-api.default.svc.cluster.local"}}]},
+    ]
+    clusters = config["static_resources"]["clusters"]
+    for name in ("inbound-vip|80|http|api.openai.com", "inbound-vip|8080|http|character-api.default.svc.cluster.local"):
+        clusters.append(dict(json.loads(json.dumps(clusters[0])), name=name))
+        clusters[-1]["load_assignment"]["cluster_name"] = name
+    return envoy_harness.Envoy(config)
+
+
+@pytest.mark.parametrize("deployment", ["plugin", "envoyfilter"])
+def test_waypoint_continues_a_w3c_apps_trace(upstream_port, wasm, deployment):
+    """The ambient recommendation, measured: under the zipkin-w3c provider the waypoint's span
+    is a child of the calling app's span (which only wrote traceparent), and the destination
+    app gets that trace with the waypoint's span as parent, in traceparent and x-b3-* (the
+    tracer writes both; with either tracejoin deployment, the same)."""
+    with waypoint_envoy(upstream_port, wasm, "zipkin_w3c", deployment) as envoy:
+        status, _, got = send(envoy.port, [("host", "character-api:8080"), ("traceparent", traceparent())])
+        log = envoy.log()
+    assert status == 200
+    assert ("position Upstream," if deployment == "envoyfilter" else "position Downstream,") in log
+    assert header_values(got, "x-b3-traceid") == [T] and header_values(got, "x-b3-parentspanid") == [S]
+    waypoints_span = header_values(got, "x-b3-spanid")[0]
+    assert waypoints_span != S
+    assert header_values(got, "traceparent") == [traceparent(T, waypoints_span)]
+
+
+@pytest.mark.parametrize("deployment", ["plugin", "envoyfilter"])
+def test_waypoint_and_a_jaeger_app(upstream_port, wasm, deployment):
+    """A format the waypoint's tracer does not read (Jaeger): its span starts a fresh trace
+    and, behind it, the plugin cannot keep the tracer from writing that trace into traceparent
+    and x-b3-* (nothing runs in front of a waypoint's tracer); it adds the `b3` bridge with the
+    app's trace, which B3 readers take first. The EnvoyFilter, after the injection, carries the
+    app's trace on in every format, so the destination app joins its caller whatever it reads
+    (the waypoint's span stays outside)."""
+    with waypoint_envoy(upstream_port, wasm, "zipkin_w3c", deployment) as envoy:
+        status, _, got = send(envoy.port, [("host", "character-api:8080"), ("uber-trace-id", f"{T}:{S}:0:1")])
+    assert status == 200
+    if deployment == "envoyfilter":
+        assert header_values(got, "x-b3-traceid") == [T] and header_values(got, "traceparent") == [traceparent()]
+        assert header_values(got, "uber-trace-id") == [f"{T}:{S}:0:1"]
+    else:
+        assert header_values(got, "x-b3-traceid") != [T] and header_values(got, "x-b3-parentspanid") == []
+        assert header_values(got, "traceparent")[0].split("-")[1] != T
+        assert header_values(got, "b3") == [f"{T}-{S}-1"]
+
+
+def test_waypoint_under_the_b3_only_provider_starts_a_fresh_trace(upstream_port, wasm):
+    """Why the waypoint gets the zipkin-w3c provider: with the sidecars' B3-only `zipkin` and
+    no network filter in front (none runs before a waypoint's HCM), the waypoint's span is
+    not in the app's trace; tracejoin behind it only keeps the next app in it."""
+    plugin_config = dict(extensions("WasmPlugin", AMBIENT_MANIFESTS)["tracejoin-waypoint"]["spec"]["pluginConfig"], tracer="zipkin")
+    config = envoy_harness.render_config(upstream_port, tracer="zipkin", position="downstream", wasm_path=wasm, plugin_config=plugin_config)
+    with envoy_harness.Envoy(config) as envoy:
+        status, _, got = send(envoy.port, [("traceparent", traceparent())])
+    assert status == 200
+    assert header_values(got, "x-b3-traceid") != [T] and header_values(got, "x-b3-parentspanid") == []
+    # The next app still joins the caller's trace: the b3 bridge and the app's traceparent.
+    assert header_values(got, "b3")[0].startswith(f"{T}-{S}")
+    assert header_values(got, "traceparent") == [traceparent()]
+
+
+def propagation_disabled_for(service_entry):
+    """Whether the ambient kit's Telemetry turns the waypoint's propagation off on this
+    ServiceEntry's chain."""
+    return any(
+        ref["kind"] == "ServiceEntry" and ref["name"] == service_entry and any(t.get("disableContextPropagation") for t in doc["spec"]["tracing"])
+        for doc in extensions("Telemetry", AMBIENT_MANIFESTS).values()
+        for ref in doc["spec"]["targetRefs"]
+    )
+
+
+@pytest.mark.parametrize("deployment", ["plugin", "plugin-without-telemetry", "envoyfilter"])
+def test_waypoint_names_and_strips_service_entry_calls(upstream_port, wasm, deployment):
+    """A ServiceEntry bound to the waypoint: its cluster there is `inbound-vip|80|http|HOST`,
+    which tracejoin reads as it reads a sidecar's `outbound|80||HOST`, and the call is counted
+    under the ServiceEntry's name. The plugin removes the app's trace headers and
+    telemetry-egress.yaml stops the tracer's injection on that chain: nothing leaves (without
+    that Telemetry the waypoint's own x-b3-* and traceparent do). The EnvoyFilter removes
+    everything by itself."""
+    plugin = deployment.startswith("plugin")
+    no_propagation = deployment == "plugin" and propagation_disabled_for("openai-external")
+    assert no_propagation or deployment != "plugin", "telemetry-egress.yaml covers openai-external"
+    with waypoint_envoy(upstream_port, wasm, "zipkin_w3c", "plugin" if plugin else "envoyfilter", no_propagation) as envoy:
+        status, _, got = send(envoy.port, [("host", "api.openai.com"), ("traceparent", traceparent()), ("baggage", "user=42")])
+        stats = envoy.stats("tracejoin.external")
+    assert status == 200
+    assert stats["wasmcustom.tracejoin.external.service_entry.openai-external.namespace.default.rq_2xx"] == 1
+    sent = {name for name, _ in got}
+    if deployment == "plugin-without-telemetry":
+        # Injected by the waypoint's tracer after every listener filter: its own span, the
+        # mesh's trace id.
+        assert sent & TRACE_HEADERS == {"traceparent", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled"}, got
+        assert header_values(got, "x-b3-traceid") == [T]
+    else:
+        assert not sent & TRACE_HEADERS, got
+
+
+TRACE_HEADERS = {"traceparent", "tracestate", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "baggage", "uber-trace-id"}
