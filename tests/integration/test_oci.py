@@ -163,7 +163,7 @@ def pin_from(layout_dir, out, image=IMAGE, wasm=None):
 def pinned_plugins(folder):
     """(kind, name) -> the spec holding url and sha256, for every plugin in a folder's manifests."""
     found = {}
-    for path in sorted(Path(folder).glob("*.yaml")):
+    for path in sorted(Path(folder).rglob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and doc.get("kind") in ("WasmPlugin", "TrafficExtension"):
                 found[(doc["kind"], doc["metadata"]["name"])] = doc["spec"].get("wasm", doc["spec"])

@@ -25,10 +25,31 @@ from tracejoin_tools.istio import oci
 
 HERE = ROOT / "istio"
 PLACEHOLDER = "oci://registry.example.com/tracejoin:0.1.0"
-MANIFESTS = ["wasmplugin-network.yaml", "wasmplugin-gateway.yaml", "wasmplugin-sidecar.yaml", "trafficextension.yaml"]
+MANIFESTS = [
+    "wasmplugin-network.yaml",
+    "wasmplugin-gateway.yaml",
+    "wasmplugin-sidecar.yaml",
+    "trafficextension.yaml",
+    "ambient/wasmplugin-waypoint.yaml",
+    "ambient/wasmplugin-waypoint-egress.yaml",
+    "ambient/trafficextension-waypoint.yaml",
+]
 # The rest of the kit, copied as it is (envoyfilter-upstream.yaml, for deployment 3, reads
 # the module from a file mounted into the proxies: no url to pin).
-COPIED = ["service-entries.yaml", "telemetry.yaml", "jaeger.yaml", "networkpolicy.yaml", "envoyfilter-upstream.yaml", "kustomization.yaml"]
+COPIED = [
+    "service-entries.yaml",
+    "telemetry.yaml",
+    "jaeger.yaml",
+    "networkpolicy.yaml",
+    "envoyfilter-upstream.yaml",
+    "kustomization.yaml",
+    "ambient/README.md",
+    "ambient/envoyfilter-waypoint-upstream.yaml",
+    "ambient/kustomization.yaml",
+    "ambient/telemetry-egress.yaml",
+    "ambient/telemetry-waypoint.yaml",
+    "ambient/waypoint-options.yaml",
+]
 
 
 def pin(text, url, sha256):
@@ -92,7 +113,7 @@ def main(argv=None):
     else:
         url, sha256 = args.file_url, hashlib.sha256(Path(args.wasm).read_bytes()).hexdigest()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    (out / "ambient").mkdir(parents=True, exist_ok=True)
     for name in MANIFESTS:
         text = (HERE / name).read_text()
         pinned = pin(text, url, sha256)
