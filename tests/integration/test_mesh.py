@@ -1,11 +1,12 @@
-"""The e2e matrix: the native mesh (gateway, two sidecars, two FastAPI apps on the
-OpenTelemetry SDK) for every Envoy tracer x app propagator setting x tracejoin mode, asserted
-on the collected spans. The table is printed and written to build/mesh-matrix.md."""
+"""The e2e matrix: the native mesh (gateway, three sidecars, auth-api and character-api on
+the OpenTelemetry Python SDK, profile-api on the OpenTelemetry JavaScript SDK) for every Envoy
+tracer x app propagator setting x tracejoin mode, asserted on the collected spans. The table
+is printed and written to build/mesh-matrix.md."""
 
 import pytest
 
 from tracejoin_tools.common import ROOT
-from tracejoin_tools.mesh import matrix
+from tracejoin_tools.mesh import matrix, topology
 
 # Not fixable in the downstream position (README): Envoy's OpenTelemetry tracer cannot read
 # B3, starts a fresh trace at the outbound sidecar, and overwrites traceparent after every
@@ -32,8 +33,9 @@ def by(rows, tracer, apps_prefix, mode):
 def test_every_request_is_served_and_rejections_still_trace(rows):
     for r in rows:
         assert r["status"] == 200, r
-        # Every span of the login arrived: 5 from Envoys, 4 from the apps.
-        assert r["spans"] == 9, r
+        # Every span of the login arrived: 7 from Envoys, 6 from the apps (Python and Node).
+        assert r["spans"] == 13, r
+        assert set(r["parent_is_sidecar"]) == set(topology.APPS), r
         # Denied (403) and unrouted (404) at the gateway: one gateway span each.
         assert r["rejected_status"] == [403, 404] and r["rejected_gateway_spans"] == [1, 1], r
 
@@ -63,15 +65,15 @@ def test_tracejoin_joins_what_it_claims(rows):
             assert r["verdict"] == "BROKEN", f"README limit is stale: {r}"
             continue
         # One trace, but for the outbound sidecar spans a B3-only tracer started before any
-        # filter ran (at most one per outbound call: two).
-        assert r["verdict"] in ("JOINED", "JOINED but for 2 outbound sidecar span(s)"), r
+        # filter ran (at most one per outbound call: three).
+        assert r["verdict"] in ("JOINED", "JOINED but for 3 outbound sidecar span(s)"), r
         assert r["apps_in_gateway_trace"], r
 
 
 def test_upstream_gives_every_app_its_sidecar_as_parent(rows):
     for r in rows:
         if r["tracejoin"] in ("upstream", "network+upstream"):
-            assert r["auth_parent_is_sidecar"] and r["character_parent_is_sidecar"], r
+            assert all(r["parent_is_sidecar"].values()), r
 
 
 def test_where_a_parent_is_one_hop_coarser_the_docs_name_the_fix(rows):
@@ -84,11 +86,11 @@ def test_where_a_parent_is_one_hop_coarser_the_docs_name_the_fix(rows):
             continue
         apps = r["apps"].split(" ")[0]
         off = by(rows, r["tracer"], apps, "off")
-        lost = [k for k in ("auth_parent_is_sidecar", "character_parent_is_sidecar") if off[k] and not r[k]]
+        lost = [app for app in topology.APPS if off["parent_is_sidecar"][app] and not r["parent_is_sidecar"][app]]
         if lost:
             assert (r["tracer"], apps) == ("zipkin", "b3,tracecontext,baggage"), (r, off)
             for fix in (by(rows, "zipkin", apps, "network+upstream"), by(rows, "zipkin_w3c", apps, r["tracejoin"])):
-                assert all(fix[k] for k in lost), fix
+                assert all(fix["parent_is_sidecar"][app] for app in lost), fix
 
 
 def test_apps_with_tracing_off_still_pass_the_trace_on(wasm):
@@ -100,8 +102,20 @@ def test_apps_with_tracing_off_still_pass_the_trace_on(wasm):
         mesh.apps_with(None, {"OTEL_ENABLED": "false"})
         mesh.configure("zipkin", "downstream")
         assert mesh.request("POST", "/api/v1/auth/kakao/callback") == 200
-        spans = mesh.settle(5)
+        spans = mesh.settle(7)
     assert not [s for s in spans if s["source"] == "otlp"], spans
     gateway = [s for s in spans if s["service"] == traces.GATEWAY]
     inbound = [s for s in spans if s["service"] == "auth-api-sidecar" and s["kind"] == "SERVER"]
     assert gateway and inbound and inbound[0]["trace_id"] == gateway[0]["trace_id"]
+
+
+def test_every_app_can_run_on_the_node_sdk(wasm):
+    """The Node app serves the Python app's routes with the same outbound calls: the whole
+    mesh on the JavaScript SDK breaks without tracejoin and joins with it as the mixed mesh
+    does (classic Istio's Zipkin tracer, the SDK default propagators)."""
+    sdks = {app: "node" for app in topology.APPS}
+    off, joined = matrix.run(wasm, tracers=("zipkin",), propagators=matrix.PROPAGATORS[:1], modes=("off", "network+upstream"), sdks=sdks)
+    for r in (off, joined):
+        assert r["status"] == 200 and r["spans"] == 13, r
+    assert off["verdict"] == "BROKEN", off
+    assert joined["verdict"] == "JOINED" and joined["traces"] == 1 and all(joined["parent_is_sidecar"].values()), joined

@@ -2,7 +2,7 @@
 (BatchSpanProcessor, OTLP/HTTP export, FastAPI and httpx instrumentation), configured the way
 the real apps are, by environment:
 
-    APP_NAME                 auth-api | character-api
+    APP_NAME                 auth-api | character-api (or profile-api: any role of the mesh)
     OTEL_ENABLED             false turns tracing off
     OTEL_SAMPLING_RATE       parent-based ratio sampler (default 1.0)
     OTEL_PROPAGATORS         read by the SDK itself (default tracecontext,baggage)
@@ -11,7 +11,9 @@ the real apps are, by environment:
                              (what iptables redirection gives a pod in Istio)
 
 Run: python -m tracejoin_tools.mesh.app PORT. It imports nothing from the package, so the
-native runner and the Docker image (tools/Dockerfile.mesh-app) also run it as a file.
+native runner and the Docker image (tools/Dockerfile.mesh-app) also run it as a file. The
+Node.js app (tools/mesh-node/app.js, on the OpenTelemetry JavaScript SDK) serves the same
+routes with the same outbound calls.
 """
 
 import os
@@ -57,11 +59,18 @@ async def healthz():
 
 @app.post("/api/v1/auth/kakao/callback")
 async def kakao_callback(request: Request):
-    """Exchanges the OAuth code with Kakao (an external host), then asks character-api."""
+    """Exchanges the OAuth code with Kakao (an external host), then asks profile-api."""
     async with httpx.AsyncClient(base_url=EGRESS_URL, timeout=5) as client:
         token = await client.post("/oauth/token", headers={"host": "kauth.kakao.com"}, data={"code": "demo"})
-        me = await client.get("/api/v1/characters/me", headers={"host": "character-api:8080"})
-    return {"token_status": token.status_code, "character_status": me.status_code}
+        profile = await client.get("/api/v1/profiles/me", headers={"host": "profile-api:8080"})
+    return {"token_status": token.status_code, "profile_status": profile.status_code}
+
+
+@app.get("/api/v1/profiles/me")
+async def my_profile():
+    async with httpx.AsyncClient(base_url=EGRESS_URL, timeout=5) as client:
+        character = await client.get("/api/v1/characters/me", headers={"host": "character-api:8080"})
+    return {"profile": "demo-user", "character_status": character.status_code}
 
 
 @app.get("/api/v1/characters/me")

@@ -1,9 +1,9 @@
 """A small span collector for the demo and the e2e tests (not part of the filter): accepts
 Zipkin v2 JSON (`POST /api/v2/spans`, what Envoy's Zipkin tracer sends) and OTLP/HTTP
-(`POST /v1/traces`, protobuf or JSON, what the apps and Envoy's OpenTelemetry tracer send),
-and keeps every span in one normal form:
+(`POST /v1/traces`: protobuf from the Python SDK and Envoy's OpenTelemetry tracer, JSON from
+the JavaScript SDK's exporter-trace-otlp-http), and keeps every span in one normal form:
 
-    {trace_id, span_id, parent_id, name, service, kind, tags, source}
+    {trace_id, span_id, parent_id, name, service, kind, tags, source, scope}
 
 `GET /spans` returns them as JSON, `DELETE /spans` forgets them. Under docker-compose,
 Jaeger plays this role.
@@ -35,21 +35,56 @@ def zipkin_spans(body):
                 "kind": s.get("kind", ""),
                 "tags": s.get("tags", {}),
                 "source": "zipkin",
+                "scope": "",
             }
         )
     return out
 
 
+OTLP_KINDS = {1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
+
+
+def otlp_json_spans(body):
+    """OTLP/HTTP JSON. Not protobuf's JSON mapping: the OTLP spec encodes trace and span ids
+    as hex strings (protobuf's mapping would read them as base64) and enums as integers."""
+
+    def value(v):
+        if "stringValue" in v:
+            return v["stringValue"]
+        for key in ("intValue", "boolValue", "doubleValue"):
+            if key in v:
+                return str(v[key])
+        return json.dumps(v)
+
+    out = []
+    for resource_spans in json.loads(body or b"{}").get("resourceSpans", []):
+        attrs = {a["key"]: value(a.get("value", {})) for a in resource_spans.get("resource", {}).get("attributes", [])}
+        for scope_spans in resource_spans.get("scopeSpans", []):
+            scope = scope_spans.get("scope", {}).get("name", "")
+            for s in scope_spans.get("spans", []):
+                out.append(
+                    {
+                        "trace_id": s["traceId"].lower(),
+                        "span_id": s["spanId"].lower(),
+                        "parent_id": (s.get("parentSpanId") or "").lower() or None,
+                        "name": s.get("name", ""),
+                        "service": attrs.get("service.name", ""),
+                        "kind": OTLP_KINDS.get(int(s.get("kind", 1)), "INTERNAL"),
+                        "tags": {a["key"]: value(a.get("value", {})) for a in s.get("attributes", [])},
+                        "source": "otlp",
+                        "scope": scope,
+                    }
+                )
+    return out
+
+
 def otlp_spans(body, content_type):
-    from google.protobuf import json_format
+    if "json" in content_type:
+        return otlp_json_spans(body)
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     request = ExportTraceServiceRequest()
-    if "json" in content_type:
-        json_format.Parse(body, request)
-    else:
-        request.ParseFromString(body)
-    kinds = {1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
+    request.ParseFromString(body)
     out = []
     for resource_spans in request.resource_spans:
         attrs = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
@@ -63,9 +98,10 @@ def otlp_spans(body, content_type):
                         "parent_id": _hex(s.parent_span_id) or None,
                         "name": s.name,
                         "service": service,
-                        "kind": kinds.get(s.kind, "INTERNAL"),
+                        "kind": OTLP_KINDS.get(s.kind, "INTERNAL"),
                         "tags": {a.key: a.value.string_value or str(a.value.int_value) for a in s.attributes},
                         "source": "otlp",
+                        "scope": scope_spans.scope.name,
                     }
                 )
     return out

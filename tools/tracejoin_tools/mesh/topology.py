@@ -14,7 +14,19 @@ from tracejoin_tools.envoy import harness as envoy_harness
 TRACERS = ("zipkin", "zipkin_w3c", "opentelemetry")
 # The network position alone, and with each HTTP position behind it (deployments 1, 2, 3).
 MODES = ("off", "downstream", "upstream", "network", "network+downstream", "network+upstream")
-APPS = ("auth-api", "character-api")
+# auth-api calls Kakao and profile-api, profile-api calls character-api.
+APPS = ("auth-api", "profile-api", "character-api")
+# Which OpenTelemetry SDK each app runs on: the Python app (app.py) or the Node.js one
+# (tools/mesh-node/app.js); both serve every route, so any app can run on either.
+APP_SDKS = {"auth-api": "python", "profile-api": "node", "character-api": "python"}
+# The logical hosts each app's outbound sidecar routes: {app: [(route name, host, cluster)]}.
+OUTBOUND = {
+    "auth-api": [
+        ("profile-api", "profile-api", "outbound|8080||profile-api.default.svc.cluster.local"),
+        ("kakao", "kauth.kakao.com", "outbound|80||kauth.kakao.com"),
+    ],
+    "profile-api": [("character-api", "character-api", "outbound|8080||character-api.default.svc.cluster.local")],
+}
 APP_PORT = 8080
 
 # What the outbound sidecar of auth-api knows about the third party it calls.
@@ -166,11 +178,9 @@ def _bootstrap(service, admin_port, addressing, listeners, clusters):
 
 
 def mesh_configs(tracer, mode, addressing, wasm_path):
-    """{envoy name: bootstrap} for the gateway and the two sidecars."""
+    """{envoy name: bootstrap} for the gateway and one sidecar per app."""
     reach, listen, dns = addressing.reach, addressing.listen, addressing.dns
     auth_svc = "outbound|8080||auth-api.default.svc.cluster.local"
-    character_svc = "outbound|8080||character-api.default.svc.cluster.local"
-    kakao = "outbound|80||kauth.kakao.com"
 
     gateway = _listener(
         "gateway",
@@ -208,17 +218,15 @@ def mesh_configs(tracer, mode, addressing, wasm_path):
         )
         listeners = [inbound]
         clusters = [_cluster(f"inbound|{APP_PORT}||", reach[app], dns)]
-        if app == "auth-api":
+        if app in OUTBOUND:
             outbound = _listener(
                 f"{app}-outbound", listen[f"{app}-outbound"], addressing, "OUTBOUND",
-                [
-                    {"name": "character-api", "domains": ["character-api", "character-api:*"], "routes": [_route("/", character_svc)]},
-                    {"name": "kakao", "domains": ["kauth.kakao.com", "kauth.kakao.com:*"], "routes": [_route("/", kakao)]},
-                ],
+                [{"name": name, "domains": [host, f"{host}:*"], "routes": [_route("/", cluster)]} for name, host, cluster in OUTBOUND[app]],
                 tracer, sidecar, mode, wasm_path, external=True,
             )
             listeners.append(outbound)
-            clusters += [_cluster(character_svc, reach["character-api-inbound"], dns), _cluster(kakao, reach["kakao"], dns)]
+            # A mesh service is reached at its sidecar's inbound listener, Kakao directly.
+            clusters += [_cluster(cluster, reach[f"{name}-inbound" if name in APPS else name], dns) for name, _host, cluster in OUTBOUND[app]]
         configs[sidecar] = _bootstrap(sidecar, addressing.admin.get(sidecar, 0), addressing, listeners, clusters)
     return configs
 

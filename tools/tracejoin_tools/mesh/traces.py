@@ -4,12 +4,23 @@ span hangs under the proxy span right before it)."""
 
 from urllib.parse import urlparse
 
+from tracejoin_tools.mesh.topology import APPS
+
 GATEWAY = "istio-ingressgateway"
 
 
 def _url(span):
     tags = span["tags"]
     return tags.get("http.url") or tags.get("url.full") or ""
+
+
+def _client_library(span):
+    """The instrumentation that made an app's client span: httpx (Python), http (Node.js)."""
+    scope = span.get("scope", "")
+    for prefix in ("opentelemetry.instrumentation.", "@opentelemetry/instrumentation-"):
+        if scope.startswith(prefix):
+            return scope[len(prefix):]
+    return scope or "client"
 
 
 def label(span):
@@ -23,9 +34,12 @@ def label(span):
             text = f"{span['service']}{side}: {method} {url.netloc}{url.path}"
     elif span["kind"] == "CLIENT":
         url = urlparse(_url(span))
-        text = f"{span['service']} httpx: {span['name']} {url.netloc}{url.path}"
+        text = f"{span['service']} {_client_library(span)}: {span['name']} {url.netloc}{url.path}"
     else:
-        text = f"{span['service']}: {span['name']}"
+        # Node's http instrumentation names a server span by its method alone.
+        path = tags.get("http.target") or tags.get("url.path") or ""
+        name = span["name"] if " " in span["name"] or not path else f"{span['name']} {path}"
+        text = f"{span['service']}: {name}"
     entry = tags.get("istio.service_entry")
     if entry and entry != "-":
         text += f"  [external: {entry}]"
@@ -76,8 +90,8 @@ def figures(spans):
         "traces": len({s["trace_id"] for s in spans}),
         "outside_gateway_trace": sum(1 for s in spans if s["trace_id"] != main_trace),
         "missing_parent": len(missing_parent),
-        "auth_parent_is_sidecar": server_parent_is_proxy("auth-api"),
-        "character_parent_is_sidecar": server_parent_is_proxy("character-api"),
+        # {app: whether its server span hangs under its own sidecar's inbound span}
+        "parent_is_sidecar": {app: server_parent_is_proxy(app) for app in APPS},
         "apps_in_gateway_trace": all(s["trace_id"] == main_trace for s in spans if s["source"] == "otlp" and not s["service"].endswith("sidecar")),
     }
 

@@ -1,0 +1,110 @@
+// The local mesh's app on the OpenTelemetry JavaScript SDK for Node.js: the same routes and
+// outbound calls as the Python app (tools/tracejoin_tools/mesh/app.py), configured by the same
+// environment:
+//
+//   APP_NAME                 profile-api (or auth-api | character-api: any role of the mesh)
+//   OTEL_ENABLED             false turns tracing off
+//   OTEL_SAMPLING_RATE       parent-based ratio sampler (default 1.0)
+//   OTEL_PROPAGATORS         read by the SDK itself (NodeSDK; default tracecontext,baggage)
+//   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT   where spans go (OTLP/HTTP JSON, the collector's /v1/traces)
+//   EGRESS_URL               the app's outbound sidecar; calls carry the logical Host
+//
+// Run: node app.js PORT (after `npm ci` in this folder; `make setup` does it).
+'use strict';
+
+const APP_NAME = process.env.APP_NAME || 'profile-api';
+const EGRESS_URL = new URL(process.env.EGRESS_URL || 'http://127.0.0.1:15001');
+
+// NodeSDK also starts log and metric exporters when their variables are unset; the mesh
+// collects traces only.
+process.env.OTEL_LOGS_EXPORTER ??= 'none';
+process.env.OTEL_METRICS_EXPORTER ??= 'none';
+
+let sdk = null;
+if ((process.env.OTEL_ENABLED || 'true').toLowerCase() !== 'false') {
+  // Started before `http` is loaded, so the instrumentation wraps the module the app uses.
+  const { NodeSDK, tracing } = require('@opentelemetry/sdk-node');
+  const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-http');
+  const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http');
+  const ratio = Number(process.env.OTEL_SAMPLING_RATE || '1.0');
+  sdk = new NodeSDK({
+    serviceName: APP_NAME,
+    sampler: new tracing.ParentBasedSampler({ root: new tracing.TraceIdRatioBasedSampler(ratio) }),
+    // No textMapPropagator: NodeSDK builds it from OTEL_PROPAGATORS, as the Python SDK does.
+    traceExporter: new OTLPTraceExporter(),
+    instrumentations: [new HttpInstrumentation({ ignoreIncomingRequestHook: (req) => req.url === '/healthz' })],
+  });
+  sdk.start();
+}
+
+const http = require('http');
+
+// One call through the outbound sidecar, with the Host the app means (what iptables
+// redirection gives a pod in Istio). Resolves to the response status.
+function egress(method, path, host, body) {
+  return new Promise((resolve, reject) => {
+    const headers = { host };
+    if (body !== undefined) {
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      headers['content-length'] = Buffer.byteLength(body);
+    }
+    const req = http.request(
+      { hostname: EGRESS_URL.hostname, port: EGRESS_URL.port, method, path, headers, timeout: 5000 },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${method} ${host}${path} timed out`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const routes = {
+  'GET /healthz': async () => ({ app: APP_NAME }),
+  // Exchanges the OAuth code with Kakao (an external host), then asks profile-api.
+  'POST /api/v1/auth/kakao/callback': async () => {
+    const token = await egress('POST', '/oauth/token', 'kauth.kakao.com', 'code=demo');
+    const profile = await egress('GET', '/api/v1/profiles/me', 'profile-api:8080');
+    return { token_status: token, profile_status: profile };
+  },
+  'GET /api/v1/profiles/me': async () => {
+    const character = await egress('GET', '/api/v1/characters/me', 'character-api:8080');
+    return { profile: 'demo-user', character_status: character };
+  },
+  'GET /api/v1/characters/me': async () => ({ name: 'demo-character', level: 7 }),
+};
+
+function reply(res, status, value) {
+  const text = JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+const server = http.createServer((req, res) => {
+  const route = routes[`${req.method} ${req.url.split('?')[0]}`];
+  req.resume(); // the routes read no body
+  if (!route) {
+    reply(res, 404, { detail: 'Not Found' });
+    return;
+  }
+  route().then(
+    (value) => reply(res, 200, value),
+    (err) => reply(res, 502, { detail: String(err) }),
+  );
+});
+
+server.listen(Number(process.argv[2] || 8080), process.env.APP_HOST || '127.0.0.1');
+
+// Flush what the batch processor holds before going.
+function stop() {
+  server.close();
+  const done = () => process.exit(0);
+  if (!sdk) return done();
+  sdk.shutdown().then(done, done);
+  setTimeout(done, 2000).unref();
+}
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
