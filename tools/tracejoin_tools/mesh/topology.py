@@ -29,7 +29,7 @@ OUTBOUND = {
 }
 APP_PORT = 8080
 
-# What the outbound sidecar of auth-api knows about the third party it calls.
+# What the outbound sidecars know about the third party auth-api calls.
 EXTERNAL_SERVICES = [{"name": "kakao-external", "namespace": "default", "hosts": ["kauth.kakao.com"], "ports": [80]}]
 
 
