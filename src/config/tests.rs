@@ -2,7 +2,7 @@
 //!
 //! The bad-config corpus half is at the end.
 use crate::codec::Format;
-use crate::config::{Config, Position, Tracer, Trust};
+use crate::config::{Config, EnvoyVersion, Position, Tracer, Trust, VersionSource};
 
 fn rejected(json: &str) -> (String, String) {
     let e = Config::from_json(json.as_bytes()).unwrap_err();
@@ -181,6 +181,96 @@ fn json_schema_matches_the_config() {
     let from_defaults =
         Config::from_json(serde_json::Value::Object(defaults).to_string().as_bytes()).unwrap();
     assert_eq!(from_defaults, Config::default());
+}
+
+#[test]
+fn envoy_version_is_configured_detected_or_the_newest_measured() {
+    let v = EnvoyVersion::new;
+    let configured = Config::from_json(br#"{"envoy_version":"1.36.4"}"#).unwrap();
+    assert_eq!(
+        (configured.envoy, configured.envoy_source),
+        (v(1, 36), VersionSource::Configured)
+    );
+    // The configuration wins over what the host says.
+    assert_eq!(
+        configured.with_detected_envoy(Some(v(1, 40))).envoy,
+        v(1, 36)
+    );
+    let default = Config::default();
+    assert_eq!(
+        (default.envoy, default.envoy_source),
+        (EnvoyVersion::NEWEST_MEASURED, VersionSource::Assumed)
+    );
+    let detected = Config::default().with_detected_envoy(Some(v(1, 38)));
+    assert_eq!(
+        (detected.envoy, detected.envoy_source),
+        (v(1, 38), VersionSource::Detected)
+    );
+    assert_eq!(
+        Config::default().with_detected_envoy(None).envoy_source,
+        VersionSource::Assumed
+    );
+    assert_eq!(EnvoyVersion::parse("1.40"), Some(v(1, 40)));
+    assert_eq!(EnvoyVersion::parse("2.0.1"), Some(v(2, 0)));
+    for bad in [
+        "",
+        "1",
+        "1.",
+        ".36",
+        "1.36.",
+        "1.36.4.1",
+        "v1.36",
+        "1.36-dev",
+        " 1.36",
+        "1.+3",
+        "1.9999999",
+    ] {
+        assert_eq!(EnvoyVersion::parse(bad), None, "{bad:?}");
+    }
+    assert!(Config::from_json(br#"{"tracer":"zipkin_w3c","envoy_version":"1.36"}"#).is_ok());
+    assert_eq!(v(1, 36).to_string(), "1.36");
+}
+
+/// `xds.node.user_agent_build_version` as Envoy 1.36.4 and 1.40.0 returned it (measured by
+/// `test_the_filter_detects_envoys_release`: the version, then the build metadata struct).
+#[test]
+fn envoy_version_from_the_hosts_build_version() {
+    let hex = |s: &str| -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    let v1_36_4 = hex(concat!(
+        "0a06080110241804",
+        "128d010a1a0a0f7265766973696f6e2e73746174757312071a05436c65616e0a170a0a6275696c642e7479706512091a0752454c454153450a3a0a0c7265766973696f6e2e736861122a1a28626164383238306465383563323562313437613930633164396238613863363761313365373133340a1a0a0b73736c2e76657273696f6e120b1a09426f72696e6753534c"
+    ));
+    assert_eq!(
+        EnvoyVersion::from_build_version_proto(&v1_36_4),
+        Some(EnvoyVersion::new(1, 36))
+    );
+    let v1_40_0 = hex(concat!(
+        "0a0408011028",
+        "128d010a1a0a0f7265766973696f6e2e73746174757312071a05436c65616e0a170a0a6275696c642e7479706512091a0752454c454153450a3a0a0c7265766973696f6e2e736861122a1a28396535353830393333373339373735653862636536393661353761326531626339393336386632330a1a0a0b73736c2e76657273696f6e120b1a09426f72696e6753534c"
+    ));
+    assert_eq!(
+        EnvoyVersion::from_build_version_proto(&v1_40_0),
+        Some(EnvoyVersion::new(1, 40))
+    );
+    // Empty, no version numbers, cut short, an unknown wire type, a varint past 10 bytes.
+    for bad in [
+        "",
+        "0a00",
+        "0a0608011024",
+        "0f",
+        "0a0b08ffffffffffffffffffff01",
+    ] {
+        assert_eq!(
+            EnvoyVersion::from_build_version_proto(&hex(bad)),
+            None,
+            "{bad}"
+        );
+    }
 }
 
 #[test]

@@ -145,6 +145,51 @@ fn upstream_zipkin_makes_every_format_name_envoys_span() {
     );
 }
 
+// Before Envoy 1.40 Zipkin answers a `b3` single header with `x-b3-*` and leaves the `b3`
+// that arrived (the caller's span) in the request; B3 readers would take it first.
+#[test]
+fn downstream_zipkin_before_1_40_removes_the_b3_its_tracer_answers_with_x_b3() {
+    let b3 = format!("{T}-{S}-1");
+    let old = run(
+        r#"{"tracer":"zipkin","envoy_version":"1.38"}"#,
+        &[("b3", &b3)],
+    );
+    assert_eq!(old.get("b3"), None);
+    assert_eq!(old.get("traceparent").unwrap(), format!("00-{T}-{S}-01"));
+    // Envoy writes x-b3-* for its own span after the filter: left to it.
+    assert_eq!(old.get("x-b3-traceid"), None);
+    // From 1.40 Envoy rewrites `b3` itself: left to it.
+    let new = run(
+        r#"{"tracer":"zipkin","envoy_version":"1.40"}"#,
+        &[("b3", &b3)],
+    );
+    assert_eq!(new.get("b3").unwrap(), b3);
+    // A lone decision, too: Envoy answers `b3: 0` with x-b3-* ids before 1.40.
+    let decision = run(
+        r#"{"tracer":"zipkin","envoy_version":"1.36"}"#,
+        &[("b3", "0")],
+    );
+    assert_eq!(decision.get("b3"), None);
+}
+
+#[test]
+fn upstream_zipkin_before_1_40_takes_envoys_x_b3_over_the_clients_b3() {
+    let config = Config::from_json(br#"{"position":"upstream","envoy_version":"1.36"}"#).unwrap();
+    let mut host = MockHost::with(&[("b3", &format!("{T}-{S}-1"))]);
+    // Envoy continued the client's b3 with its span E in x-b3-*, the b3 left as it was.
+    zipkin_injects(&mut host, T, "1111111111111111", Some(S));
+    RequestFilter::new().on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(1));
+    assert_eq!(
+        host.get("b3").unwrap(),
+        format!("{T}-1111111111111111-1-{S}")
+    );
+    assert_eq!(
+        host.get("traceparent").unwrap(),
+        format!("00-{T}-1111111111111111-01")
+    );
+    assert_eq!(host.count(Counter::ContinuedOverTracer), 0);
+}
+
 #[test]
 fn upstream_zipkin_continues_the_apps_trace_over_a_fresh_tracer_trace() {
     let config = Config::from_json(br#"{"position":"upstream"}"#).unwrap();

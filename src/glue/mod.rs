@@ -16,7 +16,7 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 
-use crate::config::{Config, Position};
+use crate::config::{Config, EnvoyVersion, Position, VersionSource};
 use crate::filter::{HostError, RequestFilter};
 use crate::ids::IdGenerator;
 use metrics::Metrics;
@@ -48,6 +48,17 @@ struct TracejoinRoot {
 
 impl Context for TracejoinRoot {}
 
+/// Envoy's own release, from the node the host describes: Envoy fills
+/// `node.user_agent_build_version` itself, and hands the node to wasm as the attribute
+/// `xds.node` (serialized; `node` alone is not an attribute). None where the host does not
+/// tell.
+fn detect_envoy_version() -> Option<EnvoyVersion> {
+    match abi::get_property(&["xds", "node", "user_agent_build_version"]) {
+        Ok(Some(bytes)) => EnvoyVersion::from_build_version_proto(&bytes),
+        Ok(None) | Err(_) => None,
+    }
+}
+
 impl RootContext for TracejoinRoot {
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
         log::set_max_level(logging::level_of(abi::host_log_level()));
@@ -59,7 +70,7 @@ impl RootContext for TracejoinRoot {
             }
         };
         let config = match Config::from_json(&bytes) {
-            Ok(config) => config,
+            Ok(config) => config.with_detected_envoy(detect_envoy_version()),
             Err(e) => {
                 log::error!("{e}");
                 return false;
@@ -70,14 +81,30 @@ impl RootContext for TracejoinRoot {
             IdGenerator::from_seed(abi::current_time_nanos())
         });
         log::info!(
-            "tracejoin: configured: position {:?}, tracer {:?}, extract {:?}, propagate {:?}, trust {:?}, sampling ratio {}",
+            "tracejoin: configured: position {:?}, tracer {:?}, extract {:?}, propagate {:?}, trust {:?}, sampling ratio {}, envoy {} ({})",
             config.position,
             config.tracer,
             config.extract,
             config.propagate,
             config.trust,
-            config.sampler.ratio_text()
+            config.sampler.ratio_text(),
+            config.envoy,
+            match config.envoy_source {
+                VersionSource::Configured => "configured",
+                VersionSource::Detected => "detected",
+                VersionSource::Assumed => "not detected: newest measured model",
+            }
         );
+        if config.envoy > EnvoyVersion::NEWEST_MEASURED
+            || config.envoy < EnvoyVersion::OLDEST_MEASURED
+        {
+            log::warn!(
+                "tracejoin: Envoy {} is outside the measured {} to {}: modelled as the nearest measured release",
+                config.envoy,
+                EnvoyVersion::OLDEST_MEASURED,
+                EnvoyVersion::NEWEST_MEASURED
+            );
+        }
         let metrics = Metrics::define(&config);
         self.shared = Some(Rc::new(Shared {
             config,

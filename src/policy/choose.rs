@@ -38,7 +38,7 @@ pub fn choose(
     let upstream = config.position == Position::Upstream;
     let network = config.position == Position::Network;
     let injected = if upstream {
-        tracer::injected(tracer, reads)
+        tracer::injected(tracer, config.envoy, reads)
     } else {
         None
     };

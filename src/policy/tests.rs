@@ -96,6 +96,7 @@ fn check_plan(config: &Config, headers: &Headers, plan: &Plan, what: &str) {
         let owned = match config.position {
             Position::Downstream => policy::tracer::writes(
                 config.tracer,
+                config.envoy,
                 &policy::tracer::view(&carrier_of(headers), &reads),
             ),
             Position::Upstream | Position::Network => PerFormat::default(),
@@ -260,5 +261,44 @@ fn tracestate_travels_only_with_its_traceparent() {
             let plan = policy::decide(config, &carrier_of(&h), &mut ids);
             check_tracestate_follows_traceparent(config, &h, &plan);
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Envoy releases
+// ---------------------------------------------------------------------------------------
+
+/// In front of Zipkin, a `b3` context is fed as `b3` from Envoy 1.40 on (Envoy answers it in
+/// kind) and as `x-b3-*` before (Envoy answers with `x-b3-*` and would leave the `b3` behind
+/// with the caller's span).
+#[test]
+fn network_feeds_zipkin_the_b3_form_its_release_answers_in_kind() {
+    let t = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let s = "00f067aa0ba902b7";
+    let headers: Headers = vec![(b"b3".to_vec(), format!("{t}-{s}-1").into_bytes())];
+    let mut ids = IdGenerator::from_seed(9);
+    // (x-b3-* goes out on every release: it is in the default `propagate`.)
+    for (envoy, b3_out) in [
+        ("1.36", false),
+        ("1.38", false),
+        ("1.40", true),
+        ("1.41", true),
+    ] {
+        let json =
+            format!(r#"{{"position":"network","tracer":"zipkin","envoy_version":"{envoy}"}}"#);
+        let config = Config::from_json(json.as_bytes()).unwrap();
+        let plan = policy::decide(&config, &carrier_of(&headers), &mut ids);
+        check_plan(&config, &headers, &plan, envoy);
+        let out = apply(&headers, &plan);
+        let carrier = carrier_of(&out);
+        assert_eq!(
+            carrier.is_present(Header::B3),
+            b3_out,
+            "{envoy}: {}",
+            show(&out)
+        );
+        let want = codec::extract(&carrier_of(&headers), Format::B3);
+        let fed = codec::extract(&carrier, if b3_out { Format::B3 } else { Format::B3Multi });
+        assert_eq!(fed, want, "{envoy}");
     }
 }

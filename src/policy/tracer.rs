@@ -1,10 +1,26 @@
-//! Envoy's tracer, as measured with Envoy 1.40: which formats it reads, which it writes
-//! after the listener filters, and what it injected (seen from the upstream position).
+//! Envoy's tracer, as measured with Envoy 1.36, 1.38 and 1.40 (docs/envoy-versions.md):
+//! which formats it reads, which it writes after the listener filters, which it leaves
+//! behind stale, and what it injected (seen from the upstream position).
 
 use crate::codec::tracecontext::VERSION_00_LEN;
 use crate::codec::{Carrier, Format, Header, PerFormat, Read, Slot, hex::trim_ows};
-use crate::config::Tracer;
+use crate::config::{EnvoyVersion, Tracer};
 use crate::context::SpanContext;
+
+/// From Envoy 1.40 on, Zipkin answers a `b3` single header with `b3`
+/// (`zipkin_preserve_b3_single_header_format`); before, with `x-b3-*` alone, leaving the
+/// `b3` that arrived in the request as it was (measured:
+/// `tests/integration/test_envoy_versions.py`, `test_zipkin_answers_b3_single`).
+pub const ZIPKIN_KEEPS_B3_SINCE: EnvoyVersion = EnvoyVersion::new(1, 40);
+
+/// Whether a `b3` single header arrived in a form Envoy's Zipkin tracer reads.
+fn b3_single_in(view: &PerFormat<Read>) -> bool {
+    matches!(view[Format::B3], Read::Context(_) | Read::SamplingOnly(_))
+}
+
+fn zipkin_keeps_b3(tracer: Tracer, envoy: EnvoyVersion) -> bool {
+    matches!(tracer, Tracer::Zipkin | Tracer::ZipkinW3c) && envoy >= ZIPKIN_KEEPS_B3_SINCE
+}
 
 /// The formats Envoy's tracer extracts from, in its order.
 pub fn reads(tracer: Tracer) -> &'static [Format] {
@@ -16,8 +32,8 @@ pub fn reads(tracer: Tracer) -> &'static [Format] {
     }
 }
 
-/// The request as Envoy's tracer reads it: Envoy 1.40 takes a traceparent of exactly 55
-/// characters only, so a valid future-version one with more fields is invalid to it
+/// The request as Envoy's tracer reads it: Envoy (1.36 to 1.40) takes a traceparent of
+/// exactly 55 characters only, so a valid future-version one with more fields is invalid to it
 /// (measured: the OpenTelemetry tracer then does not trace, Zipkin starts a fresh trace).
 pub fn view(carrier: &Carrier<'_>, reads: &PerFormat<Read>) -> PerFormat<Read> {
     let mut view = *reads;
@@ -30,19 +46,18 @@ pub fn view(carrier: &Carrier<'_>, reads: &PerFormat<Read>) -> PerFormat<Read> {
     view
 }
 
-/// The formats Envoy's tracer will write into this request, from [`view`] (measured with
-/// Envoy 1.40: Zipkin answers a `b3` single header with `b3` alone, anything else with
-/// `x-b3-*`). With OpenTelemetry, a traceparent invalid in the view is left to tracejoin:
-/// Envoy does not trace on one it cannot read (zero ids, future versions with more fields),
-/// and where it does continue a lenient one (uppercase, version `ff`) its write comes later
-/// and wins anyway.
-pub fn writes(tracer: Tracer, view: &PerFormat<Read>) -> PerFormat<bool> {
+/// The formats Envoy's tracer will write into this request, from [`view`] (Zipkin answers a
+/// `b3` single header with `b3` alone from Envoy 1.40 on, anything else, and everything
+/// before 1.40, with `x-b3-*`). With OpenTelemetry, a traceparent invalid in the view is left
+/// to tracejoin: Envoy does not trace on one it cannot read (zero ids, future versions with
+/// more fields), and where it does continue a lenient one (uppercase, version `ff`) its write
+/// comes later and wins anyway.
+pub fn writes(tracer: Tracer, envoy: EnvoyVersion, view: &PerFormat<Read>) -> PerFormat<bool> {
     let mut owned = PerFormat::default();
-    let b3_single_in = matches!(view[Format::B3], Read::Context(_) | Read::SamplingOnly(_));
     match tracer {
         Tracer::None => {}
         Tracer::Zipkin | Tracer::ZipkinW3c => {
-            owned[if b3_single_in {
+            owned[if b3_single_in(view) && zipkin_keeps_b3(tracer, envoy) {
                 Format::B3
             } else {
                 Format::B3Multi
@@ -60,15 +75,36 @@ pub fn writes(tracer: Tracer, view: &PerFormat<Read>) -> PerFormat<bool> {
     owned
 }
 
+/// Downstream: the formats Envoy's tracer reads and continues but answers in another format,
+/// leaving them in the request as they arrived: a stale parent (the caller's span, not
+/// Envoy's) that their readers would prefer. Before Envoy 1.40, Zipkin answers `b3` with
+/// `x-b3-*`, and B3 readers take `b3` first.
+pub fn leaves_stale(
+    tracer: Tracer,
+    envoy: EnvoyVersion,
+    view: &PerFormat<Read>,
+) -> PerFormat<bool> {
+    let mut stale = PerFormat::default();
+    if matches!(tracer, Tracer::Zipkin | Tracer::ZipkinW3c)
+        && !zipkin_keeps_b3(tracer, envoy)
+        && b3_single_in(view)
+    {
+        stale[Format::B3] = true;
+    }
+    stale
+}
+
 /// In front of the tracer (network): the formats to write so that the tracer reads the
-/// chosen context. Zipkin gets the B3 form that arrived (`b3` single only when one did, as
-/// Envoy itself answers it), else the multi headers, which every B3 reader takes.
-pub fn feeds(tracer: Tracer, reads: &PerFormat<Read>) -> PerFormat<bool> {
+/// chosen context. Zipkin gets the B3 form that arrived (`b3` single only when one did and
+/// the release answers it with `b3`, as Envoy itself does), else the multi headers, which
+/// every B3 reader takes.
+pub fn feeds(tracer: Tracer, envoy: EnvoyVersion, reads: &PerFormat<Read>) -> PerFormat<bool> {
     let mut feeds = PerFormat::default();
     match tracer {
         Tracer::None => {}
         Tracer::Zipkin | Tracer::ZipkinW3c => {
-            feeds[if matches!(reads[Format::B3], Read::Context(_)) {
+            feeds[if matches!(reads[Format::B3], Read::Context(_)) && zipkin_keeps_b3(tracer, envoy)
+            {
                 Format::B3
             } else {
                 Format::B3Multi
@@ -79,14 +115,35 @@ pub fn feeds(tracer: Tracer, reads: &PerFormat<Read>) -> PerFormat<bool> {
     feeds
 }
 
-/// Upstream: the context Envoy's tracer injected for its current span.
-pub fn injected(tracer: Tracer, reads: &PerFormat<Read>) -> Option<(SpanContext, Format)> {
+/// In front of the tracer (network): the formats to remove because the tracer would leave
+/// them behind stale (see [`leaves_stale`]): before Envoy 1.40, a `b3` that carries the
+/// context is fed to Zipkin as `x-b3-*` instead, which Envoy then overwrites with its span.
+pub fn unfed(tracer: Tracer, envoy: EnvoyVersion, reads: &PerFormat<Read>) -> PerFormat<bool> {
+    let mut unfed = PerFormat::default();
+    if matches!(tracer, Tracer::Zipkin | Tracer::ZipkinW3c)
+        && !zipkin_keeps_b3(tracer, envoy)
+        && matches!(reads[Format::B3], Read::Context(_))
+    {
+        unfed[Format::B3] = true;
+    }
+    unfed
+}
+
+/// Upstream: the context Envoy's tracer injected for its current span (Zipkin: `b3` from
+/// Envoy 1.40 on when one arrived, else `x-b3-*`; a `b3` next to `x-b3-*` before 1.40 is the
+/// client's, left as it arrived).
+pub fn injected(
+    tracer: Tracer,
+    envoy: EnvoyVersion,
+    reads: &PerFormat<Read>,
+) -> Option<(SpanContext, Format)> {
     let ctx_of = |f: Format| reads[f].context().map(|c| (*c, f));
     match tracer {
         Tracer::None => None,
-        Tracer::Zipkin | Tracer::ZipkinW3c => {
+        Tracer::Zipkin | Tracer::ZipkinW3c if zipkin_keeps_b3(tracer, envoy) => {
             ctx_of(Format::B3).or_else(|| ctx_of(Format::B3Multi))
         }
+        Tracer::Zipkin | Tracer::ZipkinW3c => ctx_of(Format::B3Multi),
         Tracer::OpenTelemetry => ctx_of(Format::TraceContext),
     }
 }

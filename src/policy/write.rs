@@ -14,6 +14,9 @@ pub struct Targets {
     pub write: PerFormat<bool>,
     /// Envoy's tracer overwrites these after this filter (downstream only).
     pub tracer_writes: PerFormat<bool>,
+    /// Envoy's tracer continues these in another format and leaves them behind with the
+    /// caller's span, which their readers would prefer: removed (Zipkin before 1.40: `b3`).
+    pub remove: PerFormat<bool>,
     /// `b3` is written as a bridge for the next hop's Zipkin tracer.
     pub bridged: bool,
 }
@@ -29,17 +32,23 @@ pub fn targets(
     choice: &Choice,
 ) -> Targets {
     let upstream = config.position == Position::Upstream;
+    let (tracer, envoy) = (config.tracer, config.envoy);
     let tracer_writes = match config.position {
-        Position::Downstream => tracer::writes(config.tracer, view),
+        Position::Downstream => tracer::writes(tracer, envoy, view),
         Position::Upstream | Position::Network => PerFormat::default(),
+    };
+    let remove = match config.position {
+        Position::Downstream => tracer::leaves_stale(tracer, envoy, view),
+        Position::Network => tracer::unfed(tracer, envoy, reads),
+        Position::Upstream => PerFormat::default(),
     };
     let mut write = PerFormat::default();
     for f in &config.propagate {
-        write[*f] = !tracer_writes[*f];
+        write[*f] = !tracer_writes[*f] && !remove[*f];
     }
     // In front of the tracer, its own format carries the context it is to continue.
     if config.position == Position::Network {
-        for (f, feeds) in tracer::feeds(config.tracer, reads).iter() {
+        for (f, feeds) in tracer::feeds(tracer, envoy, reads).iter() {
             write[f] |= *feeds;
         }
     }
@@ -53,15 +62,19 @@ pub fn targets(
             }
         }
     }
-    let zipkin_next_hop = matches!(config.tracer, Tracer::Zipkin | Tracer::ZipkinW3c);
-    let bridged =
-        choice.tracer_missed && config.bridge && zipkin_next_hop && !tracer_writes[Format::B3];
+    let zipkin_next_hop = matches!(tracer, Tracer::Zipkin | Tracer::ZipkinW3c);
+    let bridged = choice.tracer_missed
+        && config.bridge
+        && zipkin_next_hop
+        && !tracer_writes[Format::B3]
+        && !remove[Format::B3];
     if bridged {
         write[Format::B3] = true;
     }
     Targets {
         write,
         tracer_writes,
+        remove,
         bridged,
     }
 }
@@ -78,6 +91,10 @@ pub fn ops(
     let mut ops = PerHeader::default();
     for (f, read) in reads.iter() {
         let envoy_overwrites = targets.tracer_writes[f];
+        if targets.remove[f] {
+            remove_format(&mut ops, carrier, f);
+            continue;
+        }
         match winner {
             Some(ctx) if targets.write[f] => write_format(&mut ops, carrier, f, ctx),
             _ => {

@@ -6,7 +6,7 @@ use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 
 use crate::codec::{Carrier, Format, Header, HeaderValue, b3, b3multi, jaeger, tracecontext};
-use crate::config::{Config, Position, Tracer, Trust};
+use crate::config::{Config, EnvoyVersion, Position, Tracer, Trust};
 use crate::context::{Sampling, SpanContext, SpanId, TraceId};
 use crate::policy::{Op, Plan};
 
@@ -386,8 +386,15 @@ pub fn all_configs() -> Vec<Config> {
                         } else {
                             format!(r#","bridge":{bridge}"#)
                         };
+                        // Half the shapes model an Envoy before 1.40 (Zipkin answers `b3`
+                        // with `x-b3-*` there).
+                        let envoy = if ratio == "0.5" {
+                            r#","envoy_version":"1.36""#
+                        } else {
+                            ""
+                        };
                         let json = format!(
-                            r#"{{"position":"{position}","tracer":"{tracer}","trust":"{trust}","extract":{extract},"propagate":{propagate}{bridge},"sampling_ratio":{ratio}}}"#
+                            r#"{{"position":"{position}","tracer":"{tracer}","trust":"{trust}","extract":{extract},"propagate":{propagate}{bridge},"sampling_ratio":{ratio}{envoy}}}"#
                         );
                         let rewrites = trust != "continue" && tracer != "none";
                         let allowed = !rewrites
@@ -413,10 +420,13 @@ pub fn all_configs() -> Vec<Config> {
             Tracer::ZipkinW3c,
             Tracer::OpenTelemetry,
         ] {
-            assert!(
-                out.iter()
-                    .any(|c| c.position == position && c.tracer == tracer)
-            );
+            for envoy in [EnvoyVersion::new(1, 36), EnvoyVersion::NEWEST_MEASURED] {
+                assert!(
+                    out.iter().any(|c| {
+                        c.position == position && c.tracer == tracer && c.envoy == envoy
+                    })
+                );
+            }
         }
     }
     assert!(out.iter().any(|c| c.trust == Trust::Restart));

@@ -55,6 +55,11 @@ class EnvoyPool:
         self.running.clear()
 
 
+def pytest_terminal_summary(terminalreporter):
+    # Which Envoy the session ran (`make test` runs the suite once per release).
+    terminalreporter.write_line(f"real Envoy: {envoy_harness.envoy_version()} ({envoy_harness.envoy_binary()})")
+
+
 @pytest.fixture(scope="session")
 def echo():
     server, port = echo_server.start()

@@ -3,6 +3,7 @@ tags, and trace headers kept from third parties. Clusters carry Istio's names
 (`outbound|PORT||HOST`, `PassthroughCluster`) and all point at the loopback echo server."""
 
 import json
+import subprocess
 import time
 
 import pytest
@@ -32,6 +33,11 @@ ROUTES = [
     ("down", ["down.example.com"], "outbound|443||down.example.com"),
     ("passthrough", ["*"], "PassthroughCluster"),
 ]
+FORMATTER_TAGS = [
+    {"tag": "istio.service_entry", "value": "%FILTER_STATE(wasm.tracejoin.service_entry:PLAIN)%"},
+    {"tag": "external.host", "value": "%FILTER_STATE(wasm.tracejoin.external_host:PLAIN)%"},
+]
+FORMATTER_TAGS_SINCE = (1, 37)
 ACCESS_LOG_FORMAT = (
     "entry=%FILTER_STATE(wasm.tracejoin.service_entry:PLAIN)% "
     "ns=%FILTER_STATE(wasm.tracejoin.service_entry_namespace:PLAIN)% "
@@ -57,11 +63,10 @@ def external_config(upstream_port, wasm, position, access_log):
             },
         }
     ]
-    # Span tags from filter state (formatter custom tags, Envoy >= 1.37).
-    hcm["tracing"]["custom_tags"] = [
-        {"tag": "istio.service_entry", "value": "%FILTER_STATE(wasm.tracejoin.service_entry:PLAIN)%"},
-        {"tag": "external.host", "value": "%FILTER_STATE(wasm.tracejoin.external_host:PLAIN)%"},
-    ]
+    # Span tags from filter state (formatter custom tags: Envoy >= 1.37 only, which
+    # test_formatter_span_tags_need_envoy_1_37 measures).
+    if envoy_harness.envoy_release() >= FORMATTER_TAGS_SINCE:
+        hcm["tracing"]["custom_tags"] = FORMATTER_TAGS
     clusters = config["static_resources"]["clusters"]
     template = clusters[0]
     for _, _, cluster in ROUTES:
@@ -128,8 +133,26 @@ def test_external_calls_are_named_in_access_logs_and_stats(mesh):
     assert "tracejoin: calls to example.org leave the mesh with no ServiceEntry" in envoy.log()
 
 
+def test_formatter_span_tags_need_envoy_1_37(tmp_path, upstream_port):
+    """The span tags the Istio kit reads from tracejoin's filter state are formatter custom
+    tags (`value`), which Envoy accepts from 1.37 on; older releases refuse the config."""
+    config = envoy_harness.render_config(upstream_port, tracer="zipkin")
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["tracing"]["custom_tags"] = FORMATTER_TAGS
+    path = tmp_path / "envoy.json"
+    path.write_text(json.dumps(config))
+    result = subprocess.run(
+        [envoy_harness.envoy_binary(), "--mode", "validate", "-c", str(path), "--use-dynamic-base-id", "-l", "error"],
+        capture_output=True, text=True, timeout=120,
+    )
+    accepted = envoy_harness.envoy_release() >= FORMATTER_TAGS_SINCE
+    assert (result.returncode == 0) is accepted, result.stdout + result.stderr
+
+
 def test_external_calls_are_tagged_in_spans(mesh, upstream_port, echo_collected):
     position, envoy, _ = mesh
+    if envoy_harness.envoy_release() < FORMATTER_TAGS_SINCE:
+        pytest.skip("formatter span tags need Envoy 1.37 (test_formatter_span_tags_need_envoy_1_37)")
     # Only the spans of this test's calls: earlier tests' calls carried the same tags.
     before = len(echo_collected())
     call(envoy, "api.openai.com")

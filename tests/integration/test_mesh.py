@@ -1,11 +1,12 @@
 """The e2e matrix: the native mesh (gateway, three sidecars, auth-api and character-api on
 the OpenTelemetry Python SDK, profile-api on the OpenTelemetry JavaScript SDK) for every Envoy
 tracer x app propagator setting x tracejoin mode, asserted on the collected spans. The table
-is printed and written to build/mesh-matrix.md."""
+is printed and written to build/mesh-matrix-<Envoy version>.md."""
 
 import pytest
 
 from tracejoin_tools.common import ROOT
+from tracejoin_tools.envoy import harness as envoy_harness
 from tracejoin_tools.mesh import matrix, topology
 
 # Not fixable in the downstream position (README): Envoy's OpenTelemetry tracer cannot read
@@ -18,7 +19,7 @@ DOWNSTREAM_LIMITS = {("opentelemetry", "b3"), ("opentelemetry", "b3multi")}
 def rows(wasm):
     result = matrix.run(wasm)
     text = matrix.table(result)
-    out = ROOT / "build" / "mesh-matrix.md"
+    out = ROOT / "build" / f"mesh-matrix-{envoy_harness.envoy_version()}.md"
     out.parent.mkdir(exist_ok=True)
     out.write_text(text + "\n")
     print("\n" + text)

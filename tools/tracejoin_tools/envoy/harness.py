@@ -7,6 +7,7 @@ Ports are chosen by the kernel (port 0) and read back from Envoy's admin API; re
 polled, never slept for; the process is stopped on exit, also when a test fails.
 """
 
+import functools
 import http.client
 import json
 import os
@@ -369,10 +370,18 @@ class Envoy:
         return False
 
 
+@functools.cache
 def envoy_version():
     out = subprocess.run([envoy_binary(), "--version"], capture_output=True, text=True, timeout=30).stdout
     found = re.search(r"/(\d+\.\d+\.\d+)/", out)
     return found.group(1) if found else out.strip()
+
+
+def envoy_release():
+    """(major, minor) of the Envoy the harness runs, for behaviour that differs per release
+    (docs/envoy-versions.md); (0, 0) when `envoy --version` names none."""
+    found = re.match(r"(\d+)\.(\d+)", envoy_version())
+    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
 
 
 def send(port, headers=(), path="/"):

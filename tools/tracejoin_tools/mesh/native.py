@@ -126,7 +126,7 @@ class Mesh:
 
     def configure(self, tracer, mode):
         self.stop_envoys()
-        configs = topology.mesh_configs(tracer, mode, self.addressing, self.wasm_path)
+        configs = topology.mesh_configs(tracer, mode, self.addressing, self.wasm_path, envoy_harness.envoy_release())
         try:
             for name, config in configs.items():
                 self.envoys[name] = envoy_harness.Envoy(config).__enter__()

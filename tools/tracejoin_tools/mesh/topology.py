@@ -62,14 +62,18 @@ def _cluster(name, endpoint, dns):
     }
 
 
-def _tracing(tracer, service):
+# Envoy releases before this one have no formatter `value` in tracing custom_tags (and reject it).
+FORMATTER_TAGS_SINCE = (1, 37)
+NEWEST = (1, 40)  # the release docker-compose runs (envoyproxy/envoy:v1.40-latest)
+
+
+def _tracing(tracer, service, envoy_release):
     provider = envoy_harness.tracer_provider(tracer, "collector-zipkin", "collector-otlp", service)
-    return {
-        "random_sampling": {"value": 100},
-        "provider": provider,
-        # The ServiceEntry tracejoin found, as a span tag (formatter tags, Envoy >= 1.37).
-        "custom_tags": [{"tag": "istio.service_entry", "value": "%FILTER_STATE(wasm.tracejoin.service_entry:PLAIN)%"}],
-    }
+    tracing = {"random_sampling": {"value": 100}, "provider": provider}
+    if envoy_release >= FORMATTER_TAGS_SINCE:
+        # The ServiceEntry tracejoin found, as a span tag.
+        tracing["custom_tags"] = [{"tag": "istio.service_entry", "value": "%FILTER_STATE(wasm.tracejoin.service_entry:PLAIN)%"}]
+    return tracing
 
 
 def _tracejoin(listener, position, tracer, wasm_path, external=False):
@@ -108,7 +112,7 @@ def _network_tracejoin(listener, tracer, wasm_path):
     }
 
 
-def _listener(name, port, addressing, direction, virtual_hosts, tracer, service, mode, wasm_path, external=False):
+def _listener(name, port, addressing, direction, virtual_hosts, tracer, service, mode, wasm_path, external=False, envoy_release=NEWEST):
     router = {"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
     network = mode.startswith("network")
     if network:
@@ -136,7 +140,7 @@ def _listener(name, port, addressing, direction, virtual_hosts, tracer, service,
                             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                             "stat_prefix": name,
                             "generate_request_id": True,
-                            "tracing": _tracing(tracer, service),
+                            "tracing": _tracing(tracer, service, envoy_release),
                             "route_config": {"name": name, "virtual_hosts": virtual_hosts},
                             "http_filters": filters,
                         },
@@ -177,8 +181,9 @@ def _bootstrap(service, admin_port, addressing, listeners, clusters):
     }
 
 
-def mesh_configs(tracer, mode, addressing, wasm_path):
-    """{envoy name: bootstrap} for the gateway and one sidecar per app."""
+def mesh_configs(tracer, mode, addressing, wasm_path, envoy_release=NEWEST):
+    """{envoy name: bootstrap} for the gateway and one sidecar per app, for an Envoy release
+    given as (major, minor)."""
     reach, listen, dns = addressing.reach, addressing.listen, addressing.dns
     auth_svc = "outbound|8080||auth-api.default.svc.cluster.local"
 
@@ -202,6 +207,7 @@ def mesh_configs(tracer, mode, addressing, wasm_path):
         "istio-ingressgateway",
         mode,
         wasm_path,
+        envoy_release=envoy_release,
     )
     configs = {
         "istio-ingressgateway": _bootstrap(
@@ -214,7 +220,7 @@ def mesh_configs(tracer, mode, addressing, wasm_path):
         inbound = _listener(
             f"{app}-inbound", listen[f"{app}-inbound"], addressing, "INBOUND",
             [{"name": "inbound", "domains": ["*"], "routes": [_route("/", f"inbound|{APP_PORT}||")]}],
-            tracer, sidecar, mode, wasm_path,
+            tracer, sidecar, mode, wasm_path, envoy_release=envoy_release,
         )
         listeners = [inbound]
         clusters = [_cluster(f"inbound|{APP_PORT}||", reach[app], dns)]
@@ -222,7 +228,7 @@ def mesh_configs(tracer, mode, addressing, wasm_path):
             outbound = _listener(
                 f"{app}-outbound", listen[f"{app}-outbound"], addressing, "OUTBOUND",
                 [{"name": name, "domains": [host, f"{host}:*"], "routes": [_route("/", cluster)]} for name, host, cluster in OUTBOUND[app]],
-                tracer, sidecar, mode, wasm_path, external=True,
+                tracer, sidecar, mode, wasm_path, external=True, envoy_release=envoy_release,
             )
             listeners.append(outbound)
             # A mesh service is reached at its sidecar's inbound listener, Kakao directly.
