@@ -1,4 +1,4 @@
-"""Bad plugin configurations in a real Envoy 1.40: each corpus case (tests/corpus/bad-configs.json,
+"""Bad plugin configurations in a real Envoy (1.36 to 1.40): each corpus case (tests/corpus/bad-configs.json,
 whose native half is src/config_corpus_tests.rs) is refused with a log line naming its field,
 Envoy never crashes, and the listener that was serving keeps serving; a good configuration
 pushed after a bad one takes over.
@@ -45,7 +45,9 @@ from tracejoin_tools.envoy.harness import send
 CORPUS = json.loads((ROOT / "tests" / "corpus" / "bad-configs.json").read_text())
 
 B3 = [("b3", f"{T}-{S}-1")]
-REJECTED = "lds: listener 'main' config rejected: Unable to create Wasm plugin tracejoin"
+# Logged on every release measured (1.36, 1.38, 1.40); 1.40 also logs
+# `lds: listener 'main' config rejected: ...`, 1.36 does not.
+REJECTED = "Filesystem config update rejected: Error adding/updating listener(s) main: Unable to create Wasm plugin tracejoin"
 # A crash (Envoy's fatal signal handler) or a Rust panic (the filter's panic hook).
 CRASH_MARKS = ("Caught ", "Backtrace", "panicked")
 

@@ -1,5 +1,6 @@
-"""tracejoin in a real Envoy 1.40: both positions, every tracer, asserting on what the
-upstream (standing in for the app) receives and on the filter's stats."""
+"""tracejoin in a real Envoy (each release docs/envoy-versions.md lists): both positions,
+every tracer, asserting on what the upstream (standing in for the app) receives and on the
+filter's stats."""
 
 import pytest
 

@@ -20,16 +20,37 @@ def test_committed_compose_files_are_generated_from_the_topology():
         assert (MESH / rel).read_text() == text, f"{rel} is stale: run `make mesh-compose`"
 
 
-@pytest.mark.parametrize("name", ["istio-ingressgateway", *SIDECARS])
-def test_envoy_validates_every_compose_config(tmp_path, wasm, name):
-    config = yaml.safe_load((MESH / "compose" / f"{name}.yaml").read_text())
-    text = json.dumps(config).replace(compose.WASM_IN_CONTAINER, wasm)
+def validate(tmp_path, name, config, wasm):
     path = tmp_path / f"{name}.json"
-    path.write_text(text)
-    result = subprocess.run(
+    path.write_text(json.dumps(config).replace(compose.WASM_IN_CONTAINER, wasm))
+    return subprocess.run(
         [envoy_harness.envoy_binary(), "--mode", "validate", "-c", str(path), "--use-dynamic-base-id", "-l", "error"],
         capture_output=True, text=True, timeout=120,
     )
+
+
+def without_formatter_tags(node):
+    """The config with the tracing custom tags that use a formatter `value` left out."""
+    if isinstance(node, dict):
+        return {k: without_formatter_tags(v) for k, v in node.items() if not (k == "custom_tags" and any("value" in t for t in v))}
+    if isinstance(node, list):
+        return [without_formatter_tags(v) for v in node]
+    return node
+
+
+@pytest.mark.parametrize("name", ["istio-ingressgateway", *SIDECARS])
+def test_envoy_validates_every_compose_config(tmp_path, wasm, name):
+    config = yaml.safe_load((MESH / "compose" / f"{name}.yaml").read_text())
+    result = validate(tmp_path, name, config, wasm)
+    if envoy_harness.envoy_release() >= topology.FORMATTER_TAGS_SINCE:
+        assert result.returncode == 0, result.stdout + result.stderr
+        return
+    # The compose files run Envoy 1.40 images; an older Envoy refuses only their formatter
+    # span tags (docs/envoy-versions.md), and takes the rest.
+    # (Protobuf spaces its error messages at random.)
+    refusal = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0 and "CustomTag" in refusal and "no such field: 'value'" in refusal, refusal
+    result = validate(tmp_path, name, without_formatter_tags(config), wasm)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
