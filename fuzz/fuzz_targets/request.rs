@@ -924,7 +924,7 @@ fn check_request_after(
     let owned = if upstream {
         PerFormat::default()
     } else {
-        policy::tracer::writes(config.tracer, &view)
+        policy::tracer::writes(config.tracer, config.envoy, &view)
     };
     // Envoy's OpenTelemetry tracer continues a traceparent it can read with its tracestate.
     let envoy_owns_tracestate = !upstream

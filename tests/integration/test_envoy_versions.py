@@ -157,3 +157,25 @@ def test_the_1_40_runtime_guard_off_needs_the_older_model(upstream_port, wasm):
     assert found["1.40"][0] == S, "guard off: Envoy leaves the client's b3 behind"
     parent, envoys_span = found["1.39"]
     assert parent == envoys_span != S
+
+
+@pytest.mark.parametrize("position", ["off", "downstream", "upstream"])
+def test_opentelemetry_obeys_overall_sampling_from_1_39(upstream_port, wasm, position):
+    """Not modelled (the filter does not see the HCM's sampling settings): with
+    `overall_sampling: 0`, from 1.39 on (changelog; measured on 1.40) Envoy's OpenTelemetry
+    tracer forwards a sampled incoming traceparent as not sampled. Downstream, tracejoin's
+    other formats keep the incoming decision; upstream they follow Envoy's."""
+    config = envoy_harness.render_config(
+        upstream_port, tracer="opentelemetry", position=position, wasm_path=wasm,
+        plugin_config={"position": position, "tracer": "opentelemetry"} if position != "off" else None,
+    )
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["tracing"]["overall_sampling"] = {"value": 0}
+    with envoy_harness.Envoy(config) as envoy:
+        _, _, got = send(envoy.port, [("traceparent", f"00-{T}-{S}-01")])
+    obeys = RELEASE >= (1, 39)
+    assert one(got, "traceparent").endswith("-00" if obeys else "-01"), got
+    if position == "downstream":
+        assert one(got, "x-b3-sampled") == "1", got
+    if position == "upstream":
+        assert one(got, "x-b3-sampled") == ("0" if obeys else "1"), got
