@@ -1,4 +1,4 @@
-"""Envoy's `no_context_propagation` (HCM `tracing`, Envoy >= 1.40; what Istio 1.30's Telemetry
+"""Envoy's `no_context_propagation` (HCM `tracing`, Envoy >= 1.38 of the releases tested; what Istio 1.30's Telemetry
 `disableContextPropagation` sets) next to tracejoin, in a real Envoy with the Zipkin tracer:
 which runs first, what reaches the upstream, whether Envoy's span is still reported, and
 whether tracejoin's writes survive (docs/external-services.md). The option only stops the
@@ -28,7 +28,8 @@ def propagation_config(upstream_port, wasm, position, no_context_propagation):
     plugin = dict(PLUGIN, position=http_position) if http_position not in ("", "off") else None
     config = envoy_harness.render_config(upstream_port, tracer="zipkin", position=position, wasm_path=wasm, plugin_config=plugin)
     hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][-1]["typed_config"]
-    hcm["tracing"]["no_context_propagation"] = no_context_propagation
+    if no_context_propagation:
+        hcm["tracing"]["no_context_propagation"] = True
     hcm["route_config"]["virtual_hosts"] = [
         {"name": "openai", "domains": ["api.openai.com"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": OPENAI}}]},
         {"name": "mesh", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "echo"}}]},
@@ -41,6 +42,22 @@ def propagation_config(upstream_port, wasm, position, no_context_propagation):
         "layers": [{"name": "static", "static_layer": {"tracing.zipkin.min_flush_spans": 1, "tracing.zipkin.flush_interval_ms": 100}}]
     }
     return config
+
+
+# 1.36.4 refuses the field; 1.38.2 and 1.40.0 take it (docs/envoy-versions.md).
+NO_CONTEXT_PROPAGATION_SINCE = (1, 38)
+needs_the_option = pytest.mark.skipif(
+    envoy_harness.envoy_release() < NO_CONTEXT_PROPAGATION_SINCE, reason="no_context_propagation: Envoy 1.38 and later"
+)
+
+
+def test_older_envoy_refuses_the_option(upstream_port, wasm):
+    """Before 1.38 the HCM has no `no_context_propagation`: Envoy refuses the config, so the
+    Telemetry option cannot be used there (Istio sets it only for its 1.30+ proxies)."""
+    if envoy_harness.envoy_release() >= NO_CONTEXT_PROPAGATION_SINCE:
+        pytest.skip("Envoy 1.38 and later take the option")
+    with pytest.raises(RuntimeError, match="no_context_propagation"):
+        envoy_harness.Envoy(propagation_config(upstream_port, wasm, "off", True)).__enter__()
 
 
 @pytest.fixture
@@ -75,6 +92,7 @@ def sent(got):
     return {name for name, _ in got} & TRACE_HEADERS
 
 
+@needs_the_option
 def test_envoy_reports_its_span_but_injects_nothing(proxy):
     """Without tracejoin. Envoy 1.40 accepts the field; its span still continues the B3
     caller and is reported, but the upstream gets the caller's own headers unchanged: the next
@@ -94,6 +112,7 @@ def test_envoy_reports_its_span_but_injects_nothing(proxy):
     assert header_values(got, "x-b3-spanid") == [spans[0]["id"]] and header_values(got, "x-b3-parentspanid") == [S]
 
 
+@needs_the_option
 def test_the_option_alone_keeps_nothing_from_third_parties(proxy):
     """What the app sent reaches the third party: the option stops Envoy's injection only."""
     call = proxy("off")
@@ -103,6 +122,7 @@ def test_the_option_alone_keeps_nothing_from_third_parties(proxy):
     assert header_values(got, "x-b3-traceid") == [T]
 
 
+@needs_the_option
 @pytest.mark.parametrize("position", ["downstream", "upstream", "network+downstream"])
 def test_with_tracejoin_nothing_reaches_third_parties(proxy, position):
     """tracejoin removes the app's headers toward the ServiceEntry and the tracer injects none:
@@ -115,6 +135,7 @@ def test_with_tracejoin_nothing_reaches_third_parties(proxy, position):
         assert len(spans) == 1 and (trace_id is None or spans[0]["traceId"] == trace_id), spans
 
 
+@needs_the_option
 def test_downstream_alone_leaks_the_tracers_injection(proxy):
     """The contrast: without the option, the listener filter removes the app's headers and
     Envoy's tracer injects its own after it (the upstream position removes those too)."""
@@ -126,6 +147,7 @@ def test_downstream_alone_leaks_the_tracers_injection(proxy):
     assert sent(got) == set()
 
 
+@needs_the_option
 def test_tracejoins_writes_survive_inside_the_mesh(proxy):
     """In-mesh calls under the option. Downstream: tracejoin's `b3` bridge and the app's
     traceparent reach the next app, Envoy's x-b3-* do not come. Upstream: with nothing injected,
@@ -141,6 +163,7 @@ def test_tracejoins_writes_survive_inside_the_mesh(proxy):
     assert header_values(got, "x-b3-spanid") == [spans[0]["id"]] and header_values(got, "traceparent") == [traceparent(T, spans[0]["id"])]
 
 
+@needs_the_option
 def test_the_network_filter_runs_before_the_tracer_and_its_rewrite_goes_on(proxy):
     """The network position rewrites the head before the tracer reads it: Envoy's span joins
     the W3C-only app's trace, and the rewritten head (x-b3-* with the app's ids) reaches the
