@@ -44,17 +44,15 @@ def propagation_config(upstream_port, wasm, position, no_context_propagation):
     return config
 
 
-# 1.36.4 refuses the field; 1.38.2 and 1.40.0 take it (docs/envoy-versions.md).
-NO_CONTEXT_PROPAGATION_SINCE = (1, 38)
 needs_the_option = pytest.mark.skipif(
-    envoy_harness.envoy_release() < NO_CONTEXT_PROPAGATION_SINCE, reason="no_context_propagation: Envoy 1.38 and later"
+    envoy_harness.envoy_release() < envoy_harness.NO_CONTEXT_PROPAGATION_SINCE, reason="no_context_propagation: Envoy 1.38 and later"
 )
 
 
 def test_older_envoy_refuses_the_option(upstream_port, wasm):
     """Before 1.38 the HCM has no `no_context_propagation`: Envoy refuses the config, so the
     Telemetry option cannot be used there (Istio sets it only for its 1.30+ proxies)."""
-    if envoy_harness.envoy_release() >= NO_CONTEXT_PROPAGATION_SINCE:
+    if envoy_harness.envoy_release() >= envoy_harness.NO_CONTEXT_PROPAGATION_SINCE:
         pytest.skip("Envoy 1.38 and later take the option")
     with pytest.raises(RuntimeError, match="no_context_propagation"):
         envoy_harness.Envoy(propagation_config(upstream_port, wasm, "off", True)).__enter__()

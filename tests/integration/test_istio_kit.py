@@ -460,9 +460,6 @@ def test_waypoint_options_mount_the_module_where_the_envoyfilter_reads_it():
     assert Path(filename).parent == Path(mount["mountPath"])
 
 
-# The first release of the three tested whose HCM has `tracing.no_context_propagation`
-# (1.36.4 refuses the field; test_context_propagation.py asserts it).
-NO_CONTEXT_PROPAGATION_SINCE = (1, 38)
 
 
 def waypoint_envoy(upstream_port, wasm, tracer, deployment, no_context_propagation=False):
@@ -484,7 +481,7 @@ def waypoint_envoy(upstream_port, wasm, tracer, deployment, no_context_propagati
     hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     if no_context_propagation:
         # Envoy 1.36 has no such field (docs/envoy-versions.md): set it only when asked.
-        if envoy_harness.envoy_release() < NO_CONTEXT_PROPAGATION_SINCE:
+        if envoy_harness.envoy_release() < envoy_harness.NO_CONTEXT_PROPAGATION_SINCE:
             pytest.skip("no_context_propagation: Envoy 1.38 and later")
         hcm["tracing"]["no_context_propagation"] = True
     # The waypoint's main_internal listener is INBOUND: its spans are server spans.

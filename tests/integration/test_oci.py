@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import time
 import urllib.request
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import pytest
 import yaml
 
 from tracejoin_tools.common import LOOPBACK, ROOT, free_port
+from tracejoin_tools.envoy import harness as envoy_harness
 
 TAG = "0.1.0"
 IMAGE = f"registry.example.com/tracejoin:{TAG}"
@@ -247,26 +247,10 @@ class Registry:
         return self
 
     def wait_ready(self, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"registry exited: {self.log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(f"http://{self.host}/v2/", timeout=2) as answer:
-                    if answer.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"registry not ready in {timeout} s: {self.log_path.read_text()}")
+        envoy_harness.wait_until_answering(f"http://{self.host}/v2/", self.process, "registry", timeout, self.log_path.read_text)
 
     def __exit__(self, *_):
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        envoy_harness.stop_process(self.process)
         self.log.close()
 
     def get(self, path, accept=None):

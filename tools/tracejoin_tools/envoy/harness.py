@@ -274,6 +274,21 @@ def stop_process(proc, grace=10):
             proc.wait()
 
 
+def wait_until_answering(url, proc, name, timeout=60, output=lambda: ""):
+    """Polls `url` until it answers without an HTTP error; raises if `proc` exits first or
+    `timeout` seconds pass (`output()`: what to show of the process then)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited: {output()}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{name} not ready after {timeout}s: {output()}")
+
+
 class Envoy:
     """A running Envoy; use as a context manager."""
 
@@ -375,6 +390,24 @@ def envoy_version():
     out = subprocess.run([envoy_binary(), "--version"], capture_output=True, text=True, timeout=30).stdout
     found = re.search(r"/(\d+\.\d+\.\d+)/", out)
     return found.group(1) if found else out.strip()
+
+
+# Release boundaries the tests and the mesh configs depend on (docs/envoy-versions.md).
+FORMATTER_TAGS_SINCE = (1, 37)  # formatter `value` in tracing custom_tags (older: refused)
+NO_CONTEXT_PROPAGATION_SINCE = (1, 38)  # HCM tracing.no_context_propagation (1.36: refused)
+
+
+def validate(config, workdir):
+    """`envoy --mode validate` on a config dict: (passed, Envoy's output on one line; protobuf
+    spaces its error messages at random, so whitespace runs are collapsed)."""
+    path = os.path.join(workdir, "validate.json")
+    with open(path, "w") as f:
+        json.dump(config, f)
+    result = subprocess.run(
+        [envoy_binary(), "--mode", "validate", "-c", path, "--use-dynamic-base-id", "-l", "error"],
+        capture_output=True, text=True, timeout=120,
+    )
+    return result.returncode == 0, " ".join((result.stdout + result.stderr).split())
 
 
 def envoy_release():

@@ -43,16 +43,10 @@ class App:
         )
 
     def wait_ready(self, timeout=60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: {self.proc.stderr.read().decode(errors='replace')}")
-            try:
-                with urllib.request.urlopen(f"http://{LOOPBACK}:{self.port}/healthz", timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"{self.name} not ready after {timeout}s")
+        def output():  # stderr only once the app has exited: reading it earlier would block
+            return self.proc.stderr.read().decode(errors="replace") if self.proc.poll() is not None else ""
+
+        envoy_harness.wait_until_answering(f"http://{LOOPBACK}:{self.port}/healthz", self.proc, self.name, timeout, output)
 
     def stop(self):
         envoy_harness.stop_process(self.proc)

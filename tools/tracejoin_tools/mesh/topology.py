@@ -62,15 +62,13 @@ def _cluster(name, endpoint, dns):
     }
 
 
-# Envoy releases before this one have no formatter `value` in tracing custom_tags (and reject it).
-FORMATTER_TAGS_SINCE = (1, 37)
 NEWEST = (1, 40)  # the release docker-compose runs (envoyproxy/envoy:v1.40-latest)
 
 
 def _tracing(tracer, service, envoy_release):
     provider = envoy_harness.tracer_provider(tracer, "collector-zipkin", "collector-otlp", service)
     tracing = {"random_sampling": {"value": 100}, "provider": provider}
-    if envoy_release >= FORMATTER_TAGS_SINCE:
+    if envoy_release >= envoy_harness.FORMATTER_TAGS_SINCE:
         # The ServiceEntry tracejoin found, as a span tag.
         tracing["custom_tags"] = [{"tag": "istio.service_entry", "value": "%FILTER_STATE(wasm.tracejoin.service_entry:PLAIN)%"}]
     return tracing
