@@ -16,7 +16,7 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 
-use crate::config::{Config, EnvoyVersion, Position, VersionSource};
+use crate::config::{Config, EnvoyVersion, Position};
 use crate::filter::{HostError, RequestFilter};
 use crate::ids::IdGenerator;
 use metrics::Metrics;
@@ -89,11 +89,7 @@ impl RootContext for TracejoinRoot {
             config.trust,
             config.sampler.ratio_text(),
             config.envoy,
-            match config.envoy_source {
-                VersionSource::Configured => "configured",
-                VersionSource::Detected => "detected",
-                VersionSource::Assumed => "not detected: newest measured model",
-            }
+            config.envoy_source.describe()
         );
         if config.envoy > EnvoyVersion::NEWEST_MEASURED
             || config.envoy < EnvoyVersion::OLDEST_MEASURED
