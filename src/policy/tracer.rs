@@ -18,8 +18,16 @@ fn b3_single_in(view: &PerFormat<Read>) -> bool {
     matches!(view[Format::B3], Read::Context(_) | Read::SamplingOnly(_))
 }
 
-fn zipkin_keeps_b3(tracer: Tracer, envoy: EnvoyVersion) -> bool {
-    matches!(tracer, Tracer::Zipkin | Tracer::ZipkinW3c) && envoy >= ZIPKIN_KEEPS_B3_SINCE
+/// Zipkin in a release before 1.40: answers `b3` with `x-b3-*`, leaving the `b3` as it came.
+fn zipkin_leaves_b3(tracer: Tracer, envoy: EnvoyVersion) -> bool {
+    matches!(tracer, Tracer::Zipkin | Tracer::ZipkinW3c) && envoy < ZIPKIN_KEEPS_B3_SINCE
+}
+
+/// `b3` alone, if `set`.
+fn b3_only(set: bool) -> PerFormat<bool> {
+    let mut formats = PerFormat::default();
+    formats[Format::B3] = set;
+    formats
 }
 
 /// The formats Envoy's tracer extracts from, in its order.
@@ -57,7 +65,7 @@ pub fn writes(tracer: Tracer, envoy: EnvoyVersion, view: &PerFormat<Read>) -> Pe
     match tracer {
         Tracer::None => {}
         Tracer::Zipkin | Tracer::ZipkinW3c => {
-            owned[if b3_single_in(view) && zipkin_keeps_b3(tracer, envoy) {
+            owned[if b3_single_in(view) && envoy >= ZIPKIN_KEEPS_B3_SINCE {
                 Format::B3
             } else {
                 Format::B3Multi
@@ -84,14 +92,7 @@ pub fn leaves_stale(
     envoy: EnvoyVersion,
     view: &PerFormat<Read>,
 ) -> PerFormat<bool> {
-    let mut stale = PerFormat::default();
-    if matches!(tracer, Tracer::Zipkin | Tracer::ZipkinW3c)
-        && !zipkin_keeps_b3(tracer, envoy)
-        && b3_single_in(view)
-    {
-        stale[Format::B3] = true;
-    }
-    stale
+    b3_only(zipkin_leaves_b3(tracer, envoy) && b3_single_in(view))
 }
 
 /// In front of the tracer (network): the formats to write so that the tracer reads the
@@ -103,7 +104,7 @@ pub fn feeds(tracer: Tracer, envoy: EnvoyVersion, reads: &PerFormat<Read>) -> Pe
     match tracer {
         Tracer::None => {}
         Tracer::Zipkin | Tracer::ZipkinW3c => {
-            feeds[if matches!(reads[Format::B3], Read::Context(_)) && zipkin_keeps_b3(tracer, envoy)
+            feeds[if matches!(reads[Format::B3], Read::Context(_)) && envoy >= ZIPKIN_KEEPS_B3_SINCE
             {
                 Format::B3
             } else {
@@ -119,14 +120,7 @@ pub fn feeds(tracer: Tracer, envoy: EnvoyVersion, reads: &PerFormat<Read>) -> Pe
 /// them behind stale (see [`leaves_stale`]): before Envoy 1.40, a `b3` that carries the
 /// context is fed to Zipkin as `x-b3-*` instead, which Envoy then overwrites with its span.
 pub fn unfed(tracer: Tracer, envoy: EnvoyVersion, reads: &PerFormat<Read>) -> PerFormat<bool> {
-    let mut unfed = PerFormat::default();
-    if matches!(tracer, Tracer::Zipkin | Tracer::ZipkinW3c)
-        && !zipkin_keeps_b3(tracer, envoy)
-        && matches!(reads[Format::B3], Read::Context(_))
-    {
-        unfed[Format::B3] = true;
-    }
-    unfed
+    b3_only(zipkin_leaves_b3(tracer, envoy) && matches!(reads[Format::B3], Read::Context(_)))
 }
 
 /// Upstream: the context Envoy's tracer injected for its current span (Zipkin: `b3` from
@@ -140,7 +134,7 @@ pub fn injected(
     let ctx_of = |f: Format| reads[f].context().map(|c| (*c, f));
     match tracer {
         Tracer::None => None,
-        Tracer::Zipkin | Tracer::ZipkinW3c if zipkin_keeps_b3(tracer, envoy) => {
+        Tracer::Zipkin | Tracer::ZipkinW3c if envoy >= ZIPKIN_KEEPS_B3_SINCE => {
             ctx_of(Format::B3).or_else(|| ctx_of(Format::B3Multi))
         }
         Tracer::Zipkin | Tracer::ZipkinW3c => ctx_of(Format::B3Multi),
