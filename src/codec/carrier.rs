@@ -13,8 +13,9 @@ pub enum Slot<'a> {
     #[default]
     Absent,
     One(&'a [u8]),
-    /// Sent more than once. Only tracestate may legally repeat; elsewhere it is invalid.
-    Repeated,
+    /// Sent more than once; the first value is kept. Only tracestate may legally repeat;
+    /// each format says what a repeat of its other headers means.
+    Repeated(&'a [u8]),
 }
 
 /// The trace headers of one request.
@@ -55,9 +56,9 @@ impl<'a> Carrier<'a> {
             self.tracestate_count = self.tracestate_count.saturating_add(1);
         }
         let slot = &mut self.slots[header];
-        *slot = match slot {
+        *slot = match *slot {
             Slot::Absent => Slot::One(value),
-            Slot::One(_) | Slot::Repeated => Slot::Repeated,
+            Slot::One(first) | Slot::Repeated(first) => Slot::Repeated(first),
         };
     }
 
@@ -70,7 +71,15 @@ impl<'a> Carrier<'a> {
         match self.get(header) {
             Slot::Absent => Ok(None),
             Slot::One(v) => Ok(Some(v)),
-            Slot::Repeated => Err(Repeated),
+            Slot::Repeated(_) => Err(Repeated),
+        }
+    }
+
+    /// The header's first value, however often it was sent.
+    pub fn first(&self, header: Header) -> Option<&'a [u8]> {
+        match self.get(header) {
+            Slot::Absent => None,
+            Slot::One(v) | Slot::Repeated(v) => Some(v),
         }
     }
 

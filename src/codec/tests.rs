@@ -7,7 +7,8 @@ use crate::codec::b3::{self, B3};
 use crate::codec::b3multi::{self, MultiHeaders};
 use crate::codec::tracestate::{self, TraceState};
 use crate::codec::{
-    self, Carrier, Format, Header, HeaderValue, Slot, header_map, jaeger, tracecontext,
+    self, Carrier, Format, Header, HeaderValue, Slot, carrier::Repeated, header_map, jaeger,
+    tracecontext,
 };
 use crate::context::{Sampling, SpanContext};
 use crate::testing::generate::*;
@@ -136,9 +137,11 @@ fn carrier_collects_trace_headers() {
         Slot::One(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
     );
     // Only tracestate may repeat; it is kept in order.
-    assert_eq!(c.get(Header::Tracestate), Slot::Repeated);
+    assert_eq!(c.get(Header::Tracestate), Slot::Repeated(b"a=1"));
     assert_eq!(c.tracestate_parts(), Some(&[&b"a=1"[..], &b"b=2"[..]][..]));
-    assert_eq!(c.get(Header::B3), Slot::Repeated);
+    assert_eq!(c.get(Header::B3), Slot::Repeated(b"0"));
+    assert_eq!(c.first(Header::B3), Some(&b"0"[..]));
+    assert_eq!(c.single(Header::B3), Err(Repeated));
     assert_eq!(c.get(Header::UberTraceId), Slot::Absent);
     assert!(c.is_present(Header::B3));
     assert!(!c.is_present(Header::XB3TraceId));
