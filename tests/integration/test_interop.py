@@ -221,7 +221,7 @@ def render(cells, known):
     lines.append(
         "✓: agrees under every tracer (none, zipkin, zipkin_w3c, otel = opentelemetry) in every position "
         "(d = downstream, u = upstream, n = network); \"except\" lists where it cannot, and why. "
-        "(64): trace ids compared at the low 64 bits, all that ot-trace and x-datadog-trace-id carry."
+        "(64): trace ids compared at the low 64 bits, all that OTTracePropagator writes and reads."
     )
     lines.append("")
     lines += [f"[{i}] {text}" for i, text in enumerate(notes, 1)]
