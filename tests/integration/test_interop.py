@@ -171,9 +171,12 @@ def matrix(upstream_port, wasm, tmp_path_factory):
         for writer in WRITERS:
             for reader in READERS:
                 cells.setdefault((config, writer, reader), None)
-    report = render(cells, known)
+    release = envoy_harness.envoy_version()
+    lacking = [p.format for p in interop.PROPAGATORS if p.format not in known]
+    head = f"# Interop matrix on Envoy {release}\n\nThe filter ({wasm}) knows {', '.join(known)}"
+    head += f"; it lacks {', '.join(lacking)}.\n\n" if lacking else ".\n\n"
     BUILD.mkdir(exist_ok=True)
-    (BUILD / f"interop-matrix-{envoy_harness.envoy_version()}.md").write_text(report)
+    (BUILD / f"interop-matrix-{release}.md").write_text(head + render(cells, known))
     return cells, known
 
 
@@ -221,7 +224,7 @@ def render(cells, known):
     lines.append(
         "✓: agrees under every tracer (none, zipkin, zipkin_w3c, otel = opentelemetry) in every position "
         "(d = downstream, u = upstream, n = network); \"except\" lists where it cannot, and why. "
-        "(64): trace ids compared at the low 64 bits, all that OTTracePropagator writes and reads."
+        "(64): trace ids compared at the low 64 bits, all that ot-trace carries (OTTracePropagator writes at most 16 hex digits)."
     )
     lines.append("")
     lines += [f"[{i}] {text}" for i, text in enumerate(notes, 1)]
