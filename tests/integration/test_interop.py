@@ -113,7 +113,7 @@ def _known_formats(envoy, lds, wasm):
     return known
 
 
-def _judge_all(config, writer, readers, received, sent):
+def _judge_all(config, readers, received, sent):
     """{reader: what it got wrong or None} for one request; `sent`: (trace, span, sampled,
     bits) of the writer, None for the tracejoin row."""
     tracer, _ = config
@@ -162,7 +162,7 @@ def matrix(upstream_port, wasm, tmp_path_factory):
                     status, _, received = send(ports[_name(config)], headers)
                     assert status == 200, (config, writer, status)
                     label = "" if writer == "tracejoin" else (" when sampled" if sampled else " when not sampled")
-                    for reader, what in _judge_all(config, writer, readers, [tuple(h) for h in received], sent).items():
+                    for reader, what in _judge_all(config, readers, [tuple(h) for h in received], sent).items():
                         if what:
                             wrong[reader].append(what + label)
                 for reader, whats in wrong.items():
