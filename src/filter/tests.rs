@@ -214,7 +214,12 @@ fn restart_keeps_the_clients_trace_id_in_tracestate() {
     );
     let tp = host.get("traceparent").unwrap();
     assert!(!tp.contains(T));
-    assert_eq!(host.get("tracestate").unwrap(), format!("tracejoin={T}"));
+    // The new trace's own decision (ratio 1: `th:0`) goes in front, as W3C asks of a new
+    // member; the client's members do not go on.
+    assert_eq!(
+        host.get("tracestate").unwrap(),
+        format!("ot=th:0,tracejoin={T}")
+    );
     assert_eq!(host.count(Counter::Restarted), 1);
 }
 
@@ -258,7 +263,8 @@ fn invalid_headers_are_removed_not_forwarded() {
     );
     let tp = host.get("traceparent").unwrap();
     assert!(!tp.contains(&T.to_uppercase()));
-    assert_eq!(host.get("tracestate"), None);
+    // The new trace carries only the threshold of tracejoin's own decision, not `a=1`.
+    assert_eq!(host.get("tracestate").unwrap(), "ot=th:0");
     assert_eq!(host.get("uber-trace-id"), None);
     assert_eq!(
         host.count(Counter::Invalid(crate::codec::Format::TraceContext)),
@@ -662,4 +668,116 @@ fn envoys_own_reply_is_counted_at_stream_end_once() {
         }),
         1
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// docs/conformance.md items 8, 9, 10
+// ---------------------------------------------------------------------------------------
+
+/// Item 9. W3C ("Mutating the traceparent Field", Update `sampled`): "The `parent-id` field
+/// MUST be set to a new value with the `sampled` flag update".
+#[test]
+fn resample_that_flips_the_flag_sends_a_new_parent_id() {
+    let host = run(
+        r#"{"tracer":"none","trust":"resample","sampling_ratio":0}"#,
+        &[("traceparent", &format!("00-{T}-{S}-01"))],
+    );
+    let tp = host.get("traceparent").unwrap().to_string();
+    let c = crate::codec::tracecontext::parse(tp.as_bytes()).unwrap();
+    assert_eq!(c.trace_id, crate::testing::vectors::tid(T), "{tp}");
+    assert!(tp.ends_with("-00"), "{tp}");
+    assert_ne!(c.span_id, crate::testing::vectors::sid(S), "{tp}");
+    // The same new id in every format, the client's span as its parent.
+    assert_eq!(host.get("x-b3-spanid").unwrap(), &tp[36..52]);
+    assert_eq!(host.get("x-b3-parentspanid").unwrap(), S);
+    // The decision the client sent is kept: the same traceparent goes on.
+    let host = run(
+        r#"{"tracer":"none","trust":"resample","sampling_ratio":1}"#,
+        &[("traceparent", &format!("00-{T}-{S}-01"))],
+    );
+    assert_eq!(host.get("traceparent").unwrap(), format!("00-{T}-{S}-01"));
+}
+
+/// Item 10. W3C: "If the value of the traceparent field wasn't changed before propagation,
+/// tracestate MUST NOT be modified as well."
+#[test]
+fn tracestate_is_left_as_it_arrived_while_traceparent_is() {
+    let tp = format!("00-{T}-{S}-01");
+    for ts in ["a=1 , b=2", "a=1,,b=2", "a=1,b=2 "] {
+        let host = run(
+            r#"{"tracer":"none","propagate":["tracecontext"]}"#,
+            &[("traceparent", &tp), ("tracestate", ts)],
+        );
+        assert_eq!(host.get("traceparent").unwrap(), tp);
+        assert_eq!(host.get("tracestate").unwrap(), ts);
+    }
+    // A traceparent tracejoin rewrites (here a future version downgraded to 00) may carry
+    // its tracestate in canonical form.
+    let host = run(
+        r#"{"tracer":"none","propagate":["tracecontext"]}"#,
+        &[
+            ("traceparent", &format!("01-{T}-{S}-01-extra")),
+            ("tracestate", "a=1 , b=2"),
+        ],
+    );
+    assert_eq!(host.get("traceparent").unwrap(), tp);
+    assert_eq!(host.get("tracestate").unwrap(), "a=1,b=2");
+    // An invalid one is still discarded (processing model, step 3).
+    let host = run(
+        r#"{"tracer":"none"}"#,
+        &[("traceparent", &tp), ("tracestate", "A=1")],
+    );
+    assert_eq!(host.get("tracestate"), None);
+}
+
+/// Item 8. OpenTelemetry tracestate-probability-sampling: the stage that decides writes
+/// its threshold `ot=th:`, decides over `ot=rv:` when present, and re-encodes or erases a
+/// client's `th` it overrode.
+#[test]
+fn decisions_carry_the_otel_threshold_and_honour_rv() {
+    // Deferred B3, no tracer: tracejoin decides, with the sampler's threshold (ratio 1: `0`).
+    let host = run(
+        r#"{"tracer":"none","sampling_ratio":1}"#,
+        &[("x-b3-traceid", T), ("x-b3-spanid", S)],
+    );
+    assert_eq!(host.get("tracestate").unwrap(), "ot=th:0");
+    // The trace id alone would be kept at 0.5 (0xce92... >= 0x80...); rv decides.
+    let tp = format!("00-{T}-{S}-01");
+    for (rv, sampled) in [("00000000000000", false), ("ffffffffffffff", true)] {
+        let host = run(
+            r#"{"tracer":"none","trust":"resample","sampling_ratio":0.5}"#,
+            &[
+                ("traceparent", &tp),
+                ("tracestate", &format!("x=1,ot=rv:{rv}")),
+            ],
+        );
+        let out = host.get("traceparent").unwrap();
+        assert_eq!(out.ends_with("-01"), sampled, "rv {rv}: {out}");
+        // No client `th` and no threshold when not sampled: the randomness goes on where
+        // it was (sampled: traceparent and tracestate go on as they came).
+        let want = format!("x=1,ot=rv:{rv}");
+        assert_eq!(host.get("tracestate").unwrap(), want, "rv {rv}");
+    }
+    // A client's `th` that says 1% is re-encoded as tracejoin's (ratio 1: `th:0`); the
+    // changed tracestate comes with a new parent-id, and `ot` moves to the front.
+    let host = run(
+        r#"{"tracer":"none","trust":"resample","sampling_ratio":1}"#,
+        &[
+            ("traceparent", &tp),
+            ("tracestate", "a=1,ot=th:fd70a;rv:00f067aa0ba902"),
+        ],
+    );
+    let out = host.get("traceparent").unwrap();
+    assert!(out.ends_with("-01") && !out.contains(S), "{out}");
+    assert_eq!(
+        host.get("tracestate").unwrap(),
+        "ot=th:0;rv:00f067aa0ba902,a=1"
+    );
+    // Not sampled after `resample`: the client's `th` is erased.
+    let host = run(
+        r#"{"tracer":"none","trust":"resample","sampling_ratio":0}"#,
+        &[("traceparent", &tp), ("tracestate", "ot=th:0,a=1")],
+    );
+    assert!(host.get("traceparent").unwrap().ends_with("-00"));
+    assert_eq!(host.get("tracestate").unwrap(), "a=1");
 }

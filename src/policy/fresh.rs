@@ -4,9 +4,15 @@ use crate::config::Config;
 use crate::context::{Sampling, SpanContext};
 use crate::ids::IdGenerator;
 
-/// The ratio sampler's decision for this trace (the same at every hop that decides).
-pub fn decide_sampling(config: &Config, ctx: &SpanContext) -> Sampling {
-    if config.sampler.sample(&ctx.trace_id) {
+/// The ratio sampler's decision for this trace (the same at every hop that decides): over the
+/// explicit randomness `rv` when the trace's tracestate carries one (`ot=rv:`), else over
+/// the trace id's 56 rightmost bits.
+pub fn decide_sampling(config: &Config, ctx: &SpanContext, rv: Option<u64>) -> Sampling {
+    let keep = match rv {
+        Some(rv) => config.sampler.sample_randomness(rv),
+        None => config.sampler.sample(&ctx.trace_id),
+    };
+    if keep {
         Sampling::Sampled
     } else {
         Sampling::NotSampled
@@ -20,7 +26,8 @@ pub fn generate(config: &Config, ids: &mut IdGenerator, hint: Option<Sampling>) 
     ctx.random_trace_id = true;
     ctx.sampling = match hint {
         Some(s) if s.is_decided() => s,
-        _ => decide_sampling(config, &ctx),
+        // A new trace id: a randomness value of another trace does not apply.
+        _ => decide_sampling(config, &ctx, None),
     };
     ctx
 }

@@ -19,7 +19,8 @@ pub use plan::{Op, Outcome, Plan, Source, strip};
 pub use trust::RESTART_TRACESTATE_KEY;
 
 use crate::codec::{self, Carrier, Format, Header, Read};
-use crate::config::{Config, Position, Tracer};
+use crate::config::{Config, Position, Tracer, Trust};
+use crate::context::SpanContext;
 use crate::ids::IdGenerator;
 
 /// Decides what one request carries on and how to write it.
@@ -27,26 +28,39 @@ pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> 
     let reads = codec::extract_all(carrier);
     let view = tracer::view(carrier, &reads);
     let mut choice = choose::choose(config, &reads, &view, ids);
-    let trusted = trust::apply(config, &mut choice, ids);
+    let arrived = reads[Format::TraceContext].context().copied();
+    let ot = tracestate::ot_of_trace(carrier, arrived.as_ref(), choice.winner.as_ref());
+    let trusted = trust::apply(config, &mut choice, ids, ot.state.rv);
+    let th = trusted
+        .decided
+        .map(|sampled| if sampled { config.sampler.th() } else { None });
+    if renews_parent_id(config, &choice, arrived.as_ref(), &ot, th)
+        && let Some(w) = choice.winner.as_mut()
+    {
+        w.parent_id = Some(w.span_id);
+        w.span_id = ids.span_id();
+    }
     let targets = write::targets(config, &reads, &view, &choice);
     let winner = choice.winner.as_ref();
     let mut ops = write::ops(carrier, &reads, winner, &targets, config.trust);
 
-    let arrived = reads[Format::TraceContext].context();
+    let trace_goes_on = match (arrived, winner) {
+        (Some(tp), Some(w)) => tp.trace_id == w.trace_id,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
     let fate = tracestate::TraceparentFate {
         written: targets.write[Format::TraceContext],
         removed: ops[Header::Traceparent] == Op::Remove,
         continued_by_tracer: config.position == Position::Downstream
             && config.tracer == Tracer::OpenTelemetry
             && matches!(view[Format::TraceContext], Read::Context(_)),
-        trace_goes_on: match (arrived, winner) {
-            (Some(tp), Some(w)) => tp.trace_id == w.trace_id,
-            (Some(_), None) => true,
-            (None, _) => false,
-        },
+        trace_goes_on,
+        unchanged: arrived.is_some() && trace_goes_on && ops[Header::Traceparent] == Op::Keep,
+        th: th.filter(|_| matches!(ops[Header::Traceparent], Op::Set(_))),
     };
     let (tracestate_op, invalid_tracestate) =
-        tracestate::op(carrier, trusted.restart_tracestate, &fate);
+        tracestate::op(carrier, trusted.restart_tracestate, &fate, ot.value);
     ops[Header::Tracestate] = tracestate_op;
 
     Plan {
@@ -63,6 +77,39 @@ pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> 
             decided: trusted.decided,
         },
     }
+}
+
+/// W3C: "The `parent-id` field MUST be set to a new value with the `sampled` flag update",
+/// and a `tracestate` must not change while its `traceparent` does not. So when `resample`
+/// would send the client's own span id with another sampled flag, or has to re-encode or
+/// erase a client's `ot=th:` (OpenTelemetry: a stage that changes the threshold must say
+/// so), the context goes on under a new span id, the client's as its parent. Not where
+/// Envoy's tracer reads the rewritten traceparent next (network, OpenTelemetry or Zipkin
+/// W3C): its own span then gives the traceparent a new parent-id anyway.
+fn renews_parent_id(
+    config: &Config,
+    choice: &choose::Choice,
+    arrived: Option<&SpanContext>,
+    ot: &tracestate::OtOfTrace<'_>,
+    th: Option<Option<&str>>,
+) -> bool {
+    let (Some(w), Some(tp)) = (choice.winner.as_ref(), arrived) else {
+        return false;
+    };
+    let tracer_rewrites = config.position == Position::Network
+        && matches!(config.tracer, Tracer::OpenTelemetry | Tracer::ZipkinW3c);
+    if config.trust != Trust::Resample
+        || !choice.client_context
+        || tracer_rewrites
+        || w.trace_id != tp.trace_id
+        || w.span_id != tp.span_id
+    {
+        return false;
+    }
+    let flipped = w.sampling.is_sampled() != tp.sampling.is_sampled();
+    let wanted = th.flatten().map(|_| config.sampler.threshold());
+    let th_wrong = ot.state.th.is_some() && ot.state.th != wanted;
+    flipped || th_wrong
 }
 
 #[cfg(test)]

@@ -1,14 +1,17 @@
 //! Step 4: tracestate, which belongs to the traceparent it came with (W3C processing
 //! model): kept (and repaired) while that traceparent is valid and its trace goes on,
-//! dropped otherwise, replaced on restart.
+//! dropped otherwise, replaced on restart; left exactly as it arrived while the traceparent
+//! is; and carrying OpenTelemetry's `ot=th:` for a decision tracejoin made.
 
 use super::plan::Op;
 use crate::codec::tracestate::{self, TraceState};
 use crate::codec::{Carrier, Header, Slot};
+use crate::context::SpanContext;
+use crate::sampling::{self, OtState};
 
 /// What happens to the traceparent the tracestate arrived with.
 #[derive(Clone, Copy, Debug)]
-pub struct TraceparentFate {
+pub struct TraceparentFate<'a> {
     /// tracejoin writes a traceparent.
     pub written: bool,
     /// tracejoin removes the traceparent.
@@ -19,14 +22,67 @@ pub struct TraceparentFate {
     /// The arriving traceparent is valid and its trace is the one going on (or nothing goes
     /// on and it is left as it is).
     pub trace_goes_on: bool,
+    /// A valid traceparent of the trace going on arrived and goes on byte for byte. W3C
+    /// ("Mutating the traceparent Field"): then `tracestate` MUST NOT be modified either
+    /// (an invalid one may still be discarded: processing model, step 3).
+    pub unchanged: bool,
+    /// tracejoin made the sampling decision and writes the traceparent: the `ot=th:` to
+    /// write with it (`Some(None)`: erase the client's).
+    pub th: Option<Option<&'a str>>,
 }
 
-/// The tracestate operation, and whether an invalid tracestate arrived.
-pub fn op(carrier: &Carrier<'_>, restart: Option<String>, fate: &TraceparentFate) -> (Op, bool) {
+/// OpenTelemetry's `ot` member of the tracestate that belongs to the trace going on.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OtOfTrace<'a> {
+    pub value: Option<&'a [u8]>,
+    pub state: OtState,
+}
+
+/// The `ot` member, when a valid tracestate arrived with a valid traceparent of the trace
+/// the winner carries on (another trace's randomness or threshold says nothing of this one).
+pub fn ot_of_trace<'a>(
+    carrier: &Carrier<'a>,
+    arrived: Option<&SpanContext>,
+    winner: Option<&SpanContext>,
+) -> OtOfTrace<'a> {
+    let same_trace = matches!((arrived, winner), (Some(a), Some(w)) if a.trace_id == w.trace_id);
+    let Some(parts) = carrier.tracestate_parts().filter(|_| same_trace) else {
+        return OtOfTrace::default();
+    };
+    if matches!(
+        tracestate::parse(parts),
+        TraceState::Invalid | TraceState::Empty
+    ) {
+        return OtOfTrace::default();
+    }
+    let value = sampling::ot_value(parts);
+    OtOfTrace {
+        value,
+        state: value.map(sampling::parse_ot).unwrap_or_default(),
+    }
+}
+
+/// The tracestate operation, and whether an invalid tracestate arrived. `ot` is the `ot`
+/// member's value of the tracestate of the trace going on.
+pub fn op(
+    carrier: &Carrier<'_>,
+    restart: Option<String>,
+    fate: &TraceparentFate<'_>,
+    ot: Option<&[u8]>,
+) -> (Op, bool) {
+    // A threshold goes only with a traceparent tracejoin writes.
+    let th = fate.th.filter(|_| fate.written);
+    let fresh = || match th {
+        Some(Some(t)) => Op::SetText(ot_member(t)),
+        _ => Op::Remove,
+    };
     if let Some(value) = restart {
         // The correlation entry travels with the new traceparent, never alone.
         let op = if fate.written {
-            Op::SetText(value)
+            Op::SetText(match th {
+                Some(Some(t)) => tracestate::with_member(Some(&value), "ot", &th_sub(t)),
+                _ => value,
+            })
         } else if carrier.is_present(Header::Tracestate) {
             Op::Remove
         } else {
@@ -35,7 +91,13 @@ pub fn op(carrier: &Carrier<'_>, restart: Option<String>, fate: &TraceparentFate
         return (op, false);
     }
     if !carrier.is_present(Header::Tracestate) {
-        return (Op::Keep, false);
+        return (
+            match th {
+                Some(Some(t)) => Op::SetText(ot_member(t)),
+                _ => Op::Keep,
+            },
+            false,
+        );
     }
     // Envoy's OpenTelemetry tracer continues a valid traceparent with its tracestate after
     // a listener filter; with no valid traceparent it does not trace, so the rules below
@@ -46,18 +108,93 @@ pub fn op(carrier: &Carrier<'_>, restart: Option<String>, fate: &TraceparentFate
     // Whoever writes the traceparent next (tracejoin, Envoy's tracer, or nobody when it is
     // left as is), the tracestate goes on only with its own trace.
     if fate.removed || !fate.trace_goes_on {
-        return (Op::Remove, false);
+        return (if fate.removed { Op::Remove } else { fresh() }, false);
     }
-    match carrier.tracestate_parts().map(tracestate::parse) {
-        Some(TraceState::Canonical) => (Op::Keep, false),
-        // The spec asks not to send an empty tracestate; a single empty header (what Envoy's
-        // OpenTelemetry tracer injects) is left alone rather than paid a host call for.
-        Some(TraceState::Empty) => match carrier.get(Header::Tracestate) {
-            Slot::One([]) => (Op::Keep, false),
-            _ => (Op::Remove, false),
+    let parsed = carrier.tracestate_parts().map(tracestate::parse);
+    if fate.unchanged {
+        // Forwarded as it arrived (padding, empty members, several headers, past 512
+        // characters): the spec allows no other mutation while traceparent has none.
+        // One exception: a tracestate with no member at all, which the spec asks not to
+        // send ("SHOULD avoid sending them"), goes; dropping it loses no member.
+        return match parsed {
+            Some(TraceState::Invalid) | None => (Op::Remove, true),
+            Some(TraceState::Empty) => (empty_op(carrier), false),
+            Some(_) => (Op::Keep, false),
+        };
+    }
+    let canonical = match parsed {
+        Some(TraceState::Canonical) => match carrier.get(Header::Tracestate) {
+            Slot::One(v) => Some(std::str::from_utf8(v).unwrap_or_default().to_owned()),
+            _ => None,
         },
-        Some(TraceState::Rewritten(s)) => (Op::SetText(s), false),
-        Some(TraceState::TooLong) => (Op::Remove, false),
-        Some(TraceState::Invalid) | None => (Op::Remove, true),
+        Some(TraceState::Rewritten(s)) => Some(s),
+        // The spec asks not to send an empty tracestate.
+        Some(TraceState::Empty) => {
+            return match th {
+                Some(Some(_)) => (fresh(), false),
+                _ => (empty_op(carrier), false),
+            };
+        }
+        Some(TraceState::TooLong) => return (fresh(), false),
+        Some(TraceState::Invalid) | None => return (fresh(), true),
+    };
+    let Some(canonical) = canonical else {
+        return (Op::Remove, true);
+    };
+    let rewritten = match th {
+        // OpenTelemetry: the stage that made the decision re-encodes `th`, or erases it when
+        // it did not sample; the rest of `ot` (an `rv`) goes on.
+        Some(t) => match sampling::with_th(ot, t) {
+            // No `th` came and none goes: `ot` is not modified and stays where it is.
+            Some(v) if Some(v.as_bytes()) == ot => canonical,
+            Some(v) => tracestate::with_member(Some(&canonical), "ot", &v),
+            None => without_member(&canonical, "ot"),
+        },
+        None => canonical,
+    };
+    match carrier.get(Header::Tracestate) {
+        Slot::One(v) if v == rewritten.as_bytes() => (Op::Keep, false),
+        _ if rewritten.is_empty() => (Op::Remove, false),
+        _ => (Op::SetText(rewritten), false),
     }
+}
+
+/// A single empty header (what Envoy's OpenTelemetry tracer injects) is left alone rather
+/// than paid a host call for; padding or several empty headers are removed.
+fn empty_op(carrier: &Carrier<'_>) -> Op {
+    match carrier.get(Header::Tracestate) {
+        Slot::One([]) => Op::Keep,
+        _ => Op::Remove,
+    }
+}
+
+fn th_sub(th: &str) -> String {
+    let mut s = String::with_capacity(3 + th.len());
+    s.push_str("th:");
+    s.push_str(th);
+    s
+}
+
+fn ot_member(th: &str) -> String {
+    let mut s = String::with_capacity(6 + th.len());
+    s.push_str("ot=th:");
+    s.push_str(th);
+    s
+}
+
+/// A canonical tracestate without the member `key`, the others in order.
+fn without_member(canonical: &str, key: &str) -> String {
+    let mut out = String::with_capacity(canonical.len());
+    for m in canonical.split(',') {
+        if m.strip_prefix(key)
+            .is_some_and(|rest| rest.starts_with('='))
+        {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(m);
+    }
+    out
 }

@@ -24,8 +24,14 @@ pub struct Trusted {
 /// `continue` keeps the client's context; `restart` replaces it with a generated one and
 /// keeps the client's trace id in tracestate (in front of a tracer: removes it, and the
 /// tracer starts the trace); `resample` keeps the ids and decides
-/// sampling anew. A context without a decision (deferred B3) gets the sampler's.
-pub fn apply(config: &Config, choice: &mut Choice, ids: &mut IdGenerator) -> Trusted {
+/// sampling anew. A context without a decision (deferred B3) gets the sampler's. `rv` is the
+/// explicit randomness (`ot=rv:`) of the trace the winner carries on, when it has one.
+pub fn apply(
+    config: &Config,
+    choice: &mut Choice,
+    ids: &mut IdGenerator,
+    rv: Option<u64>,
+) -> Trusted {
     let mut trusted = Trusted::default();
     let Some(ctx) = choice.winner.as_mut() else {
         return trusted;
@@ -58,14 +64,14 @@ pub fn apply(config: &Config, choice: &mut Choice, ids: &mut IdGenerator) -> Tru
                 choice.source = Source::Generated;
             }
             Trust::Resample => {
-                ctx.sampling = fresh::decide_sampling(config, ctx);
+                ctx.sampling = fresh::decide_sampling(config, ctx, rv);
                 trusted.decided = Some(ctx.sampling.is_sampled());
             }
         }
     }
     if choice.source == Source::Generated || !ctx.sampling.is_decided() {
         if !ctx.sampling.is_decided() {
-            ctx.sampling = fresh::decide_sampling(config, ctx);
+            ctx.sampling = fresh::decide_sampling(config, ctx, rv);
         }
         trusted.decided = Some(ctx.sampling.is_sampled());
     }
