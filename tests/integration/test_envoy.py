@@ -222,17 +222,24 @@ def test_tracestate_kept(envoys, position, tracer):
 @pytest.mark.parametrize("position,tracer", [("downstream", "none"), ("upstream", "zipkin")], ids=["ds-none", "us-zipkin"])
 def test_tracestate_repaired_or_dropped(envoys, position, tracer):
     envoy = envoys.get(position, tracer)
-    # Repeated headers are joined, padding and empty members dropped.
+    # The traceparent goes on as it came (B3-only Zipkin cannot read it): W3C forbids
+    # touching its tracestate then (docs/conformance.md, item 10), padding and all.
     _, _, got = send(envoy.port, [("traceparent", f"00-{T}-{S}-01"), ("tracestate", "a=1, ,b=2"), ("tracestate", "c=3")])
+    assert header_values(got, "tracestate") == ["a=1, ,b=2", "c=3"]
+    # A traceparent tracejoin rewrites (a future version, downgraded) takes its tracestate
+    # repaired: repeated headers joined, padding and empty members dropped.
+    _, _, got = send(envoy.port, [("traceparent", f"01-{T}-{S}-01-x"), ("tracestate", "a=1, ,b=2"), ("tracestate", "c=3")])
+    assert w3c(got)["trace"] == T
     assert header_values(got, "tracestate") == ["a=1,b=2,c=3"]
     # An invalid member (uppercase key) invalidates the header: it is removed.
     before = stat(envoy, "invalid.tracestate")
     _, _, got = send(envoy.port, [("traceparent", f"00-{T}-{S}-01"), ("tracestate", "Bad=1,b=2")])
     assert header_values(got, "tracestate") == []
     assert stat(envoy, "invalid.tracestate") == before + 1
-    # tracestate without a valid traceparent is dropped.
+    # tracestate without a valid traceparent is dropped; a trace tracejoin starts and
+    # decides (no tracer) carries only its threshold (item 8; ratio 1: th:0).
     _, _, got = send(envoy.port, [("traceparent", f"00-{T.upper()}-{S}-01"), ("tracestate", "a=1")])
-    assert header_values(got, "tracestate") == []
+    assert header_values(got, "tracestate") == (["ot=th:0"] if tracer == "none" else [])
 
 
 @pytest.mark.parametrize("position", ["downstream", "upstream"])
@@ -262,7 +269,8 @@ def test_untrusted_edge_restart(envoys, position, tracer):
     assert status == 200
     seen = traces_seen(got)
     assert len(seen) == 1 and T not in seen, read_all(got)
-    assert header_values(got, "tracestate") == [f"tracejoin={T}"]
+    # The new trace's decision is tracejoin's: its threshold (ratio 1: th:0) goes in front.
+    assert header_values(got, "tracestate") == [f"ot=th:0,tracejoin={T}"]
     assert stat(envoy, "restarted") >= 1
     # A request with no context is the mesh's own: nothing to restart.
     before = stat(envoy, "restarted")
