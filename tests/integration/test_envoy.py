@@ -375,3 +375,25 @@ def test_trace_id_is_logged_at_debug_only(upstream_port, wasm):
         assert (f"trace_id={T}" in log) is expect, log[-2000:]
         # Configuration is logged once at info; requests never are.
         assert log.count("tracejoin: configured") >= 1
+
+
+FUTURE = [("traceparent", f"cc-{T}-{S}-01-extra")]
+
+
+@pytest.mark.parametrize("tracer", ["zipkin", "zipkin_w3c", "opentelemetry"])
+def test_a_future_version_traceparent_upstream(envoys, tracer):
+    """docs/conformance.md item 13. Envoy reads only a 55-character traceparent. Zipkin
+    (B3 only) and OpenTelemetry (which then does not trace) leave the client's one in the
+    request, and the upstream filter continues it as version 00. Zipkin W3C starts a fresh
+    trace and overwrites traceparent with it before any upstream filter runs: the client's
+    context is gone from the request there, so the upstream position cannot continue it;
+    the network position in front can (it hands Envoy the version-00 form)."""
+    envoy = envoys.get("upstream", tracer)
+    _, _, got = send(envoy.port, FUTURE)
+    assert_well_formed(got)
+    if tracer == "zipkin_w3c":
+        assert T not in str(got), f"the client's trace reached the upstream filter: {got}"
+        envoy = envoys.get("network", tracer)
+        _, _, got = send(envoy.port, FUTURE)
+    assert traces_seen(got) == {T}, got
+    assert one(got, "traceparent").startswith(f"00-{T}-")
