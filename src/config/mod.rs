@@ -71,6 +71,8 @@ pub struct Config {
     pub sampler: RatioSampler,
     pub response_header: Option<String>,
     pub traceresponse: bool,
+    /// W3C's `server-timing: trace;desc=...` metric on the response.
+    pub server_timing: bool,
     /// Tagging of calls that leave the mesh; `None` when `external_services` is not set
     /// (then no request pays for it).
     pub external: Option<External>,
@@ -132,6 +134,7 @@ impl Default for Config {
             sampler: RatioSampler::new(1.0),
             response_header: None,
             traceresponse: false,
+            server_timing: false,
             external: None,
             limits: HeadLimits::default(),
             envoy: EnvoyVersion::NEWEST_MEASURED,
@@ -251,6 +254,9 @@ impl Config {
         if let Some(t) = raw.traceresponse {
             config.traceresponse = t;
         }
+        if let Some(t) = raw.server_timing {
+            config.server_timing = t;
+        }
         if let Some(entries) = raw.external_services {
             let default_propagate = raw.external_propagate.unwrap_or(false);
             let services = entries
@@ -317,6 +323,7 @@ impl Config {
         let http_only = [
             ("response_header", raw.response_header.is_some()),
             ("traceresponse", raw.traceresponse == Some(true)),
+            ("server_timing", raw.server_timing == Some(true)),
             ("external_services", raw.external_services.is_some()),
             ("external_propagate", raw.external_propagate.is_some()),
             (

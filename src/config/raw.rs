@@ -18,6 +18,7 @@ pub(super) struct RawConfig {
     pub(super) sampling_ratio: Option<f64>,
     pub(super) response_header: Option<String>,
     pub(super) traceresponse: Option<bool>,
+    pub(super) server_timing: Option<bool>,
     pub(super) external_services: Option<Vec<Json>>,
     pub(super) external_propagate: Option<bool>,
     pub(super) unregistered_propagate: Option<bool>,
@@ -28,7 +29,7 @@ pub(super) struct RawConfig {
 }
 
 /// The field names, as written in JSON (also the JSON Schema's `properties`).
-pub const FIELDS: [&str; 16] = [
+pub const FIELDS: [&str; 17] = [
     "position",
     "tracer",
     "extract",
@@ -38,6 +39,7 @@ pub const FIELDS: [&str; 16] = [
     "sampling_ratio",
     "response_header",
     "traceresponse",
+    "server_timing",
     "external_services",
     "external_propagate",
     "unregistered_propagate",
@@ -68,6 +70,7 @@ impl RawConfig {
                 "sampling_ratio" => raw.sampling_ratio = optional(&key, v, convert)?,
                 "response_header" => raw.response_header = optional(&key, v, convert)?,
                 "traceresponse" => raw.traceresponse = optional(&key, v, convert)?,
+                "server_timing" => raw.server_timing = optional(&key, v, convert)?,
                 "external_services" => raw.external_services = optional(&key, v, convert_list)?,
                 "external_propagate" => raw.external_propagate = optional(&key, v, convert)?,
                 "unregistered_propagate" => {

@@ -20,6 +20,8 @@ pub trait Host: Counting {
     fn set_request_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError>;
     fn remove_request_header(&mut self, name: &str) -> Result<(), HostError>;
     fn set_response_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError>;
+    /// A response header's value (the first, when repeated), in the response phase.
+    fn response_header(&mut self, name: &str) -> Result<Option<Vec<u8>>, HostError>;
     /// Envoy's `xds.cluster_name` for this request (one host call; only asked when
     /// external services are configured).
     fn cluster_name(&mut self) -> Result<Option<Vec<u8>>, HostError>;

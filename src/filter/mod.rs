@@ -27,10 +27,26 @@ pub const STATE_EXTERNAL_HOST: &str = "tracejoin.external_host";
 /// The value of [`STATE_SERVICE_ENTRY`] for calls through Istio's PassthroughCluster.
 pub const UNREGISTERED: &str = "unregistered";
 
+/// Where the span of this hop's operation is, for `traceresponse` / `server-timing` (W3C:
+/// the child id is "the span ID of the server operation", not the caller's).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum HopSpan {
+    /// No span of this hop is known: no tracer, or downstream, where Envoy injects its span
+    /// only after the filter (measured with Envoy 1.40: reading the request headers back in
+    /// the response phase gave no span but the caller's). The caller's span would be a false
+    /// answer, so nothing is written.
+    #[default]
+    Unknown,
+    /// The context's own span: Envoy's injected one (upstream), or one tracejoin started.
+    Context,
+}
+
 /// Per-request state: what the request phase decided, for the response phase.
 #[derive(Default)]
 pub struct RequestFilter {
     context: Option<SpanContext>,
+    /// Whose span the response's trace metric names.
+    hop: HopSpan,
     destination: Option<Destination>,
     /// The external call was counted (on response headers, or at stream end).
     counted: bool,
@@ -78,6 +94,10 @@ impl RequestFilter {
         }
         count(host, &plan);
         self.context = plan.context;
+        self.hop = match plan.outcome.source {
+            Source::Injected(_) | Source::Generated => HopSpan::Context,
+            _ => HopSpan::Unknown,
+        };
         Some(plan)
     }
 
@@ -184,17 +204,41 @@ impl RequestFilter {
                 host.increment(Counter::HostError);
             }
         }
-        if config.traceresponse {
-            let v = tracecontext::render(&ctx);
-            if host
+        if !(config.traceresponse || config.server_timing) {
+            return;
+        }
+        if self.hop != HopSpan::Context {
+            return;
+        }
+        let v = tracecontext::render(&ctx);
+        if config.traceresponse
+            && host
                 .set_response_header("traceresponse", v.as_bytes())
                 .is_err()
-            {
+        {
+            host.increment(Counter::HostError);
+        }
+        if config.server_timing {
+            // Appended to the app's own metrics (one field, comma-separated, as RFC 9110
+            // combines them).
+            let existing = host.response_header(SERVER_TIMING).unwrap_or_else(|_| {
+                host.increment(Counter::HostError);
+                None
+            });
+            let mut value = existing.unwrap_or_default();
+            if !value.trim_ascii().is_empty() {
+                value.extend_from_slice(b", ");
+            }
+            value.extend_from_slice(b"trace;desc=");
+            value.extend_from_slice(v.as_bytes());
+            if host.set_response_header(SERVER_TIMING, &value).is_err() {
                 host.increment(Counter::HostError);
             }
         }
     }
 }
+
+const SERVER_TIMING: &str = "server-timing";
 
 /// The request counters for one decision (both positions kinds count the same way).
 fn count(host: &mut dyn Counting, plan: &Plan) {

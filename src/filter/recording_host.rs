@@ -223,6 +223,8 @@ impl Host for RecordingHost {
         if self.frozen.is_some() {
             black_box((name, value));
         } else {
+            // A replace, as Envoy's `proxy_replace_header_map_value`.
+            self.response.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
             self.response.push((name.to_owned(), value.to_vec()));
         }
         if self.failing(fail::RESPONSE) {
@@ -251,6 +253,18 @@ impl Host for RecordingHost {
             return Err(FAILED);
         }
         Ok(())
+    }
+
+    fn response_header(&mut self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+        self.calls += 1;
+        if self.failing(fail::RESPONSE) {
+            return Err(HostError(1));
+        }
+        Ok(self
+            .response
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone()))
     }
 
     fn response_status(&mut self) -> Result<Option<u16>, HostError> {

@@ -1,6 +1,7 @@
 //! The whole request path driven natively through the recording host: the same decisions
 //! the Envoy integration tests check, without Envoy, on every target (also wasm32-wasip1).
 
+use crate::codec::tracecontext;
 use crate::config::Config;
 use crate::filter::recording_host::fail;
 use crate::filter::{Counter, RecordingHost, RequestFilter};
@@ -18,6 +19,7 @@ trait Inspect {
     /// The header's value, asserting it was not repeated.
     fn get(&self, name: &str) -> Option<&str>;
     fn response_text(&self, i: usize) -> (String, String);
+    fn get_response(&self, name: &str) -> Option<String>;
 }
 
 impl Inspect for RecordingHost {
@@ -26,6 +28,11 @@ impl Inspect for RecordingHost {
         let first = values.next();
         assert!(values.next().is_none(), "{name} repeated");
         first
+    }
+
+    fn get_response(&self, name: &str) -> Option<String> {
+        let (_, v) = self.response.iter().find(|(k, _)| k == name)?;
+        Some(String::from_utf8(v.clone()).unwrap())
     }
 
     fn response_text(&self, i: usize) -> (String, String) {
@@ -286,9 +293,61 @@ fn response_carries_the_trace_id_when_configured() {
         host.response_text(0),
         ("x-trace-id".to_string(), T.to_string())
     );
+    // With no tracer this hop has no span of its own: echoing the caller's span (S) as the
+    // server operation would be false, so no trace metric is written (item 11).
+    assert_eq!(host.response.len(), 1, "{:?}", host.response);
+}
+
+/// Item 11. W3C "Trace Context Server Timing Metric Format": `server-timing:
+/// trace;desc=00-{trace}-{child}-{flags}`, the child id being the server operation's span.
+#[test]
+fn response_trace_metric_names_this_hops_span() {
+    // Upstream: Envoy's injected span is this hop's operation.
+    let config = Config::from_json(
+        br#"{"position":"upstream","tracer":"zipkin","server_timing":true,"traceresponse":true}"#,
+    )
+    .unwrap();
+    let mut host = MockHost::with(&[("x-b3-traceid", T), ("x-b3-spanid", S)]);
+    zipkin_injects(&mut host, T, XS, Some(S));
+    let mut f = RequestFilter::new();
+    f.on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(1));
+    host.response
+        .push(("server-timing".to_string(), b"app;dur=12".to_vec()));
+    f.on_response_headers(&mut host, &config);
+    let want = format!("00-{T}-{XS}-01");
+    assert_eq!(host.get_response("traceresponse"), Some(want.clone()));
     assert_eq!(
-        host.response_text(1),
-        ("traceresponse".to_string(), format!("00-{T}-{S}-01"))
+        host.get_response("server-timing"),
+        Some(format!("app;dur=12, trace;desc={want}"))
+    );
+    // Downstream, Envoy's span is not known to the filter: nothing rather than the
+    // caller's S.
+    let config = Config::from_json(br#"{"tracer":"zipkin","server_timing":true}"#).unwrap();
+    let host = run(
+        r#"{"tracer":"zipkin","server_timing":true}"#,
+        &[
+            ("x-b3-traceid", T),
+            ("x-b3-spanid", S),
+            ("x-b3-sampled", "1"),
+        ],
+    );
+    assert!(config.server_timing);
+    assert_eq!(host.get_response("server-timing"), None);
+    // A trace tracejoin started: its own span.
+    let config = Config::from_json(br#"{"tracer":"none","server_timing":true}"#).unwrap();
+    let mut host = MockHost::default();
+    let mut f = RequestFilter::new();
+    let plan = f
+        .on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(1))
+        .unwrap();
+    f.on_response_headers(&mut host, &config);
+    let ctx = plan.context.unwrap();
+    assert_eq!(
+        host.get_response("server-timing"),
+        Some(format!(
+            "trace;desc={}",
+            tracecontext::render(&ctx).as_str()
+        ))
     );
 }
 

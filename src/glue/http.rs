@@ -57,6 +57,7 @@ impl HttpContext for TracejoinHttp {
         if let Some(shared) = &self.shared
             && (shared.config.response_header.is_some()
                 || shared.config.traceresponse
+                || shared.config.server_timing
                 || shared.config.external.is_some())
         {
             {
@@ -102,6 +103,10 @@ impl Host for WasmHost<'_> {
 
     fn set_response_header(&mut self, name: &str, value: &[u8]) -> Result<(), HostError> {
         abi::replace_header(abi::MAP_RESPONSE_HEADERS, name, value)
+    }
+
+    fn response_header(&mut self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+        abi::get_header(abi::MAP_RESPONSE_HEADERS, name)
     }
 
     fn cluster_name(&mut self) -> Result<Option<Vec<u8>>, HostError> {

@@ -335,7 +335,31 @@ def test_trace_id_returned_to_client(envoys, position, tracer):
     assert status == 200
     trace = w3c(got)["trace"]
     assert dict(response)["x-trace-id"] == trace == T
-    assert dict(response)["traceresponse"].split("-")[1] == T
+    if tracer == "none":
+        # No span of this hop: the caller's span is not echoed as the server operation.
+        assert "traceresponse" not in dict(response), response
+    else:
+        assert dict(response)["traceresponse"] == f"00-{T}-{one(got, 'x-b3-spanid')}-01"
+
+
+@pytest.mark.parametrize("position,tracer", [("downstream", "zipkin"), ("downstream", "opentelemetry"), ("upstream", "zipkin"), ("upstream", "opentelemetry")])
+def test_server_timing_names_envoys_span(envoys, position, tracer):
+    """docs/conformance.md item 11: `server-timing: trace;desc=...` with the span of this
+    hop's operation, Envoy's, never the caller's S. Downstream the filter does not learn
+    Envoy's span (measured on 1.40: reading the request headers back in the response phase
+    gave no span but the caller's), so it writes nothing there."""
+    config = {"position": position, "tracer": tracer, "server_timing": True}
+    envoy = envoys.get(position, tracer, config)
+    status, response, got = send(envoy.port, [("traceparent", f"00-{T}-{S}-01"), *INPUTS["b3multi"]])
+    assert status == 200
+    if position == "downstream":
+        assert "server-timing" not in dict(response), response
+        return
+    metric = dict(response)["server-timing"]
+    assert metric.startswith("trace;desc=00-"), response
+    _, trace, child, flags = metric.removeprefix("trace;desc=").split("-")
+    envoys_span = w3c(got)["span"] if tracer == "opentelemetry" else one(got, "x-b3-spanid")
+    assert (trace, child, flags) == (T, envoys_span, "01") and child != S, (response, got)
 
 
 CHAINS = [("off", "zipkin"), ("downstream", "zipkin"), ("upstream", "zipkin"), ("upstream", "opentelemetry"), ("downstream", "zipkin_w3c")]
