@@ -26,6 +26,9 @@ pub struct Carrier<'a> {
     tracestate_count: usize,
     /// `:authority` (Envoy gives HTTP/1 requests one too), for matching external hosts.
     pub authority: Option<&'a [u8]>,
+    /// `x-request-id`: downstream, Envoy's UUID request-id extension records its tracing
+    /// decision in it before the HTTP filters run (the policy reads it back).
+    pub request_id: Option<&'a [u8]>,
     /// A W3C `baggage` header is present (removed with the trace headers when a call to a
     /// third party must not carry them).
     pub baggage: bool,
@@ -45,6 +48,7 @@ impl<'a> Carrier<'a> {
             match name.len() {
                 10 if name == b":authority" => self.authority = Some(value),
                 7 if name.eq_ignore_ascii_case(b"baggage") => self.baggage = true,
+                12 if name.eq_ignore_ascii_case(b"x-request-id") => self.request_id = Some(value),
                 _ => {}
             }
             return;

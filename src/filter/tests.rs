@@ -840,3 +840,50 @@ fn decisions_carry_the_otel_threshold_and_honour_rv() {
     assert!(host.get("traceparent").unwrap().ends_with("-00"));
     assert_eq!(host.get("tracestate").unwrap(), "a=1");
 }
+
+/// Item 1. Downstream under Zipkin, a B3 context without a decision is decided by Envoy's
+/// tracer with the HCM's decision, which Envoy's UUID request-id extension records in
+/// `x-request-id` (character 15: `9` sampled, `4` not) before the HTTP filters run: the formats
+/// tracejoin writes carry that decision, not the sampler's.
+#[test]
+fn deferred_b3_downstream_takes_envoys_decision() {
+    let deferred = [("x-b3-traceid", T), ("x-b3-spanid", S)];
+    for (tracer, ratio, rid, flag) in [
+        ("zipkin", 1, "9c1a8d31-6f0e-4a43-8f5e-2b7c1d0e9f11", "-00"),
+        ("zipkin", 0, "9c1a8d31-6f0e-9a43-8f5e-2b7c1d0e9f11", "-01"),
+        (
+            "zipkin_w3c",
+            1,
+            "9c1a8d31-6f0e-4a43-8f5e-2b7c1d0e9f11",
+            "-00",
+        ),
+    ] {
+        let json = format!(
+            r#"{{"tracer":"{tracer}","sampling_ratio":{ratio},"propagate":["tracecontext","jaeger"]}}"#
+        );
+        let mut headers = deferred.to_vec();
+        headers.push(("x-request-id", rid));
+        let host = run(&json, &headers);
+        let jaeger = host.get("uber-trace-id").unwrap();
+        assert_eq!(
+            jaeger.ends_with(":1"),
+            flag == "-01",
+            "{tracer} {rid}: {jaeger}"
+        );
+        if tracer == "zipkin" {
+            assert!(host.get("traceparent").unwrap().ends_with(flag), "{rid}");
+        }
+        // Envoy's decision, not one tracejoin made.
+        assert_eq!(
+            host.count(Counter::Sampled) + host.count(Counter::NotSampled),
+            0
+        );
+    }
+    // Without Envoy's record (no UUID request id), and with no tracer, tracejoin decides.
+    let host = run(r#"{"tracer":"zipkin","sampling_ratio":1}"#, &deferred);
+    assert!(host.get("traceparent").unwrap().ends_with("-01"));
+    let mut headers = deferred.to_vec();
+    headers.push(("x-request-id", "9c1a8d31-6f0e-4a43-8f5e-2b7c1d0e9f11"));
+    let host = run(r#"{"tracer":"none","sampling_ratio":1}"#, &headers);
+    assert!(host.get("traceparent").unwrap().ends_with("-01"));
+}

@@ -18,6 +18,9 @@ pub struct Choice {
     pub continued_over_tracer: bool,
     /// Downstream: Envoy's tracer could not read the chosen context (the bridge's cue).
     pub tracer_missed: bool,
+    /// Downstream: Envoy's Zipkin tracer read the winner and makes the sampling decision for
+    /// it when it has none.
+    pub tracer_decides: bool,
     /// The winner is what the client (or the previous hop) sent: `trust` applies to it.
     pub client_context: bool,
 }
@@ -52,6 +55,7 @@ pub fn choose(
         conflict: has_conflict(reads, &config.extract, client_owned),
         continued_over_tracer: false,
         tracer_missed: false,
+        tracer_decides: false,
         client_context: true,
     };
 
@@ -73,6 +77,9 @@ pub fn choose(
         let tracer_read_it = reads_of_tracer.contains(&f) && matches!(view[f], Read::Context(_));
         choice.tracer_missed =
             config.position == Position::Downstream && tracer != Tracer::None && !tracer_read_it;
+        choice.tracer_decides = config.position == Position::Downstream
+            && matches!(tracer, Tracer::Zipkin | Tracer::ZipkinW3c)
+            && tracer_read_it;
     } else if tracer == Tracer::None || upstream {
         let hint = match config.trust {
             Trust::Continue => first_sampling_hint(reads, &config.extract),

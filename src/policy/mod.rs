@@ -30,7 +30,7 @@ pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> 
     let mut choice = choose::choose(config, &reads, &view, ids);
     let arrived = reads[Format::TraceContext].context().copied();
     let ot = tracestate::ot_of_trace(carrier, arrived.as_ref(), choice.winner.as_ref());
-    let trusted = trust::apply(config, &mut choice, ids, ot.state.rv);
+    let trusted = trust::apply(config, &mut choice, ids, ot.state.rv, carrier.request_id);
     let th = trusted
         .decided
         .map(|sampled| if sampled { config.sampler.th() } else { None });

@@ -5,7 +5,7 @@
 use crate::codec::tracecontext::VERSION_00_LEN;
 use crate::codec::{Carrier, Format, Header, PerFormat, Read, Slot, hex::trim_ows};
 use crate::config::{EnvoyVersion, Tracer};
-use crate::context::SpanContext;
+use crate::context::{Sampling, SpanContext};
 
 /// From Envoy 1.40 on, Zipkin answers a `b3` single header with `b3`
 /// (`zipkin_preserve_b3_single_header_format`); before, with `x-b3-*` alone, leaving the
@@ -121,6 +121,25 @@ pub fn feeds(tracer: Tracer, envoy: EnvoyVersion, reads: &PerFormat<Read>) -> Pe
 /// context is fed to Zipkin as `x-b3-*` instead, which Envoy then overwrites with its span.
 pub fn unfed(tracer: Tracer, envoy: EnvoyVersion, reads: &PerFormat<Read>) -> PerFormat<bool> {
     b3_only(zipkin_leaves_b3(tracer, envoy) && matches!(reads[Format::B3], Read::Context(_)))
+}
+
+/// Downstream: the sampling decision Envoy's HCM made before the HTTP filters, as its UUID
+/// request-id extension records it in `x-request-id` (the trace-reason nibble, character
+/// 15: `9` sampled, `a` forced, `b` client, `4` not traced; Envoy
+/// source/extensions/request_id/uuid/config.cc). Envoy's Zipkin tracer takes that decision for
+/// a B3 context without one (measured on 1.36.4, 1.38.2 and 1.40.0 at 50% random sampling,
+/// with and without a client `x-request-id`: the nibble and `x-b3-sampled` agreed on every
+/// request). `None` when the id is not such a UUID.
+pub fn hcm_decision(request_id: Option<&[u8]>) -> Option<Sampling> {
+    let id = request_id?;
+    if id.len() != 36 || id.get(8) != Some(&b'-') || id.get(13) != Some(&b'-') {
+        return None;
+    }
+    match id.get(14)? {
+        b'9' | b'a' | b'b' => Some(Sampling::Sampled),
+        b'4' => Some(Sampling::NotSampled),
+        _ => None,
+    }
 }
 
 /// Upstream: the context Envoy's tracer injected for its current span (Zipkin: `b3` from

@@ -2,8 +2,8 @@
 //! was made.
 
 use super::choose::Choice;
-use super::fresh;
 use super::plan::Source;
+use super::{fresh, tracer};
 use crate::codec::{HeaderValue, tracestate};
 use crate::config::{Config, Position, Tracer, Trust};
 use crate::ids::IdGenerator;
@@ -31,6 +31,7 @@ pub fn apply(
     choice: &mut Choice,
     ids: &mut IdGenerator,
     rv: Option<u64>,
+    request_id: Option<&[u8]>,
 ) -> Trusted {
     let mut trusted = Trusted::default();
     let Some(ctx) = choice.winner.as_mut() else {
@@ -68,6 +69,16 @@ pub fn apply(
                 trusted.decided = Some(ctx.sampling.is_sampled());
             }
         }
+    }
+    // Downstream, Envoy's Zipkin tracer decides a B3 context that came without a decision
+    // itself, by the HCM's decision: that one, not a second one of tracejoin's, goes into
+    // the formats tracejoin writes (one request, one decision).
+    if !ctx.sampling.is_decided()
+        && choice.tracer_decides
+        && let Some(s) = tracer::hcm_decision(request_id)
+    {
+        ctx.sampling = s;
+        return trusted;
     }
     if choice.source == Source::Generated || !ctx.sampling.is_decided() {
         if !ctx.sampling.is_decided() {

@@ -421,3 +421,27 @@ def test_a_future_version_traceparent_upstream(envoys, tracer):
         _, _, got = send(envoy.port, FUTURE)
     assert traces_seen(got) == {T}, got
     assert one(got, "traceparent").startswith(f"00-{T}-")
+
+
+@pytest.mark.parametrize("tracer", ["zipkin", "zipkin_w3c"])
+def test_deferred_b3_downstream_gets_envoys_one_decision(upstream_port, wasm, tracer):
+    """docs/conformance.md item 1. At 50% random sampling Envoy's Zipkin tracer decides a
+    B3 context without a decision; every format tracejoin writes carries that decision (read
+    from the trace reason Envoy's UUID request id records), with or without a client
+    `x-request-id`."""
+    config = envoy_harness.render_config(upstream_port, tracer=tracer, position="downstream", wasm_path=wasm, plugin_config={"tracer": tracer, "propagate": ["tracecontext", "jaeger"]})
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][-1]["typed_config"]
+    hcm["tracing"]["random_sampling"] = {"value": 50}
+    decisions = set()
+    with envoy_harness.Envoy(config) as envoy:
+        for i in range(30):
+            headers = [("x-b3-traceid", T), ("x-b3-spanid", S)]
+            if i % 2:
+                headers.append(("x-request-id", f"{i:08x}-1111-4222-8333-444455556666"))
+            _, _, got = send(envoy.port, headers)
+            envoys = one(got, "x-b3-sampled")
+            assert envoys in ("0", "1"), got
+            assert w3c(got)["sampled"] == (envoys == "1"), got
+            assert one(got, "uber-trace-id").endswith(":1" if envoys == "1" else ":0"), got
+            decisions.add(envoys)
+    assert decisions == {"0", "1"}, "Envoy made both decisions: the test saw both cases"
