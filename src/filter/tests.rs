@@ -887,3 +887,23 @@ fn deferred_b3_downstream_takes_envoys_decision() {
     let host = run(r#"{"tracer":"none","sampling_ratio":1}"#, &headers);
     assert!(host.get("traceparent").unwrap().ends_with("-01"));
 }
+
+/// Item 10's limits: past 512 characters or with a tab, an unchanged traceparent's
+/// tracestate still goes out canonical.
+#[test]
+fn an_unchanged_traceparents_tracestate_is_still_bounded() {
+    let tp = format!("00-{T}-{S}-01");
+    let long = (0..6)
+        .map(|i| format!("k{i}={}", "v".repeat(100)))
+        .collect::<Vec<_>>();
+    let host = run(
+        r#"{"tracer":"none"}"#,
+        &[("traceparent", &tp), ("tracestate", &long.join(" , "))],
+    );
+    assert_eq!(host.get("tracestate").unwrap(), long[..4].join(","));
+    let host = run(
+        r#"{"tracer":"none"}"#,
+        &[("traceparent", &tp), ("tracestate", "a=1,\tb=2")],
+    );
+    assert_eq!(host.get("tracestate").unwrap(), "a=1,b=2");
+}

@@ -116,9 +116,15 @@ pub fn op(
         // characters): the spec allows no other mutation while traceparent has none.
         // One exception: a tracestate with no member at all, which the spec asks not to
         // send ("SHOULD avoid sending them"), goes; dropping it loses no member.
+        // And where the value is past the 512 characters tracejoin propagates (the limit the
+        // spec asks to document; truncated by its rule), past the grammar's 32 list members,
+        // or holds a tab (which apps' parsers need not take as whitespace), it goes in
+        // canonical form: such a client's header never reaches the app as it came.
         return match parsed {
             Some(TraceState::Invalid) | None => (Op::Remove, true),
             Some(TraceState::Empty) => (empty_op(carrier), false),
+            Some(TraceState::TooLong) => (Op::Remove, false),
+            Some(TraceState::Rewritten(s)) if !forwardable(carrier) => (Op::SetText(s), false),
             Some(_) => (Op::Keep, false),
         };
     }
@@ -157,6 +163,23 @@ pub fn op(
         _ if rewritten.is_empty() => (Op::Remove, false),
         _ => (Op::SetText(rewritten), false),
     }
+}
+
+/// Whether the tracestate headers may go on as they came: combined (RFC 9110, with the
+/// commas that join them) within 512 characters and the grammar's 32 list members (empty
+/// ones count there), and without a tab.
+fn forwardable(carrier: &Carrier<'_>) -> bool {
+    let Some(parts) = carrier.tracestate_parts() else {
+        return false;
+    };
+    let len = parts.iter().map(|p| p.len()).sum::<usize>() + parts.len().saturating_sub(1);
+    let entries = parts
+        .iter()
+        .map(|p| p.iter().filter(|b| **b == b',').count() + 1)
+        .sum::<usize>();
+    len <= tracestate::TRACESTATE_MAX_LEN
+        && entries <= tracestate::TRACESTATE_MAX_MEMBERS
+        && parts.iter().all(|p| !p.contains(&b'\t'))
 }
 
 /// A single empty header (what Envoy's OpenTelemetry tracer injects) is left alone rather
