@@ -391,3 +391,15 @@ fn cases_are_named_once_and_break_different_things() {
         );
     }
 }
+
+#[test]
+fn server_timing_is_read_and_needs_an_http_position() {
+    let c = Config::from_json(br#"{"server_timing":true}"#).unwrap();
+    assert!(c.server_timing && !c.traceresponse);
+    assert!(!Config::default().server_timing);
+    let e = Config::from_json(br#"{"server_timing":1}"#).unwrap_err();
+    assert_eq!(e.field, "server_timing");
+    let e = Config::from_json(br#"{"position":"network","tracer":"zipkin","server_timing":true}"#)
+        .unwrap_err();
+    assert_eq!(e.field, "server_timing");
+}
