@@ -100,12 +100,12 @@ pub fn render_sampling(sampling: Sampling) -> Option<HeaderValue> {
     single_flag(sampling).map(|flag| HeaderValue::from_literal(&[flag]))
 }
 
-/// Reads `b3`; a repeated header is invalid.
+/// Reads `b3`. A repeated header is read by its first value: B3 ("when extracting state
+/// headers, the first value wins"), as Brave and OpenTelemetry Go do.
 pub fn extract(carrier: &Carrier<'_>) -> Read {
-    match carrier.single(Header::B3) {
-        Ok(None) => Read::Absent,
-        Ok(Some(v)) => B3::read(parse(v)),
-        Err(_) => Read::Invalid,
+    match carrier.first(Header::B3) {
+        None => Read::Absent,
+        Some(v) => B3::read(parse(v)),
     }
 }
 

@@ -106,22 +106,20 @@ pub fn render_sampling(sampling: Sampling) -> (Option<HeaderValue>, Option<Heade
     }
 }
 
-/// Reads the multi headers; any of them repeated makes the format invalid.
+/// Reads the multi headers, each repeated one by its first value: B3 ("when extracting
+/// state headers, the first value wins"), as Brave and OpenTelemetry Go do.
 pub fn extract(carrier: &Carrier<'_>) -> Read {
-    let headers = (|| {
-        Ok(MultiHeaders {
-            trace_id: carrier.single(Header::XB3TraceId)?,
-            span_id: carrier.single(Header::XB3SpanId)?,
-            parent_span_id: carrier.single(Header::XB3ParentSpanId)?,
-            sampled: carrier.single(Header::XB3Sampled)?,
-            flags: carrier.single(Header::XB3Flags)?,
-        })
-    })();
-    match headers {
-        Ok(h) if !h.any_present() => Read::Absent,
-        Ok(h) => B3::read(parse(&h)),
-        Err(super::carrier::Repeated) => Read::Invalid,
+    let h = MultiHeaders {
+        trace_id: carrier.first(Header::XB3TraceId),
+        span_id: carrier.first(Header::XB3SpanId),
+        parent_span_id: carrier.first(Header::XB3ParentSpanId),
+        sampled: carrier.first(Header::XB3Sampled),
+        flags: carrier.first(Header::XB3Flags),
+    };
+    if !h.any_present() {
+        return Read::Absent;
     }
+    B3::read(parse(&h))
 }
 
 /// Writes every multi header: `None` for the ones `ctx` must not carry.

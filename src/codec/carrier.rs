@@ -13,8 +13,8 @@ pub enum Slot<'a> {
     #[default]
     Absent,
     One(&'a [u8]),
-    /// Sent more than once; the first value is kept. Only tracestate may legally repeat;
-    /// each format says what a repeat of its other headers means.
+    /// Sent more than once; the first value is kept. tracestate is joined (RFC 9110), B3 and
+    /// Jaeger read the first value, a repeated traceparent is invalid.
     Repeated(&'a [u8]),
 }
 

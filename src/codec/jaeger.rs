@@ -118,12 +118,12 @@ pub fn render(ctx: &SpanContext) -> HeaderValue {
     out
 }
 
-/// Reads `uber-trace-id`; a repeated header is invalid.
+/// Reads `uber-trace-id`. A repeated header is read by its first value, as OpenTelemetry's
+/// Jaeger propagators (Go's `Header.Get`) and Jaeger's clients do.
 pub fn extract(carrier: &Carrier<'_>) -> Read {
-    match carrier.single(Header::UberTraceId) {
-        Ok(None) => Read::Absent,
-        Ok(Some(v)) => parse(v).map_or(Read::Invalid, Read::Context),
-        Err(_) => Read::Invalid,
+    match carrier.first(Header::UberTraceId) {
+        None => Read::Absent,
+        Some(v) => parse(v).map_or(Read::Invalid, Read::Context),
     }
 }
 

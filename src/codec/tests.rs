@@ -7,7 +7,7 @@ use crate::codec::b3::{self, B3};
 use crate::codec::b3multi::{self, MultiHeaders};
 use crate::codec::tracestate::{self, TraceState};
 use crate::codec::{
-    self, Carrier, Format, Header, HeaderValue, Slot, carrier::Repeated, header_map, jaeger,
+    self, Carrier, Format, Header, HeaderValue, Read, Slot, carrier::Repeated, header_map, jaeger,
     tracecontext,
 };
 use crate::context::{Sampling, SpanContext};
@@ -145,6 +145,88 @@ fn carrier_collects_trace_headers() {
     assert_eq!(c.get(Header::UberTraceId), Slot::Absent);
     assert!(c.is_present(Header::B3));
     assert!(!c.is_present(Header::XB3TraceId));
+}
+
+/// A repeated header of a format: B3 says "the first value wins" (Brave, OpenTelemetry Go
+/// and Python read the first); the W3C suite (`test_traceparent_duplicated`) expects two
+/// traceparents to restart the trace, whatever their values.
+#[test]
+fn repeated_headers_first_value_wins_but_traceparent_is_invalid() {
+    const T: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const S: &str = "00f067aa0ba902b7";
+    const X: &str = "5af7183fb1d4cf5f5af7183fb1d4cf5f";
+    let b3_first = format!("{T}-{S}-1");
+    let jaeger_first = format!("{T}:{S}:0:1");
+    let want = |sampling| {
+        Read::Context(SpanContext::new(
+            crate::testing::vectors::tid(T),
+            crate::testing::vectors::sid(S),
+            sampling,
+        ))
+    };
+    // Same value twice, a different second value, and an invalid second value.
+    for second in [
+        b3_first.clone(),
+        format!("{X}-{S}-0"),
+        "garbage".to_string(),
+    ] {
+        let c = Carrier::from_pairs([
+            (&b"b3"[..], b3_first.as_bytes()),
+            (&b"b3"[..], second.as_bytes()),
+        ]);
+        assert_eq!(
+            codec::extract(&c, Format::B3),
+            want(Sampling::Sampled),
+            "{second}"
+        );
+    }
+    for second in [
+        jaeger_first.clone(),
+        format!("{X}:{S}:0:0"),
+        "zz".to_string(),
+    ] {
+        let c = Carrier::from_pairs([
+            (&b"uber-trace-id"[..], jaeger_first.as_bytes()),
+            (&b"Uber-Trace-Id"[..], second.as_bytes()),
+        ]);
+        assert_eq!(
+            codec::extract(&c, Format::Jaeger),
+            want(Sampling::Sampled),
+            "{second}"
+        );
+    }
+    // Every multi header may repeat; each is read by its first value.
+    let c = Carrier::from_pairs([
+        (&b"x-b3-traceid"[..], T.as_bytes()),
+        (&b"x-b3-spanid"[..], S.as_bytes()),
+        (&b"x-b3-sampled"[..], &b"0"[..]),
+        (&b"x-b3-traceid"[..], X.as_bytes()),
+        (&b"x-b3-spanid"[..], &b"nothex"[..]),
+        (&b"x-b3-sampled"[..], &b"1"[..]),
+    ]);
+    assert_eq!(
+        codec::extract(&c, Format::B3Multi),
+        want(Sampling::NotSampled)
+    );
+    // A repeated lone decision too.
+    let c = Carrier::from_pairs([(&b"b3"[..], &b"0"[..]), (&b"b3"[..], &b"1"[..])]);
+    assert_eq!(
+        codec::extract(&c, Format::B3),
+        Read::SamplingOnly(Sampling::NotSampled)
+    );
+    // The first value decides validity: an invalid first value is not rescued.
+    let c = Carrier::from_pairs([
+        (&b"b3"[..], &b"garbage"[..]),
+        (&b"b3"[..], b3_first.as_bytes()),
+    ]);
+    assert_eq!(codec::extract(&c, Format::B3), Read::Invalid);
+    // traceparent: two identical values are still invalid.
+    let tp = format!("00-{T}-{S}-01");
+    let c = Carrier::from_pairs([
+        (&b"traceparent"[..], tp.as_bytes()),
+        (&b"traceparent"[..], tp.as_bytes()),
+    ]);
+    assert_eq!(codec::extract(&c, Format::TraceContext), Read::Invalid);
 }
 
 #[test]

@@ -62,7 +62,9 @@ pub fn render(ctx: &SpanContext) -> HeaderValue {
     out
 }
 
-/// Reads `traceparent`. The spec: more than one traceparent makes the context invalid.
+/// Reads `traceparent`. More than one traceparent is invalid even when the values agree:
+/// the W3C test suite's `test_traceparent_duplicated` expects a new trace (unlike B3 and
+/// Jaeger, whose first value wins).
 pub fn extract(carrier: &Carrier<'_>) -> Read {
     match carrier.single(Header::Traceparent) {
         Ok(None) => Read::Absent,

@@ -330,7 +330,8 @@ pub fn random_headers(r: &mut SmallRng, wild: bool) -> Headers {
             };
             out.push((random_name(r, h), value));
             if one_in(r, garbage * 2) {
-                // Repeated header (only tracestate may legally repeat).
+                // Repeated header: tracestate is joined, B3 and Jaeger read the first
+                // value, a repeated traceparent is invalid.
                 let other = *pick(r, &contexts);
                 let again = valid_value(r, h, &other);
                 out.push((random_name(r, h), again));
