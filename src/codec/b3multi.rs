@@ -28,19 +28,18 @@ impl MultiHeaders<'_> {
 }
 
 /// Parses the multi headers. Trace and span id come together or not at all; `x-b3-sampled`
-/// takes `0|1` and, leniently, `true|false`; `x-b3-flags: 1` is debug and implies sampled.
+/// takes `0|1` and, leniently, `true|false` in any case (OpenTelemetry Go lowercases it);
+/// `x-b3-flags: 1` is debug and implies sampled, any other value is ignored (B3: "absent
+/// or any other value can be ignored"; Finagle sends its flag bits as a number).
 pub fn parse(h: &MultiHeaders<'_>) -> Option<B3> {
-    let debug = match h.flags.map(trim_ows) {
-        None => false,
-        Some(b"1") => true,
-        Some(b"0") => false,
-        Some(_) => return None,
-    };
+    let debug = h.flags.map(trim_ows) == Some(b"1");
     // x-b3-sampled is validated even when debug overrides it: a bad value is never valid.
     let sampled = match h.sampled.map(trim_ows) {
         None => Sampling::Deferred,
-        Some(b"1" | b"true") => Sampling::Sampled,
-        Some(b"0" | b"false") => Sampling::NotSampled,
+        Some(b"1") => Sampling::Sampled,
+        Some(b"0") => Sampling::NotSampled,
+        Some(v) if v.eq_ignore_ascii_case(b"true") => Sampling::Sampled,
+        Some(v) if v.eq_ignore_ascii_case(b"false") => Sampling::NotSampled,
         Some(_) => return None,
     };
     let sampling = if debug { Sampling::Debug } else { sampled };

@@ -44,6 +44,43 @@ fn b3_multi_parses_vectors() {
             multi(t, s, None, Some("false"), None),
             base(Sampling::NotSampled),
         ),
+        // OpenTelemetry Go lowercases x-b3-sampled before comparing: any case of
+        // true/false.
+        (
+            multi(t, s, None, Some("True"), None),
+            base(Sampling::Sampled),
+        ),
+        (
+            multi(t, s, None, Some("TRUE"), None),
+            base(Sampling::Sampled),
+        ),
+        (
+            multi(t, s, None, Some("FALSE"), None),
+            base(Sampling::NotSampled),
+        ),
+        (
+            multi(t, s, None, Some("fAlSe"), None),
+            base(Sampling::NotSampled),
+        ),
+        // B3: x-b3-flags other than 1 "can be ignored" (OpenTelemetry Go and Brave read
+        // only "1"); Finagle sends its flag bits as a number (6: sampling known, sampled).
+        (
+            multi(t, s, None, Some("1"), Some("2")),
+            base(Sampling::Sampled),
+        ),
+        (
+            multi(t, s, None, Some("0"), Some("6")),
+            base(Sampling::NotSampled),
+        ),
+        (
+            multi(t, s, None, None, Some("true")),
+            base(Sampling::Deferred),
+        ),
+        (multi(t, s, None, None, Some("")), base(Sampling::Deferred)),
+        (
+            multi(t, s, None, Some("1"), Some("01")),
+            base(Sampling::Sampled),
+        ),
         // Debug is `X-B3-Flags: 1` and implies sampled, whatever X-B3-Sampled says.
         (multi(t, s, None, None, Some("1")), base(Sampling::Debug)),
         (
@@ -164,16 +201,16 @@ fn b3_multi_rejects_invalid_vectors() {
         multi(None, None, Some("00f067aa0ba90200"), one, None),
         multi(t, s, Some("qw00000000000000"), one, None),
         multi(t, s, Some("00f067aa0ba902"), one, None),
-        // Sampling values outside 0/1/true/false; flags outside 0/1.
+        // Sampling values outside 0/1/true/false (any case).
         multi(t, s, None, Some(""), None),
-        multi(t, s, None, Some("True"), None),
         multi(t, s, None, Some("2"), None),
+        multi(t, s, None, Some("yes"), None),
+        multi(t, s, None, Some("truee"), None),
         multi(None, None, None, Some("yes"), None),
-        multi(t, s, None, None, Some("true")),
-        multi(t, s, None, None, Some("")),
-        // tracejoin choice: X-B3-Flags other than 0/1 invalidates the headers.
-        // (OpenTelemetry Go ignores such a value: "debug flag set to not 1 (ignored)".)
-        multi(t, s, None, one, Some("2")),
+        // An ignored flags value still needs a valid x-b3-sampled next to it.
+        multi(t, s, None, Some("maybe"), Some("6")),
+        // Flags other than 1 alone carry nothing.
+        multi(None, None, None, None, Some("6")),
         // Inner whitespace.
         multi(
             Some("ab00000000000000 0000000000000000"),
