@@ -80,6 +80,9 @@ pub struct SpanContext {
     pub short_trace_id: bool,
     /// W3C Level 2 random-trace-id flag (0x02): the trace id's low 56 bits are random.
     pub random_trace_id: bool,
+    /// Jaeger's firehose flag (0x08): the trace's spans skip indexing. Only Jaeger carries
+    /// it; kept so that rewriting `uber-trace-id` does not lose it.
+    pub firehose: bool,
 }
 
 impl SpanContext {
@@ -91,6 +94,7 @@ impl SpanContext {
             sampling,
             short_trace_id: false,
             random_trace_id: false,
+            firehose: false,
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::context::{Sampling, SpanContext, SpanId, TraceId};
 
 const SAMPLED: u8 = 0x01;
 const DEBUG: u8 = 0x02;
+const FIREHOSE: u8 = 0x08;
 
 /// Decodes 1..=2*N hex digits (either case, as Jaeger clients print with %x or %X) into a
 /// right-aligned big-endian array.
@@ -79,19 +80,24 @@ pub fn parse(raw: &[u8]) -> Option<SpanContext> {
     if !trace_id.is_valid() || !span_id.is_valid() {
         return None;
     }
-    let parent = SpanId(decode_var_hex::<8>(parent_hex)?);
+    // Parent 0 means "none" (the field is deprecated in Jaeger); so does an empty field,
+    // which OpenTelemetry's propagators never read. A malformed one is still rejected.
+    let parent = match parent_hex {
+        [] => SpanId([0; 8]),
+        hex => SpanId(decode_var_hex::<8>(hex)?),
+    };
     let [flags] = decode_var_hex::<1>(flags_hex)?;
-    let sampling = if flags & DEBUG != 0 {
-        Sampling::Debug
-    } else if flags & SAMPLED != 0 {
-        Sampling::Sampled
-    } else {
-        Sampling::NotSampled
+    // Debug counts only with the sampled bit (Jaeger sets it only on sampled spans;
+    // OpenTelemetry's Jaeger propagators read 0x02 only next to 0x01).
+    let sampling = match (flags & SAMPLED != 0, flags & DEBUG != 0) {
+        (true, true) => Sampling::Debug,
+        (true, false) => Sampling::Sampled,
+        (false, _) => Sampling::NotSampled,
     };
     let mut ctx = SpanContext::new(trace_id, span_id, sampling);
-    // Parent 0 means "none" (the field is deprecated in Jaeger).
     ctx.parent_id = parent.is_valid().then_some(parent);
     ctx.short_trace_id = trace_hex.len() <= 16;
+    ctx.firehose = flags & FIREHOSE != 0;
     Some(ctx)
 }
 
@@ -110,10 +116,18 @@ pub fn render(ctx: &SpanContext) -> HeaderValue {
         None => out.push(b'0'),
     }
     out.push(b':');
-    out.push(match ctx.sampling {
-        Sampling::Debug => b'3',
-        Sampling::Sampled => b'1',
-        Sampling::NotSampled | Sampling::Deferred => b'0',
+    let mut flags = match ctx.sampling {
+        Sampling::Debug => SAMPLED | DEBUG,
+        Sampling::Sampled => SAMPLED,
+        Sampling::NotSampled | Sampling::Deferred => 0,
+    };
+    if ctx.firehose {
+        flags |= FIREHOSE;
+    }
+    // One hex digit, as Jaeger's clients print it (`%x`).
+    out.push(match flags {
+        0..=9 => b'0' + flags,
+        _ => b'a' + (flags - 10),
     });
     out
 }

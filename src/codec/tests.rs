@@ -590,10 +590,11 @@ fn parse_of_render_is_identity() {
         // B3 and Jaeger keep a 64-bit trace id only when it arrived so and still fits.
         let short = c.short_trace_id && c.trace_id.fits_64_bits();
 
-        // traceparent: no parent, no debug, no short form, no undecided.
+        // traceparent: no parent, no debug, no short form, no undecided, no firehose.
         let want = SpanContext {
             parent_id: None,
             short_trace_id: false,
+            firehose: false,
             sampling: if c.sampling.is_sampled() {
                 Sampling::Sampled
             } else {
@@ -614,15 +615,17 @@ fn parse_of_render_is_identity() {
             },
             short_trace_id: short,
             random_trace_id: false,
+            firehose: false,
             ..c
         };
         let v = b3::render(&c);
         assert_eq!(b3::parse(v.as_bytes()), Some(B3::Context(want)), "{c:?}");
 
-        // B3 multi keeps everything but the W3C random flag.
+        // B3 multi keeps everything but the W3C random flag and Jaeger's firehose.
         let want = SpanContext {
             short_trace_id: short,
             random_trace_id: false,
+            firehose: false,
             ..c
         };
         let v = b3multi::render(&c);
@@ -635,7 +638,8 @@ fn parse_of_render_is_identity() {
         };
         assert_eq!(b3multi::parse(&h), Some(B3::Context(want)), "{c:?}");
 
-        // Jaeger: no undecided (renders as not sampled); parent 0 means none.
+        // Jaeger: no undecided (renders as not sampled); parent 0 means none; the firehose
+        // bit goes on.
         let want = SpanContext {
             sampling: match c.sampling {
                 Sampling::Deferred => Sampling::NotSampled,

@@ -502,7 +502,19 @@ fn formats_that_go_on_unwritten_go_on_canonical() {
         );
         assert_eq!(host.get("uber-trace-id").unwrap(), lower, "{lenient}");
     }
-    // Jaeger's debug bit without the sampled bit: debug implies sampled, as in B3.
+    // Jaeger's firehose bit survives the canonical rewrite.
+    let host = run(
+        r#"{"tracer":"opentelemetry"}"#,
+        &[
+            ("x-b3-traceid", X),
+            ("x-b3-spanid", XS),
+            ("x-b3-sampled", "1"),
+            ("uber-trace-id", &format!("{}:{XS}::09", X.to_uppercase())),
+        ],
+    );
+    assert_eq!(host.get("uber-trace-id").unwrap(), format!("{X}:{XS}:0:9"));
+    // Jaeger's debug bit without the sampled bit reads as not sampled (OpenTelemetry's
+    // Jaeger propagators): it disagrees with the debug B3 context and is removed.
     let host = run(
         r#"{"tracer":"opentelemetry"}"#,
         &[
@@ -512,7 +524,7 @@ fn formats_that_go_on_unwritten_go_on_canonical() {
             ("uber-trace-id", &format!("{X}:{XS}:0:2")),
         ],
     );
-    assert_eq!(host.get("uber-trace-id").unwrap(), format!("{X}:{XS}:0:3"));
+    assert_eq!(host.get("uber-trace-id"), None);
     // A lone B3 decision in a lenient spelling, next to nothing Envoy's tracer reads.
     let host = run(r#"{"tracer":"opentelemetry"}"#, &[("x-b3-sampled", "true")]);
     assert_eq!(host.get("x-b3-sampled").unwrap(), "1");

@@ -88,6 +88,7 @@ pub fn random_ctx(r: &mut SmallRng) -> SpanContext {
         sampling: *pick(r, &SAMPLINGS),
         short_trace_id: one_in(r, 2),
         random_trace_id: one_in(r, 2),
+        firehose: one_in(r, 4),
     }
 }
 

@@ -53,6 +53,13 @@ pub fn random(c: SpanContext) -> SpanContext {
     }
 }
 
+pub fn firehose(c: SpanContext) -> SpanContext {
+    SpanContext {
+        firehose: true,
+        ..c
+    }
+}
+
 pub fn multi<'a>(
     trace_id: Option<&'a str>,
     span_id: Option<&'a str>,

@@ -41,15 +41,34 @@ fn jaeger_parses_vectors() {
             "a1ce929d0e0e4736a3ce929d0e0e4736:00f067aa0ba902b7:0:3",
             j(Sampling::Debug),
         ),
-        // Jaeger's format: "debug flag implies sampled flag". (OpenTelemetry Go reads a
-        // lone 0x02 as not sampled: "debug but sampled bit didn't set".)
+        // Debug counts only next to sampled: Jaeger's writers set both ("debug flag implies
+        // sampled flag"), and OpenTelemetry Go and Python read a lone 0x02 as not sampled.
         (
             "a1ce929d0e0e4736a3ce929d0e0e4736:00f067aa0ba902b7:0:2",
-            j(Sampling::Debug),
+            j(Sampling::NotSampled),
         ),
         (
+            "a1ce929d0e0e4736a3ce929d0e0e4736:00f067aa0ba902b7:0:a",
+            firehose(j(Sampling::NotSampled)),
+        ),
+        // Jaeger's firehose bit (0x08) is kept, whatever the sampling bits.
+        (
             "a1ce929d0e0e4736a3ce929d0e0e4736:00f067aa0ba902b7:0:ff",
-            j(Sampling::Debug),
+            firehose(j(Sampling::Debug)),
+        ),
+        (
+            "a1ce929d0e0e4736a3ce929d0e0e4736:00f067aa0ba902b7:0:9",
+            firehose(j(Sampling::Sampled)),
+        ),
+        (
+            "a1ce929d0e0e4736a3ce929d0e0e4736:00f067aa0ba902b7:0:08",
+            firehose(j(Sampling::NotSampled)),
+        ),
+        // An empty parent field means no parent: OpenTelemetry's Jaeger propagators never
+        // read that (deprecated) field.
+        (
+            "a1ce929d0e0e4736a3ce929d0e0e4736:00f067aa0ba902b7::1",
+            j(Sampling::Sampled),
         ),
         (
             "a1ce929d0e0e4736a3ce929d0e0e4736:00f067aa0ba902b7:0:01",
@@ -158,10 +177,11 @@ fn jaeger_rejects_invalid_vectors() {
         // longer, zero-padded flags field: "flag can be various length".)
         "a1ce929d0e0e4736a3ce929d0e0e4736:00f067aa0ba902b7:0:00001",
         "a1ce929d0e0e4736a3ce929d0e0e4736:00f067aa0ba902b7:0:001",
-        // tracejoin choice: the parent must be hex too. (OpenTelemetry Go ignores the
-        // deprecated parent field: "ignore parent span id".)
+        // tracejoin choice: a parent, when present, must be hex, as Jaeger's clients
+        // require. (OpenTelemetry Go and Python ignore the deprecated field whatever it
+        // holds; an empty one is read as no parent above.)
         "a1ce929d0e0e4736a3ce929d0e0e4736:00f067aa0ba902b7:whatever:1",
-        "a1ce929d0e0e4736a3ce929d0e0e4736:00f067aa0ba902b7::1",
+        "a1ce929d0e0e4736a3ce929d0e0e4736:00f067aa0ba902b7:-:1",
         // Zero trace or span id ("value of 0 is invalid").
         "0:00f067aa0ba902b7:0:1",
         "00000000000000000000000000000000:00f067aa0ba902b7:0:1",
@@ -220,6 +240,25 @@ fn jaeger_renders_exact_strings() {
             with_parent(base, "00f067aa0ba90200"),
             "a1ce929d0e0e4736a3ce929d0e0e4736:00f067aa0ba902b7:00f067aa0ba90200:1",
         ),
+        // The firehose bit goes on next to the sampling bits.
+        (
+            firehose(base),
+            "a1ce929d0e0e4736a3ce929d0e0e4736:00f067aa0ba902b7:0:9",
+        ),
+        (
+            firehose(SpanContext {
+                sampling: Sampling::Debug,
+                ..base
+            }),
+            "a1ce929d0e0e4736a3ce929d0e0e4736:00f067aa0ba902b7:0:b",
+        ),
+        (
+            firehose(SpanContext {
+                sampling: Sampling::NotSampled,
+                ..base
+            }),
+            "a1ce929d0e0e4736a3ce929d0e0e4736:00f067aa0ba902b7:0:8",
+        ),
         // Written in full width, lowercase, whatever the input spelling was.
         (
             ctx(
@@ -269,7 +308,16 @@ fn jaeger_normalizes_input_spellings() {
         ),
         (
             "a1ce929d0e0e4736a3ce929d0e0e4736:00f067aa0ba902b7:0:ff",
-            "a1ce929d0e0e4736a3ce929d0e0e4736:00f067aa0ba902b7:0:3",
+            "a1ce929d0e0e4736a3ce929d0e0e4736:00f067aa0ba902b7:0:b",
+        ),
+        // A lone debug bit: not sampled.
+        (
+            "a1ce929d0e0e4736a3ce929d0e0e4736:00f067aa0ba902b7:0:2",
+            "a1ce929d0e0e4736a3ce929d0e0e4736:00f067aa0ba902b7:0:0",
+        ),
+        (
+            "a1ce929d0e0e4736a3ce929d0e0e4736:00f067aa0ba902b7::09",
+            "a1ce929d0e0e4736a3ce929d0e0e4736:00f067aa0ba902b7:0:9",
         ),
     ];
     for (input, want) in cases {
@@ -289,10 +337,15 @@ fn jaeger_round_trips() {
                 Sampling::Sampled,
                 Sampling::Debug,
             ] {
-                for parent in [None, Some("00f067aa0ba90200")] {
+                for (parent, hose) in [
+                    (None, false),
+                    (Some("00f067aa0ba90200"), false),
+                    (None, true),
+                ] {
                     let c = SpanContext {
                         parent_id: parent.map(sid),
                         short_trace_id: is_short,
+                        firehose: hose,
                         ..ctx(trace, OTEL_SPAN, sampling)
                     };
                     let want = SpanContext {
