@@ -234,12 +234,14 @@ fn trace_any(u: &mut Unstructured<'_>) -> Result<String> {
 }
 
 fn tracestate_value(u: &mut Unstructured<'_>) -> Result<String> {
-    const KEYS: [&str; 10] = [
+    const KEYS: [&str; 12] = [
         "rojo",
         "congo",
         "vendor",
         "t61@dd",
         "0tenant@sys",
+        "foo@@bar",
+        "1@2",
         "tracejoin",
         "a",
         "A",
@@ -313,8 +315,11 @@ fn well_formed(u: &mut Unstructured<'_>, name: &str) -> Result<Vec<u8>> {
         }
         "x-b3-traceid" => trace_any(u)?,
         "x-b3-spanid" | "x-b3-parentspanid" => span_id(u)?,
-        "x-b3-sampled" => pick(u, &["1", "0", "true", "false", "d", "2", ""])?.to_owned(),
-        "x-b3-flags" => pick(u, &["1", "0", "2", " 1"])?.to_owned(),
+        "x-b3-sampled" => {
+            pick(u, &["1", "0", "true", "false", "True", "FALSE", "d", "2", ""])?.to_owned()
+        }
+        // Flags other than 1 are ignored (Finagle sends its bits as a number).
+        "x-b3-flags" => pick(u, &["1", "0", "2", " 1", "6", "7"])?.to_owned(),
         "uber-trace-id" => {
             let strip = |s: String, yes: bool| {
                 if yes {
@@ -330,12 +335,12 @@ fn well_formed(u: &mut Unstructured<'_>, name: &str) -> Result<Vec<u8>> {
             };
             let trace = strip(trace_any(u)?, u.arbitrary()?);
             let span = strip(span_id(u)?, u.arbitrary()?);
-            let parent = if u.arbitrary()? {
-                "0".to_owned()
-            } else {
-                span_id(u)?
+            let parent = match u.int_in_range(0..=3)? {
+                0 => String::new(),
+                1 | 2 => "0".to_owned(),
+                _ => span_id(u)?,
             };
-            let flags = pick(u, &["1", "0", "3", "2", "ff", "100"])?;
+            let flags = pick(u, &["1", "0", "3", "2", "ff", "100", "9", "8", "0b", "a"])?;
             let sep = pick(u, &[":", ":", ":", "%3A", "%3a"])?;
             let v = [trace, span, parent, flags.to_owned()].join(sep);
             if u.ratio(1, 5)? {
@@ -735,7 +740,8 @@ fn check_writes(
                     Header::Traceparent => value.get(54).is_some_and(|f| (f - b'0') & 1 == 1),
                     Header::B3 if parts.len() == 1 => value != b"0",
                     Header::B3 => parts.get(2).is_some_and(|f| *f != b"0"),
-                    _ => value.last().is_some_and(|f| *f != b'0'),
+                    // Jaeger: the sampled bit of the one flags digit the filter writes.
+                    _ => value.last().is_some_and(|f| matches!(f, b'1' | b'3' | b'9' | b'b')),
                 };
                 // A b3 with ids but no sampling state says nothing about sampling.
                 if h != Header::B3 || parts.len() != 2 {

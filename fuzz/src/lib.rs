@@ -58,8 +58,9 @@ pub fn b3_single_ok(v: &[u8]) -> bool {
     }
 }
 
-/// `{trace16|trace32}:{span16}:{parent16|0}:{0|1|3}` as the filter renders it (full-width
-/// lowercase ids; Jaeger readers accept more, the filter writes only this).
+/// `{trace16|trace32}:{span16}:{parent16|0}:{0|1|3|8|9|b}` as the filter renders it
+/// (full-width lowercase ids; sampled, debug with sampled, each with or without firehose;
+/// Jaeger readers accept more, the filter writes only this).
 pub fn uber_ok(v: &[u8]) -> bool {
     let parts: Vec<&[u8]> = v.split(|b| *b == b':').collect();
     match parts.as_slice() {
@@ -67,33 +68,18 @@ pub fn uber_ok(v: &[u8]) -> bool {
             id_ok(t, &[16, 32])
                 && id_ok(s, &[16])
                 && (*p == b"0" || id_ok(p, &[16]))
-                && matches!(*f, b"0" | b"1" | b"3")
+                && matches!(*f, b"0" | b"1" | b"3" | b"8" | b"9" | b"b")
         }
         _ => false,
     }
 }
 
+/// The current W3C key grammar: `( lcalpha / DIGIT ) 0*255 ( keychar )`, `@` a keychar.
 fn ts_key_ok(key: &[u8]) -> bool {
-    let tail = |b: &u8| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/');
-    let ats = key.iter().filter(|b| **b == b'@').count();
-    match ats {
-        0 => {
-            (1..=256).contains(&key.len())
-                && key[0].is_ascii_lowercase()
-                && key[1..].iter().all(tail)
-        }
-        1 => {
-            let at = key.iter().position(|b| *b == b'@').unwrap_or(0);
-            let (tenant, system) = (&key[..at], &key[at + 1..]);
-            (1..=241).contains(&tenant.len())
-                && (tenant[0].is_ascii_lowercase() || tenant[0].is_ascii_digit())
-                && tenant[1..].iter().all(tail)
-                && (1..=14).contains(&system.len())
-                && system[0].is_ascii_lowercase()
-                && system[1..].iter().all(tail)
-        }
-        _ => false,
-    }
+    let keychar = |b: &u8| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/' | b'@');
+    (1..=256).contains(&key.len())
+        && (key[0].is_ascii_lowercase() || key[0].is_ascii_digit())
+        && key[1..].iter().all(keychar)
 }
 
 fn ts_value_ok(value: &[u8]) -> bool {
@@ -125,7 +111,8 @@ pub fn trim_ows(v: &[u8]) -> &[u8] {
 }
 
 /// What the W3C rules make of (possibly repeated) tracestate headers: the members in
-/// order, or `None` when the list is invalid (a bad member, a repeated key, more than 32).
+/// order, a repeated key's first member only, or `None` when the list is invalid (a bad
+/// member, more than 32 distinct keys).
 pub fn ts_members<'a>(parts: &[&'a [u8]]) -> Option<Vec<&'a [u8]>> {
     let mut members: Vec<&'a [u8]> = Vec::new();
     let mut keys: Vec<&'a [u8]> = Vec::new();
@@ -137,7 +124,7 @@ pub fn ts_members<'a>(parts: &[&'a [u8]]) -> Option<Vec<&'a [u8]>> {
             }
             let key = ts_member(m)?;
             if keys.contains(&key) {
-                return None;
+                continue;
             }
             keys.push(key);
             members.push(m);

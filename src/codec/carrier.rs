@@ -4,8 +4,12 @@
 use super::Header;
 use super::table::PerHeader;
 
-/// How many tracestate headers are joined before the rest is treated as invalid.
-const MAX_TRACESTATE_PARTS: usize = 8;
+/// tracestate headers held inline; more spill into a vector (the rare case pays for it).
+const INLINE_TRACESTATE_PARTS: usize = 8;
+/// The longest combined tracestate (every value plus the joining commas) that is read: the
+/// longest valid list, 32 members of a 256-character key, `=` and a 256-character value,
+/// and 31 commas. RFC 9110 joins any number of headers; what bounds the work is the size.
+pub const MAX_TRACESTATE_COMBINED: usize = 32 * (256 + 1 + 256) + 31;
 
 /// One header as seen in the request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -22,8 +26,12 @@ pub enum Slot<'a> {
 #[derive(Debug, Default)]
 pub struct Carrier<'a> {
     slots: PerHeader<Slot<'a>>,
-    tracestate_parts: [&'a [u8]; MAX_TRACESTATE_PARTS],
+    tracestate_parts: [&'a [u8]; INLINE_TRACESTATE_PARTS],
+    /// Every part, once more than fit inline (empty, never allocated, until then).
+    tracestate_spill: Vec<&'a [u8]>,
     tracestate_count: usize,
+    /// The combined length so far: values and the commas that join them.
+    tracestate_len: usize,
     /// `:authority` (Envoy gives HTTP/1 requests one too), for matching external hosts.
     pub authority: Option<&'a [u8]>,
     /// `x-request-id`: downstream, Envoy's UUID request-id extension records its tracing
@@ -54,16 +62,33 @@ impl<'a> Carrier<'a> {
             return;
         };
         if header == Header::Tracestate {
-            if let Some(part) = self.tracestate_parts.get_mut(self.tracestate_count) {
-                *part = value;
-            }
-            self.tracestate_count = self.tracestate_count.saturating_add(1);
+            self.observe_tracestate(value);
         }
         let slot = &mut self.slots[header];
         *slot = match *slot {
             Slot::Absent => Slot::One(value),
             Slot::One(first) | Slot::Repeated(first) => Slot::Repeated(first),
         };
+    }
+
+    fn observe_tracestate(&mut self, value: &'a [u8]) {
+        let comma = usize::from(self.tracestate_count > 0);
+        self.tracestate_len = self
+            .tracestate_len
+            .saturating_add(value.len())
+            .saturating_add(comma);
+        if self.tracestate_len <= MAX_TRACESTATE_COMBINED {
+            if let Some(part) = self.tracestate_parts.get_mut(self.tracestate_count) {
+                *part = value;
+            } else {
+                if self.tracestate_spill.is_empty() {
+                    self.tracestate_spill
+                        .extend_from_slice(&self.tracestate_parts);
+                }
+                self.tracestate_spill.push(value);
+            }
+        }
+        self.tracestate_count = self.tracestate_count.saturating_add(1);
     }
 
     pub fn get(&self, header: Header) -> Slot<'a> {
@@ -91,8 +116,15 @@ impl<'a> Carrier<'a> {
         self.get(header) != Slot::Absent
     }
 
-    /// Every tracestate value in order, or `None` when too many headers were sent to join.
+    /// Every tracestate value in order (RFC 9110: to be joined with commas), or `None` when
+    /// the combined value is longer than any valid tracestate.
     pub fn tracestate_parts(&self) -> Option<&[&'a [u8]]> {
+        if self.tracestate_len > MAX_TRACESTATE_COMBINED {
+            return None;
+        }
+        if self.tracestate_count > INLINE_TRACESTATE_PARTS {
+            return Some(&self.tracestate_spill);
+        }
         self.tracestate_parts.get(..self.tracestate_count)
     }
 }

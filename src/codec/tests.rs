@@ -230,19 +230,40 @@ fn repeated_headers_first_value_wins_but_traceparent_is_invalid() {
 }
 
 #[test]
-fn carrier_gives_up_on_too_many_tracestate_headers() {
-    let values: Vec<String> = (0..9).map(|i| format!("k{i}=v")).collect();
-    let c = Carrier::from_pairs(
-        values
-            .iter()
-            .take(8)
-            .map(|v| (&b"tracestate"[..], v.as_bytes())),
+fn carrier_joins_any_number_of_tracestate_headers_within_the_size_bound() {
+    use crate::codec::carrier::MAX_TRACESTATE_COMBINED;
+    // RFC 9110 (and the W3C text) combine every tracestate field line, however many.
+    let values: Vec<String> = (0..20).map(|i| format!("k{i}=v")).collect();
+    for n in [0, 1, 8, 9, 20] {
+        let c = Carrier::from_pairs(
+            values
+                .iter()
+                .take(n)
+                .map(|v| (&b"tracestate"[..], v.as_bytes())),
+        );
+        let want: Vec<&[u8]> = values.iter().take(n).map(|v| v.as_bytes()).collect();
+        assert_eq!(c.tracestate_parts(), Some(&want[..]), "{n} headers");
+    }
+    let parts: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
+    assert_eq!(
+        tracestate::parse(&parts),
+        TraceState::Rewritten(values.join(","))
     );
-    assert_eq!(c.tracestate_parts().map(<[_]>::len), Some(8));
-    let c = Carrier::from_pairs(values.iter().map(|v| (&b"tracestate"[..], v.as_bytes())));
+    // The bound is on the combined size (values and joining commas), not the count.
+    let long = "x".repeat(MAX_TRACESTATE_COMBINED - 9);
+    let c = Carrier::from_pairs(
+        std::iter::repeat_n(&b"tracestate"[..], 10)
+            .zip(std::iter::once(long.as_bytes()).chain(std::iter::repeat_n(&b""[..], 9))),
+    );
+    assert_eq!(c.tracestate_parts().map(<[_]>::len), Some(10));
+    let c = Carrier::from_pairs(
+        std::iter::repeat_n(&b"tracestate"[..], 11)
+            .zip(std::iter::once(long.as_bytes()).chain(std::iter::repeat_n(&b""[..], 10))),
+    );
     assert_eq!(c.tracestate_parts(), None);
-    let c = Carrier::from_pairs(std::iter::empty());
-    assert_eq!(c.tracestate_parts(), Some(&[][..]));
+    let over = "x".repeat(MAX_TRACESTATE_COMBINED + 1);
+    let c = Carrier::from_pairs([(&b"tracestate"[..], over.as_bytes())]);
+    assert_eq!(c.tracestate_parts(), None);
 }
 
 // ---------------------------------------------------------------------------------------

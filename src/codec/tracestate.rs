@@ -27,39 +27,21 @@ pub enum TraceState {
     Invalid,
 }
 
-/// Validates one tracestate key per Level 2: a simple key or `tenant@system`.
+/// Validates one tracestate key, as the current W3C text defines it (main branch, since
+/// Level 2 was synced): `key = ( lcalpha / DIGIT ) 0*255 ( keychar )`, `keychar = lcalpha /
+/// DIGIT / "_" / "-" / "*" / "/" / "@"`. The Level 1 `tenant@system` split (a system id of
+/// at most 14 characters starting with a letter, one `@`) is gone: `foo@`, `foo@@bar`,
+/// `t@1s` are keys; a leading `@` or an uppercase letter is not.
 fn valid_key(key: &[u8]) -> bool {
-    fn tail_ok(b: &u8) -> bool {
-        matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/')
-    }
-    match key.iter().position(|b| *b == b'@') {
-        None => match key {
-            [first, rest @ ..] => {
-                first.is_ascii_lowercase() && rest.len() <= 255 && rest.iter().all(tail_ok)
-            }
-            [] => false,
-        },
-        Some(at) => {
-            let (tenant, system) = (
-                key.get(..at).unwrap_or_default(),
-                key.get(at + 1..).unwrap_or_default(),
-            );
-            let tenant_ok = match tenant {
-                [first, rest @ ..] => {
-                    (first.is_ascii_lowercase() || first.is_ascii_digit())
-                        && rest.len() <= 240
-                        && rest.iter().all(tail_ok)
-                }
-                [] => false,
-            };
-            let system_ok = match system {
-                [first, rest @ ..] => {
-                    first.is_ascii_lowercase() && rest.len() <= 13 && rest.iter().all(tail_ok)
-                }
-                [] => false,
-            };
-            tenant_ok && system_ok
+    match key {
+        [first, rest @ ..] => {
+            (first.is_ascii_lowercase() || first.is_ascii_digit())
+                && rest.len() <= 255
+                && rest.iter().all(
+                    |b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/' | b'@'),
+                )
         }
+        [] => false,
     }
 }
 
@@ -91,8 +73,11 @@ fn key_hash(key: &[u8]) -> u64 {
 }
 
 /// Reads tracestate. `parts` are the values of every tracestate header in order (the spec
-/// joins repeated headers with commas). Any invalid member, a repeated key or more than 32
-/// members invalidates the whole header, as OpenTelemetry's propagators do.
+/// joins repeated headers with commas). Any invalid member or more than 32 members
+/// invalidates the whole header, as OpenTelemetry's propagators do. A repeated key keeps its
+/// first (leftmost, most recent) member and drops the rest: the spec lets a vendor discard
+/// duplicates and the W3C suite (`test_tracestate_duplicated_keys`) expects the header
+/// inherited. (OpenTelemetry Go and Python drop the whole header instead.)
 pub fn parse(parts: &[&[u8]]) -> TraceState {
     let mut members: [&[u8]; TRACESTATE_MAX_MEMBERS] = [&[]; TRACESTATE_MAX_MEMBERS];
     let mut key_hashes = [0u64; TRACESTATE_MAX_MEMBERS];
@@ -117,7 +102,8 @@ pub fn parse(parts: &[&[u8]]) -> TraceState {
             if hashes.iter().zip(seen).any(|(h, m)| {
                 *h == hash && m.get(..key.len()) == Some(key) && m.get(key.len()) == Some(&b'=')
             }) {
-                return TraceState::Invalid;
+                canonical = false;
+                continue;
             }
             match (members.get_mut(count), key_hashes.get_mut(count)) {
                 (Some(slot), Some(hash_slot)) => {
