@@ -68,12 +68,16 @@ def codecs():
         f"{T}%3A{S}%3A0%3A1", f"{T}%3a{S}%3a0%3a1", f"{T.upper()}:{S.upper()}:0:1",
         f"{T}:{S}:0:ff", f"{T}:{S}:0:100", f"{T}:{S}:0", f"0:{S}:0:1", f"{T}:0:0:1",
         f"{'1' * 33}:{S}:0:1",
+        # uber-trace-id: debug without sampled, firehose, an empty parent
+        f"{T}:{S}:0:2", f"{T}:{S}:0:9", f"{T}:{S}:{P}:0b", f"{T}:{S}::1",
         # tracestate
         f"rojo={S},congo=t61rcWkgMzE", "a=1, b=2 ,,c=3", "t61@dd=x",
         "0tenant@sys=1", "A=1", "a=1,a=2", "a= x y", "a=x ", "a=b=c", "a=",
         ",".join(f"k{i}=v" for i in range(33)), ",".join(f"k{i}={'v' * 200}" for i in range(4)),
         "a=1\nb=2", "a=1\na=2", "\n\n", "a=1\n\nb=2\n,c=3", "k=" + "v" * 256,
         "x" * 256 + "=" + "v" * 256,
+        # tracestate: the current key grammar (`@` anywhere after the first character)
+        "foo@=1,bar=2", "foo@@bar=1", "foo@bar@baz=1", "t@1s=1", "@foo=1", "a=1,b=2,a=3",
         "",
     ]
     for v in values:
@@ -86,6 +90,8 @@ def codecs():
     write("codecs", multi(T, None, sampled="1"))
     write("codecs", multi(T, S, sampled="2"))
     write("codecs", multi(f" {T} ", S, sampled="false"))
+    write("codecs", multi(T, S, sampled="True", flags="6"))
+    write("codecs", multi(T, S, sampled="FALSE", flags="2"))
     write("codecs", block([("traceparent", f"00-{T}-{S}-01"), ("tracestate", "a=1")]))
     write("codecs", block([("b3", f"{T}-{S}-1"), ("x-b3-traceid", X), ("x-b3-spanid", XS),
                            ("x-b3-sampled", "1"), ("uber-trace-id", f"{T}:{S}:0:1")]))

@@ -117,9 +117,10 @@ def control_characters(headers, names=TRACE_HEADERS):
     return [(k, v) for k, v in headers if k in names and CONTROL.search(v)]
 
 
-# W3C Trace Context Level 2: a simple key, or tenant@system; a value of 1 to 256 printable
-# characters but `,` and `=`, not ending in a space.
-TRACESTATE_KEY = re.compile(r"^(?:[a-z][a-z0-9_\-*/]{0,255}|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13})$")
+# W3C Trace Context (current text): a key is a lowercase letter or digit, then up to 255 of
+# lowercase letters, digits, `_-*/@`; a value of 1 to 256 printable characters but `,` and
+# `=`, not ending in a space.
+TRACESTATE_KEY = re.compile(r"^[a-z0-9][a-z0-9_\-*/@]{0,255}$")
 TRACESTATE_VALUE = re.compile(r"^[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]$")
 
 
