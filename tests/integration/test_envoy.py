@@ -187,6 +187,31 @@ def test_debug_implies_sampled(envoys, position, tracer):
         assert one(got, "traceparent").endswith("-01")
 
 
+LENIENT = {
+    # B3: x-b3-flags other than 1 is ignored; x-b3-sampled in any case (OTel Go lowercases).
+    "b3multi-sampled-True-flags-6": [("x-b3-traceid", T), ("x-b3-spanid", S), ("x-b3-sampled", "True"), ("x-b3-flags", "6")],
+    "b3multi-sampled-TRUE": [("x-b3-traceid", T), ("x-b3-spanid", S), ("x-b3-sampled", "TRUE")],
+    # Jaeger: the firehose bit next to sampled, an empty parent field.
+    "jaeger-firehose-empty-parent": [("uber-trace-id", f"{T}:{S}::9")],
+}
+
+
+@pytest.mark.parametrize("case", list(LENIENT))
+@pytest.mark.parametrize("position,tracer", [("downstream", "none"), ("upstream", "none")], ids=["ds-none", "us-none"])
+def test_lenient_b3_and_jaeger_values_are_continued(envoys, position, tracer, case):
+    envoy = envoys.get(position, tracer)
+    status, _, got = send(envoy.port, LENIENT[case])
+    assert status == 200
+    assert_well_formed(got)
+    seen = read_all(got)
+    assert traces_seen(got) == {T}, seen
+    assert all(ctx["sampled"] is True for ctx in seen.values() if ctx), seen
+    # Written back canonically: no ignored flags value, the firehose bit kept.
+    assert one(got, "x-b3-flags") is None
+    if case.startswith("jaeger"):
+        assert one(got, "uber-trace-id").endswith(":9"), got
+
+
 @pytest.mark.parametrize("position,tracer", COMBOS, ids=COMBO_IDS)
 def test_b3_zero_means_not_sampled(envoys, position, tracer):
     envoy = envoys.get(position, tracer)

@@ -52,3 +52,13 @@ def test_repeated_header_leaves_as_one_value_of_the_first(envoys, position, trac
     # reach the W3C reader through tracejoin, and Envoy's tracers read the first value).
     assert traces_seen(got) == {T}, read_all(got)
     assert X not in str(got), f"the second copy's trace leaked: {got}"
+
+
+@pytest.mark.parametrize("position,tracer", [("downstream", "none"), ("upstream", "zipkin")], ids=["ds-none", "us-zipkin"])
+def test_many_tracestate_headers_are_joined(envoys, position, tracer):
+    """RFC 9110: any number of tracestate field lines combine into one (item 7); a repeated
+    key keeps its first member (item 5)."""
+    envoy = envoys.get(position, tracer)
+    parts = [f"k{i}=v{i}" for i in range(12)] + ["k0=again"]
+    _, _, got = send(envoy.port, [("traceparent", f"00-{T}-{S}-01")] + [("tracestate", p) for p in parts])
+    assert header_values(got, "tracestate") == [",".join(parts[:12])], got
