@@ -13,13 +13,16 @@
 pub mod b3;
 pub mod b3multi;
 pub mod carrier;
+pub mod datadog;
 pub mod header_map;
 pub mod hex;
 pub mod jaeger;
+pub mod ottrace;
 pub mod table;
 pub mod tracecontext;
 pub mod tracestate;
 pub mod value;
+pub mod xray;
 
 pub use carrier::{Carrier, Slot};
 pub use table::{PerFormat, PerHeader};
@@ -34,14 +37,20 @@ pub enum Format {
     B3,
     B3Multi,
     Jaeger,
+    Datadog,
+    XRay,
+    OtTrace,
 }
 
 impl Format {
-    pub const ALL: [Format; 4] = [
+    pub const ALL: [Format; 7] = [
         Format::TraceContext,
         Format::B3,
         Format::B3Multi,
         Format::Jaeger,
+        Format::Datadog,
+        Format::XRay,
+        Format::OtTrace,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +59,9 @@ impl Format {
             Format::B3 => "b3",
             Format::B3Multi => "b3multi",
             Format::Jaeger => "jaeger",
+            Format::Datadog => "datadog",
+            Format::XRay => "xray",
+            Format::OtTrace => "ottrace",
         }
     }
 
@@ -70,10 +82,19 @@ pub enum Header {
     XB3Sampled,
     XB3Flags,
     UberTraceId,
+    XDatadogTraceId,
+    XDatadogParentId,
+    XDatadogSamplingPriority,
+    XDatadogOrigin,
+    XDatadogTags,
+    XAmznTraceId,
+    OtTracerTraceId,
+    OtTracerSpanId,
+    OtTracerSampled,
 }
 
 impl Header {
-    pub const COUNT: usize = 9;
+    pub const COUNT: usize = 18;
     pub const ALL: [Header; Header::COUNT] = [
         Header::Traceparent,
         Header::Tracestate,
@@ -84,6 +105,15 @@ impl Header {
         Header::XB3Sampled,
         Header::XB3Flags,
         Header::UberTraceId,
+        Header::XDatadogTraceId,
+        Header::XDatadogParentId,
+        Header::XDatadogSamplingPriority,
+        Header::XDatadogOrigin,
+        Header::XDatadogTags,
+        Header::XAmznTraceId,
+        Header::OtTracerTraceId,
+        Header::OtTracerSpanId,
+        Header::OtTracerSampled,
     ];
 
     pub fn name(self) -> &'static str {
@@ -97,6 +127,15 @@ impl Header {
             Header::XB3Sampled => "x-b3-sampled",
             Header::XB3Flags => "x-b3-flags",
             Header::UberTraceId => "uber-trace-id",
+            Header::XDatadogTraceId => "x-datadog-trace-id",
+            Header::XDatadogParentId => "x-datadog-parent-id",
+            Header::XDatadogSamplingPriority => "x-datadog-sampling-priority",
+            Header::XDatadogOrigin => "x-datadog-origin",
+            Header::XDatadogTags => "x-datadog-tags",
+            Header::XAmznTraceId => "x-amzn-trace-id",
+            Header::OtTracerTraceId => "ot-tracer-traceid",
+            Header::OtTracerSpanId => "ot-tracer-spanid",
+            Header::OtTracerSampled => "ot-tracer-sampled",
         }
     }
 
@@ -109,7 +148,17 @@ impl Header {
             11 => &[Header::Traceparent, Header::XB3SpanId],
             12 => &[Header::XB3TraceId, Header::XB3Sampled],
             13 => &[Header::UberTraceId],
-            17 => &[Header::XB3ParentSpanId],
+            14 => &[Header::XDatadogTags],
+            15 => &[Header::XAmznTraceId],
+            16 => &[Header::XDatadogOrigin, Header::OtTracerSpanId],
+            17 => &[
+                Header::XB3ParentSpanId,
+                Header::OtTracerTraceId,
+                Header::OtTracerSampled,
+            ],
+            18 => &[Header::XDatadogTraceId],
+            19 => &[Header::XDatadogParentId],
+            27 => &[Header::XDatadogSamplingPriority],
             _ => return None,
         };
         candidates
@@ -128,6 +177,15 @@ impl Header {
             | Header::XB3Sampled
             | Header::XB3Flags => Format::B3Multi,
             Header::UberTraceId => Format::Jaeger,
+            Header::XDatadogTraceId
+            | Header::XDatadogParentId
+            | Header::XDatadogSamplingPriority
+            | Header::XDatadogOrigin
+            | Header::XDatadogTags => Format::Datadog,
+            Header::XAmznTraceId => Format::XRay,
+            Header::OtTracerTraceId | Header::OtTracerSpanId | Header::OtTracerSampled => {
+                Format::OtTrace
+            }
         }
     }
 }
@@ -159,6 +217,9 @@ pub fn extract(carrier: &Carrier<'_>, format: Format) -> Read {
         Format::B3 => b3::extract(carrier),
         Format::B3Multi => b3multi::extract(carrier),
         Format::Jaeger => jaeger::extract(carrier),
+        Format::Datadog => datadog::extract(carrier),
+        Format::XRay => xray::extract(carrier),
+        Format::OtTrace => ottrace::extract(carrier),
     }
 }
 
@@ -178,6 +239,9 @@ pub fn inject(
         Format::B3 => b3::inject(ctx, emit),
         Format::B3Multi => b3multi::inject(ctx, emit),
         Format::Jaeger => jaeger::inject(ctx, emit),
+        Format::Datadog => datadog::inject(ctx, emit),
+        Format::XRay => xray::inject(ctx, emit),
+        Format::OtTrace => ottrace::inject(ctx, emit),
     }
 }
 
@@ -194,7 +258,11 @@ pub fn inject_sampling(
     match format {
         Format::B3 => b3::inject_sampling(sampling, emit),
         Format::B3Multi => b3multi::inject_sampling(sampling, emit),
-        Format::TraceContext | Format::Jaeger => {}
+        Format::TraceContext
+        | Format::Jaeger
+        | Format::Datadog
+        | Format::XRay
+        | Format::OtTrace => {}
     }
 }
 

@@ -12,6 +12,9 @@ pub struct PerFormat<T> {
     b3: T,
     b3multi: T,
     jaeger: T,
+    datadog: T,
+    xray: T,
+    ottrace: T,
 }
 
 impl<T> PerFormat<T> {
@@ -21,6 +24,9 @@ impl<T> PerFormat<T> {
             b3: f(Format::B3),
             b3multi: f(Format::B3Multi),
             jaeger: f(Format::Jaeger),
+            datadog: f(Format::Datadog),
+            xray: f(Format::XRay),
+            ottrace: f(Format::OtTrace),
         }
     }
 
@@ -42,6 +48,9 @@ impl<T> Index<Format> for PerFormat<T> {
             Format::B3 => &self.b3,
             Format::B3Multi => &self.b3multi,
             Format::Jaeger => &self.jaeger,
+            Format::Datadog => &self.datadog,
+            Format::XRay => &self.xray,
+            Format::OtTrace => &self.ottrace,
         }
     }
 }
@@ -53,6 +62,9 @@ impl<T> IndexMut<Format> for PerFormat<T> {
             Format::B3 => &mut self.b3,
             Format::B3Multi => &mut self.b3multi,
             Format::Jaeger => &mut self.jaeger,
+            Format::Datadog => &mut self.datadog,
+            Format::XRay => &mut self.xray,
+            Format::OtTrace => &mut self.ottrace,
         }
     }
 }
@@ -69,6 +81,15 @@ pub struct PerHeader<T> {
     x_b3_sampled: T,
     x_b3_flags: T,
     uber_trace_id: T,
+    x_datadog_trace_id: T,
+    x_datadog_parent_id: T,
+    x_datadog_sampling_priority: T,
+    x_datadog_origin: T,
+    x_datadog_tags: T,
+    x_amzn_trace_id: T,
+    ot_tracer_traceid: T,
+    ot_tracer_spanid: T,
+    ot_tracer_sampled: T,
 }
 
 impl<T> PerHeader<T> {
@@ -91,6 +112,15 @@ impl<T> Index<Header> for PerHeader<T> {
             Header::XB3Sampled => &self.x_b3_sampled,
             Header::XB3Flags => &self.x_b3_flags,
             Header::UberTraceId => &self.uber_trace_id,
+            Header::XDatadogTraceId => &self.x_datadog_trace_id,
+            Header::XDatadogParentId => &self.x_datadog_parent_id,
+            Header::XDatadogSamplingPriority => &self.x_datadog_sampling_priority,
+            Header::XDatadogOrigin => &self.x_datadog_origin,
+            Header::XDatadogTags => &self.x_datadog_tags,
+            Header::XAmznTraceId => &self.x_amzn_trace_id,
+            Header::OtTracerTraceId => &self.ot_tracer_traceid,
+            Header::OtTracerSpanId => &self.ot_tracer_spanid,
+            Header::OtTracerSampled => &self.ot_tracer_sampled,
         }
     }
 }
@@ -107,6 +137,15 @@ impl<T> IndexMut<Header> for PerHeader<T> {
             Header::XB3Sampled => &mut self.x_b3_sampled,
             Header::XB3Flags => &mut self.x_b3_flags,
             Header::UberTraceId => &mut self.uber_trace_id,
+            Header::XDatadogTraceId => &mut self.x_datadog_trace_id,
+            Header::XDatadogParentId => &mut self.x_datadog_parent_id,
+            Header::XDatadogSamplingPriority => &mut self.x_datadog_sampling_priority,
+            Header::XDatadogOrigin => &mut self.x_datadog_origin,
+            Header::XDatadogTags => &mut self.x_datadog_tags,
+            Header::XAmznTraceId => &mut self.x_amzn_trace_id,
+            Header::OtTracerTraceId => &mut self.ot_tracer_traceid,
+            Header::OtTracerSpanId => &mut self.ot_tracer_spanid,
+            Header::OtTracerSampled => &mut self.ot_tracer_sampled,
         }
     }
 }

@@ -2,9 +2,12 @@
 
 use std::fmt;
 
-/// Longest value any codec renders: a B3 single header with a 128-bit trace id, span id,
-/// sampling state and parent span id (32+1+16+1+1+1+16 = 68).
-const CAPACITY: usize = 72;
+/// Longest value any codec renders. The fixed-shape values fit in 72 (a B3 single header
+/// with a 128-bit trace id, span id, sampling state and parent span id: 68; an
+/// `X-Amzn-Trace-Id` with Root, Parent and Sampled: 69); the rest is room for the X-Ray
+/// fields kept from the request (`Self=` from an ALB is 40 characters), which
+/// [`super::xray`] bounds by [`HeaderValue::remaining`].
+const CAPACITY: usize = 160;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct HeaderValue {
@@ -34,6 +37,11 @@ impl HeaderValue {
     pub fn as_str(&self) -> &str {
         // Only ASCII is ever pushed.
         std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    /// How many more bytes fit.
+    pub fn remaining(&self) -> usize {
+        CAPACITY.saturating_sub(self.len)
     }
 
     pub fn push(&mut self, b: u8) {

@@ -260,7 +260,7 @@ pub(super) fn formats(field: &str, names: &[String]) -> Result<Vec<Format>, Conf
             err(
                 format!("{field}[{i}]"),
                 format!(
-                    "unknown format {}; expected one of tracecontext, b3, b3multi, jaeger",
+                    "unknown format {}; expected one of tracecontext, b3, b3multi, jaeger, datadog, xray, ottrace",
                     quoted(name)
                 ),
             )

@@ -78,11 +78,14 @@ pub enum Counter {
 
 impl Counter {
     /// The counters defined up front; `External` and `Unregistered` are defined on first use.
-    pub const ALL: [Counter; 30] = [
+    pub const ALL: [Counter; 36] = [
         Counter::Context(Format::TraceContext),
         Counter::Context(Format::B3),
         Counter::Context(Format::B3Multi),
         Counter::Context(Format::Jaeger),
+        Counter::Context(Format::Datadog),
+        Counter::Context(Format::XRay),
+        Counter::Context(Format::OtTrace),
         Counter::Generated,
         Counter::LeftToTracer,
         Counter::Conflict,
@@ -90,6 +93,9 @@ impl Counter {
         Counter::Invalid(Format::B3),
         Counter::Invalid(Format::B3Multi),
         Counter::Invalid(Format::Jaeger),
+        Counter::Invalid(Format::Datadog),
+        Counter::Invalid(Format::XRay),
+        Counter::Invalid(Format::OtTrace),
         Counter::InvalidTracestate,
         Counter::Bridged,
         Counter::ContinuedOverTracer,

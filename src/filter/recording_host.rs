@@ -21,6 +21,15 @@ pub mod fail {
 /// The failure status the host returns for a failing call.
 const FAILED: HostError = HostError(2);
 
+/// One count per fixed counter (an array longer than 32 has no derived `Default`).
+struct FixedCounts([u32; Counter::ALL.len()]);
+
+impl Default for FixedCounts {
+    fn default() -> Self {
+        FixedCounts([0; Counter::ALL.len()])
+    }
+}
+
 #[derive(Default)]
 pub struct RecordingHost {
     /// The request headers in order, as Envoy's map holds them; writes are applied to them
@@ -46,7 +55,7 @@ pub struct RecordingHost {
     pub write_count: usize,
     pub cluster_calls: usize,
     /// Every increment, fixed counters by [`Counter::index`], the others in order.
-    fixed_counts: [u32; Counter::ALL.len()],
+    fixed_counts: FixedCounts,
     other_counts: Vec<Counter>,
     /// The connection's downstream buffer (network position): what is not passed on yet.
     pub downstream: Vec<u8>,
@@ -84,7 +93,7 @@ impl RecordingHost {
         self.calls = 0;
         self.write_count = 0;
         self.cluster_calls = 0;
-        self.fixed_counts = [0; Counter::ALL.len()];
+        self.fixed_counts = FixedCounts::default();
         self.other_counts.clear();
     }
 
@@ -114,7 +123,7 @@ impl RecordingHost {
     /// How many times `counter` was incremented.
     pub fn count(&self, counter: Counter) -> u32 {
         match counter.index() {
-            Some(i) => self.fixed_counts.get(i).copied().unwrap_or(0),
+            Some(i) => self.fixed_counts.0.get(i).copied().unwrap_or(0),
             None => {
                 let n = self.other_counts.iter().filter(|c| **c == counter).count();
                 u32::try_from(n).unwrap_or(u32::MAX)
@@ -130,7 +139,7 @@ impl RecordingHost {
     /// Counter increments made.
     pub fn increments(&self) -> u32 {
         let others = u32::try_from(self.other_counts.len()).unwrap_or(u32::MAX);
-        self.fixed_counts.iter().sum::<u32>() + others
+        self.fixed_counts.0.iter().sum::<u32>() + others
     }
 
     fn failing(&self, call: u8) -> bool {
@@ -167,7 +176,7 @@ impl RecordingHost {
 
 impl Counting for RecordingHost {
     fn increment(&mut self, counter: Counter) {
-        match counter.index().and_then(|i| self.fixed_counts.get_mut(i)) {
+        match counter.index().and_then(|i| self.fixed_counts.0.get_mut(i)) {
             Some(n) => *n = n.saturating_add(1),
             None => self.other_counts.push(counter),
         }

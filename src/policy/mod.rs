@@ -7,6 +7,7 @@
 //! 3. [`write`]: which formats get the context, and the operation on each header;
 //! 4. [`tracestate`]: whether tracestate goes on with its traceparent.
 
+mod carry;
 pub mod choose;
 mod fresh;
 pub mod plan;

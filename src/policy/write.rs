@@ -150,6 +150,7 @@ pub fn ops(
 
 fn write_format(ops: &mut PerHeader<Op>, carrier: &Carrier<'_>, f: Format, ctx: &SpanContext) {
     codec::inject(f, ctx, &mut |h, v| set_if_changed(ops, carrier, h, v));
+    super::carry::carry(ops, carrier, f, ctx);
 }
 
 /// A header that already holds the value is not written (a host call saved).

@@ -5,7 +5,9 @@
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 
-use crate::codec::{Carrier, Format, Header, HeaderValue, b3, b3multi, jaeger, tracecontext};
+use crate::codec::{
+    Carrier, Format, Header, HeaderValue, b3, b3multi, datadog, jaeger, ottrace, tracecontext, xray,
+};
 use crate::config::{Config, EnvoyVersion, Position, Tracer, Trust};
 use crate::context::{Sampling, SpanContext, SpanId, TraceId};
 use crate::policy::{Op, Plan};
@@ -219,6 +221,8 @@ pub fn mutate(r: &mut SmallRng, input: &[u8]) -> Vec<u8> {
 /// A well-formed value for one header, rendered from `ctx` (or a sampling-only value).
 pub fn valid_value(r: &mut SmallRng, h: Header, ctx: &SpanContext) -> Vec<u8> {
     let m = b3multi::render(ctx);
+    let dd = datadog::render(ctx);
+    let ot = ottrace::render(ctx);
     let opt = |v: Option<HeaderValue>, fallback: &[u8]| {
         v.map(|v| v.as_bytes().to_vec())
             .unwrap_or_else(|| fallback.to_vec())
@@ -264,6 +268,36 @@ pub fn valid_value(r: &mut SmallRng, h: Header, ctx: &SpanContext) -> Vec<u8> {
                 _ => v,
             }
         }
+        Header::XDatadogTraceId => dd.trace_id.as_bytes().to_vec(),
+        Header::XDatadogParentId => dd.parent_id.as_bytes().to_vec(),
+        Header::XDatadogSamplingPriority => opt(
+            dd.sampling_priority,
+            pick_bytes(r, &[b"-1", b"0", b"1", b"2"]),
+        ),
+        Header::XDatadogOrigin => pick_bytes(r, &[b"synthetics", b"rum", b"lambda"]).to_vec(),
+        Header::XDatadogTags => {
+            let mut v = opt(dd.tags, b"");
+            if one_in(r, 2) {
+                // Other propagated tags next to (or instead of) the trace id's high half.
+                if !v.is_empty() {
+                    v.push(b',');
+                }
+                v.extend_from_slice(b"_dd.p.dm=-4,_dd.p.usr.id=baz64");
+            }
+            v
+        }
+        Header::XAmznTraceId => {
+            let v = xray::render(ctx).as_bytes().to_vec();
+            match below(r, 4) {
+                // An ALB's Self field first, Lambda's lineage last.
+                0 => [b"Self=1-67891234-12456789abcdef012345678;".as_slice(), &v].concat(),
+                1 => [v.as_slice(), b";Lineage=a87bd80c:1|68fd508a:5"].concat(),
+                _ => v,
+            }
+        }
+        Header::OtTracerTraceId => ot.trace_id.as_bytes().to_vec(),
+        Header::OtTracerSpanId => ot.span_id.as_bytes().to_vec(),
+        Header::OtTracerSampled => opt(ot.sampled, pick_bytes(r, &[b"true", b"false", b"1"])),
     }
 }
 
@@ -313,6 +347,11 @@ pub fn random_headers(r: &mut SmallRng, wild: bool) -> Headers {
                 }
                 Header::XB3Flags => ctx.sampling == Sampling::Debug || one_in(r, 6),
                 Header::Tracestate => one_in(r, 2),
+                Header::XDatadogSamplingPriority | Header::OtTracerSampled => {
+                    ctx.sampling.is_decided() || one_in(r, 6)
+                }
+                Header::XDatadogOrigin => one_in(r, 3),
+                Header::XDatadogTags => !ctx.trace_id.fits_64_bits() || one_in(r, 3),
                 // Sometimes only the sampling headers (a decision without ids).
                 Header::XB3TraceId | Header::XB3SpanId => !one_in(r, 8),
                 _ => true,

@@ -1,0 +1,52 @@
+//! Step 3, for the formats that carry more than ids: what arrived with a trace goes on
+//! while that trace does, and only then. Datadog's `x-datadog-origin` and `x-datadog-tags`
+//! are left as they arrived; X-Ray's own fields (`Self=`, `Lineage=`, …) are kept around
+//! the new Parent and Sampled. On another trace, the codec's rendering stands: no origin,
+//! tags with `_dd.p.tid` alone, an `X-Amzn-Trace-Id` with Root, Parent and Sampled.
+
+use super::plan::Op;
+use crate::codec::{Carrier, Format, Header, PerHeader, Read, Slot, datadog, xray};
+use crate::context::SpanContext;
+
+/// After `format`'s headers were set for `ctx`.
+pub(super) fn carry(
+    ops: &mut PerHeader<Op>,
+    carrier: &Carrier<'_>,
+    format: Format,
+    ctx: &SpanContext,
+) {
+    match format {
+        Format::Datadog => {
+            let same_trace =
+                matches!(datadog::extract(carrier), Read::Context(c) if c.trace_id == ctx.trace_id);
+            if same_trace {
+                // Both were checked by the parse; a repeated one is not carried (its first
+                // value would have to be written, and tags may be longer than a value
+                // tracejoin renders).
+                for h in [Header::XDatadogOrigin, Header::XDatadogTags] {
+                    if let Slot::One(_) = carrier.get(h) {
+                        ops[h] = Op::Keep;
+                    }
+                }
+            }
+        }
+        Format::XRay => {
+            let Some(arrived) = carrier.first(Header::XAmznTraceId) else {
+                return;
+            };
+            match xray::render_keeping(ctx, arrived) {
+                Some(xray::Continued::AsArrived)
+                    if carrier.single(Header::XAmznTraceId).is_ok() =>
+                {
+                    ops[Header::XAmznTraceId] = Op::Keep
+                }
+                Some(xray::Continued::Rewritten(v)) => ops[Header::XAmznTraceId] = Op::Set(v),
+                _ => {}
+            }
+        }
+        Format::TraceContext | Format::B3 | Format::B3Multi | Format::Jaeger | Format::OtTrace => {}
+    }
+}
+
+#[cfg(test)]
+mod tests;
