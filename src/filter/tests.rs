@@ -919,3 +919,80 @@ fn an_unchanged_traceparents_tracestate_is_still_bounded() {
     );
     assert_eq!(host.get("tracestate").unwrap(), "a=1,b=2");
 }
+
+#[test]
+fn datadog_xray_ottrace_are_read_written_and_counted() {
+    use crate::codec::Format;
+    let all = r#"{"tracer":"none","extract":["datadog","xray","ottrace","tracecontext"],"propagate":["tracecontext","datadog","xray","ottrace"]}"#;
+    // Each one alone is continued and written into every other format with the same ids.
+    let cases: [(Format, &[(&str, &str)]); 3] = [
+        (
+            Format::Datadog,
+            &[
+                ("x-datadog-trace-id", "11803532876627986230"),
+                ("x-datadog-parent-id", "67667974448284343"),
+                ("x-datadog-sampling-priority", "1"),
+                ("x-datadog-tags", "_dd.p.tid=4bf92f3577b34da6"),
+            ],
+        ),
+        (
+            Format::XRay,
+            &[(
+                "x-amzn-trace-id",
+                "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1",
+            )],
+        ),
+        (
+            Format::OtTrace,
+            &[
+                ("ot-tracer-traceid", T),
+                ("ot-tracer-spanid", S),
+                ("ot-tracer-sampled", "true"),
+            ],
+        ),
+    ];
+    for (format, headers) in cases {
+        let host = run(all, headers);
+        assert_eq!(
+            host.get("traceparent"),
+            Some(format!("00-{T}-{S}-01").as_str())
+        );
+        assert_eq!(host.get("x-datadog-trace-id"), Some("11803532876627986230"));
+        assert_eq!(host.get("x-datadog-parent-id"), Some("67667974448284343"));
+        assert_eq!(
+            host.get("x-datadog-tags"),
+            Some("_dd.p.tid=4bf92f3577b34da6")
+        );
+        assert_eq!(
+            host.get("x-amzn-trace-id"),
+            Some("Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1")
+        );
+        assert_eq!(host.get("ot-tracer-traceid"), Some(T));
+        assert_eq!(host.get("ot-tracer-sampled"), Some("true"));
+        assert_eq!(host.count(Counter::Context(format)), 1, "{format:?}");
+    }
+    // Invalid values are removed and counted per format.
+    let host = run(
+        all,
+        &[
+            ("traceparent", &format!("00-{T}-{S}-01")),
+            ("x-datadog-trace-id", "0"),
+            ("x-datadog-parent-id", "1"),
+            ("x-amzn-trace-id", "Root=1-nothex"),
+            ("ot-tracer-traceid", T),
+        ],
+    );
+    for (format, name) in [
+        (Format::Datadog, "x-datadog-parent-id"),
+        (Format::XRay, "x-amzn-trace-id"),
+        (Format::OtTrace, "ot-tracer-spanid"),
+    ] {
+        assert_eq!(host.count(Counter::Invalid(format)), 1, "{format:?}");
+        assert!(
+            host.get(name).is_some(),
+            "{name} rewritten from the traceparent"
+        );
+    }
+    assert_eq!(host.get("x-datadog-trace-id"), Some("11803532876627986230"));
+    assert_eq!(host.count(Counter::Context(Format::TraceContext)), 1);
+}
