@@ -5,7 +5,8 @@
 //! Input layout: the whole input is one header value for the single-header parsers and
 //! one serialized header block; split on `\n` it is the repeated tracestate headers; its
 //! first byte is a presence mask for the five `x-b3-*` headers whose values follow,
-//! separated by `\n`.
+//! separated by `\n` (the same layout serves the five `x-datadog-*` headers and the
+//! three `ot-tracer-*` ones).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,12 +14,13 @@ use tracejoin::codec::tracestate::{
     self, TRACESTATE_MAX_LEN, TraceState, join_truncated, with_member,
 };
 use tracejoin::codec::{
-    self, Carrier, Format, Header, Read, b3, b3multi, header_map, jaeger, tracecontext,
+    self, Carrier, Format, Header, Read, b3, b3multi, datadog, header_map, jaeger, ottrace,
+    tracecontext, xray,
 };
 use tracejoin::context::{Sampling, SpanContext};
 use tracejoin_fuzz::{
-    b3_single_ok, hex, id_ok, pad32, show, traceparent_ok, tracestate_ok, trim_ows,
-    ts_members, uber_ok,
+    b3_single_ok, hex, id_ok, pad32, show, traceparent_ok, tracestate_ok, trim_ows, ts_members,
+    uber_ok,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -26,6 +28,9 @@ fuzz_target!(|data: &[u8]| {
     b3_single(data);
     b3_multi(data);
     uber(data);
+    amzn(data);
+    dd_multi(data);
+    ot_multi(data);
     tracestate(&[data]);
     let parts: Vec<&[u8]> = data.split(|b| *b == b'\n').collect();
     tracestate(&parts);
@@ -124,6 +129,139 @@ fn renders_consistently(ctx: &SpanContext, what: &str) {
     );
 }
 
+/// The formats added later, checked the same way: the ids their rendering carries are the
+/// context's, and the rendering parses back to it (each with what it can carry).
+fn renders_consistently_more(ctx: &SpanContext, what: &str) {
+    let same = |c: &SpanContext| {
+        (c.trace_id, c.span_id, c.sampling.is_sampled())
+            == (ctx.trace_id, ctx.span_id, ctx.sampling.is_sampled())
+    };
+    let d = datadog::render(ctx);
+    assert!(
+        d.trace_id.as_bytes().iter().all(u8::is_ascii_digit),
+        "{what}: {d:?}"
+    );
+    let back = datadog::parse(&datadog::DatadogHeaders {
+        trace_id: Some(d.trace_id.as_bytes()),
+        parent_id: Some(d.parent_id.as_bytes()),
+        sampling_priority: d.sampling_priority.as_ref().map(|v| v.as_bytes()),
+        origin: None,
+        tags: d.tags.as_ref().map(|v| v.as_bytes()),
+    })
+    .expect("rendered x-datadog-* parses");
+    assert!(same(&back), "{what}: datadog {d:?}");
+    assert_eq!(back.sampling, ctx.sampling, "{what}: datadog {d:?}");
+
+    let x = xray::render(ctx);
+    assert_eq!(x.as_bytes().len(), 74, "{what}: {x:?}");
+    let back = xray::parse(x.as_bytes()).expect("rendered X-Amzn-Trace-Id parses");
+    assert!(same(&back), "{what}: xray {x:?}");
+
+    let o = ottrace::render(ctx);
+    assert!(id_ok(o.trace_id.as_bytes(), &[16, 32]), "{what}: {o:?}");
+    assert_eq!(pad32(o.trace_id.as_bytes()), hex(&ctx.trace_id.0), "{what}");
+    let back = ottrace::parse(&ottrace::OtHeaders {
+        trace_id: Some(o.trace_id.as_bytes()),
+        span_id: Some(o.span_id.as_bytes()),
+        sampled: o.sampled.as_ref().map(|v| v.as_bytes()),
+    })
+    .expect("rendered ot-tracer-* parses");
+    assert!(same(&back), "{what}: ottrace {o:?}");
+}
+
+fn amzn(data: &[u8]) {
+    let Some(ctx) = xray::parse(data) else {
+        return;
+    };
+    assert!(ctx.trace_id.is_valid() && ctx.span_id.is_valid() && !ctx.short_trace_id);
+    let rendered = xray::render(&ctx);
+    assert_eq!(
+        xray::parse(rendered.as_bytes()),
+        Some(ctx),
+        "{}",
+        show(data)
+    );
+    // Kept fields: a new span on the same trace still parses to it, within the bound.
+    let mut child = ctx;
+    child.span_id.0[7] ^= 1;
+    if !child.span_id.is_valid() {
+        child.span_id.0[0] = 1;
+    }
+    match xray::render_keeping(&child, data) {
+        Some(xray::Continued::Rewritten(v)) => {
+            assert_eq!(
+                xray::parse(v.as_bytes()),
+                Some(child),
+                "{} kept as {v:?}",
+                show(data)
+            );
+        }
+        other => panic!("{}: {other:?}", show(data)),
+    }
+    renders_consistently(&ctx, "xray");
+    renders_consistently_more(&ctx, "xray");
+}
+
+/// The mask-and-values layout of [`b3_multi`], for `n` headers.
+fn masked<const N: usize>(data: &[u8]) -> Option<[Option<&[u8]>; N]> {
+    let (&mask, rest) = data.split_first()?;
+    let mut values = rest.split(|b| *b == b'\n');
+    let mut out = [None; N];
+    for (bit, slot) in out.iter_mut().enumerate() {
+        if mask & (1 << bit) != 0 {
+            *slot = Some(values.next().unwrap_or_default());
+        }
+    }
+    Some(out)
+}
+
+fn dd_multi(data: &[u8]) {
+    let Some([trace_id, parent_id, sampling_priority, origin, tags]) = masked::<5>(data) else {
+        return;
+    };
+    let h = datadog::DatadogHeaders {
+        trace_id,
+        parent_id,
+        sampling_priority,
+        origin,
+        tags,
+    };
+    let Some(ctx) = datadog::parse(&h) else {
+        return;
+    };
+    assert!(ctx.trace_id.is_valid() && ctx.span_id.is_valid(), "{h:?}");
+    assert_eq!(ctx.short_trace_id, ctx.trace_id.fits_64_bits(), "{h:?}");
+    renders_consistently(&ctx, "datadog");
+    renders_consistently_more(&ctx, "datadog");
+}
+
+fn ot_multi(data: &[u8]) {
+    let Some([trace_id, span_id, sampled]) = masked::<3>(data) else {
+        return;
+    };
+    let h = ottrace::OtHeaders {
+        trace_id,
+        span_id,
+        sampled,
+    };
+    let Some(ctx) = ottrace::parse(&h) else {
+        return;
+    };
+    let v = ottrace::render(&ctx);
+    assert_eq!(
+        v.trace_id.as_bytes(),
+        trim_ows(trace_id.unwrap_or_default()),
+        "{h:?}"
+    );
+    assert_eq!(
+        v.span_id.as_bytes(),
+        trim_ows(span_id.unwrap_or_default()),
+        "{h:?}"
+    );
+    renders_consistently(&ctx, "ottrace");
+    renders_consistently_more(&ctx, "ottrace");
+}
+
 fn split2(v: &[u8], sep: u8) -> (&[u8], &[u8]) {
     let mut it = v.split(move |b| *b == sep);
     (it.next().unwrap_or_default(), it.next().unwrap_or_default())
@@ -180,10 +318,7 @@ fn b3_single(data: &[u8]) {
                 show(data),
                 show(rendered.as_bytes())
             );
-            assert_eq!(
-                b3::parse(rendered.as_bytes()),
-                Some(b3::B3::Context(ctx))
-            );
+            assert_eq!(b3::parse(rendered.as_bytes()), Some(b3::B3::Context(ctx)));
             renders_consistently(&ctx, "b3");
         }
     }
@@ -290,7 +425,12 @@ fn tracestate(parts: &[&[u8]]) {
         TraceState::Rewritten(s) => {
             let s = s.as_bytes();
             assert!(tracestate_ok(s), "{} rewritten to {}", all_parts(), show(s));
-            assert_eq!(tracestate::parse(&[s]), TraceState::Canonical, "{}", show(s));
+            assert_eq!(
+                tracestate::parse(&[s]),
+                TraceState::Canonical,
+                "{}",
+                show(s)
+            );
             // The rewrite keeps members in order, drops only to fit, long ones first.
             let kept: Vec<&[u8]> = s.split(|b| *b == b',').collect();
             let mut it = members.iter();
@@ -343,6 +483,7 @@ fn header_block(data: &[u8]) {
     for f in Format::ALL {
         if let Read::Context(ctx) = codec::extract(&carrier, f) {
             renders_consistently(&ctx, f.name());
+            renders_consistently_more(&ctx, f.name());
         }
     }
     let _ = carrier.tracestate_parts().map(tracestate::parse);

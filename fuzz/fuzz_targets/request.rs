@@ -20,9 +20,7 @@ use tracejoin::filter::{
 };
 use tracejoin::ids::IdGenerator;
 use tracejoin::policy;
-use tracejoin_fuzz::{
-    header_value_ok, hex, ids_of, pad32, show, traceparent_ok, visible_ascii,
-};
+use tracejoin_fuzz::{header_value_ok, hex, ids_of, pad32, show, traceparent_ok, visible_ascii};
 
 fuzz_target!(|data: &[u8]| {
     let _ = run(data);
@@ -37,17 +35,19 @@ const TRACERS: [&str; 4] = ["none", "zipkin", "zipkin_w3c", "opentelemetry"];
 const TRUSTS: [&str; 3] = ["continue", "restart", "resample"];
 const RATIOS: [&str; 3] = ["1", "0", "0.5"];
 /// `None`: the default list.
-const EXTRACTS: [Option<&str>; 4] = [
+const EXTRACTS: [Option<&str>; 5] = [
     None,
     Some(r#"["tracecontext","jaeger","b3multi","b3"]"#),
     Some(r#"["jaeger"]"#),
     Some("[]"),
+    Some(r#"["datadog","xray","ottrace","tracecontext"]"#),
 ];
-const PROPAGATES: [Option<&str>; 4] = [
+const PROPAGATES: [Option<&str>; 5] = [
     Some(r#"["tracecontext","b3","b3multi","jaeger"]"#),
     None,
     Some(r#"["b3"]"#),
     Some(r#"["jaeger","tracecontext"]"#),
+    Some(r#"["tracecontext","datadog","xray","ottrace"]"#),
 ];
 /// External services: none; trace headers kept in the mesh (one entry lets them through);
 /// everything allowed out.
@@ -432,7 +432,9 @@ fn header(u: &mut Unstructured<'_>) -> Result<(Vec<u8>, Vec<u8>)> {
 // The host
 // ---------------------------------------------------------------------------------------
 
-use tracejoin::filter::recording_host::fail::{HEADER_BLOCK as FAIL_BLOCK, CLUSTER as FAIL_CLUSTER};
+use tracejoin::filter::recording_host::fail::{
+    CLUSTER as FAIL_CLUSTER, HEADER_BLOCK as FAIL_BLOCK,
+};
 
 // ---------------------------------------------------------------------------------------
 // The run and its checks
@@ -678,11 +680,7 @@ fn check_writes(
     for (name, value) in host.sets() {
         let h = Header::from_name(name.as_bytes())
             .unwrap_or_else(|| panic!("wrote {name}, not a trace header{}", what()));
-        assert_eq!(
-            name,
-            h.name(),
-            "header names are written lowercase"
-        );
+        assert_eq!(name, h.name(), "header names are written lowercase");
         assert!(
             header_value_ok(h, value),
             "wrote a malformed {name}: {}{}",
@@ -763,6 +761,25 @@ fn check_writes(
             Header::XB3Sampled => sampled.push((h, value == b"1")),
             Header::XB3Flags => sampled.push((h, true)),
             Header::Tracestate => {}
+            // The decimal trace id is only the low half (`_dd.p.tid` the high one).
+            Header::XDatadogTraceId | Header::XDatadogOrigin | Header::XDatadogTags => {}
+            Header::XDatadogParentId => {
+                let n: u64 = std::str::from_utf8(value).unwrap().parse().unwrap();
+                spans.push((f, hex(&n.to_be_bytes())));
+            }
+            Header::XDatadogSamplingPriority => sampled.push((h, value != b"0")),
+            Header::XAmznTraceId => {
+                let mut t = value[7..15].to_vec();
+                t.extend_from_slice(&value[16..40]);
+                traces.push((f, t));
+                spans.push((f, value[48..64].to_vec()));
+                if value[73] != b'?' {
+                    sampled.push((h, value[73] == b'1'));
+                }
+            }
+            Header::OtTracerTraceId => traces.push((f, pad32(value))),
+            Header::OtTracerSpanId => spans.push((f, value.to_vec())),
+            Header::OtTracerSampled => sampled.push((h, value == b"true")),
         }
     }
     for name in host.removes() {
@@ -1030,9 +1047,7 @@ fn check_request_after(
                 what()
             );
             let invalid_before = !matches!(
-                before
-                    .tracestate_parts()
-                    .map(tracestate::parse),
+                before.tracestate_parts().map(tracestate::parse),
                 Some(TraceState::Canonical | TraceState::Empty | TraceState::Rewritten(_))
                     | Some(TraceState::TooLong)
             );

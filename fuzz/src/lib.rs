@@ -164,7 +164,48 @@ pub fn header_value_ok(h: Header, v: &[u8]) -> bool {
         Header::XB3Sampled => matches!(v, b"0" | b"1"),
         Header::XB3Flags => v == b"1",
         Header::UberTraceId => uber_ok(v),
+        Header::XDatadogTraceId | Header::XDatadogParentId => decimal_id_ok(v),
+        Header::XDatadogSamplingPriority => matches!(v, b"0" | b"1" | b"2"),
+        // Never written: carried as it arrived or removed.
+        Header::XDatadogOrigin => false,
+        Header::XDatadogTags => v
+            .strip_prefix(b"_dd.p.tid=")
+            .is_some_and(|t| id_ok(t, &[16])),
+        Header::XAmznTraceId => amzn_ok(v),
+        Header::OtTracerTraceId => id_ok(v, &[16, 32]),
+        Header::OtTracerSpanId => id_ok(v, &[16]),
+        Header::OtTracerSampled => matches!(v, b"true" | b"false"),
     }
+}
+
+/// A decimal uint64 as Datadog writes it: no sign, no leading zero, not zero.
+pub fn decimal_id_ok(v: &[u8]) -> bool {
+    (1..=20).contains(&v.len())
+        && v.iter().all(u8::is_ascii_digit)
+        && v.first() != Some(&b'0')
+        && std::str::from_utf8(v).is_ok_and(|s| s.parse::<u64>().is_ok())
+}
+
+/// `Root=1-{8}-{24};Parent={16};Sampled={0|1|?}` (74 bytes), then fields kept from the
+/// request, each `;key=value`.
+pub fn amzn_ok(v: &[u8]) -> bool {
+    if v.len() < 74 {
+        return false;
+    }
+    let (own, kept) = v.split_at(74);
+    own.starts_with(b"Root=1-")
+        && is_lower_hex(&own[7..15])
+        && own[15] == b'-'
+        && is_lower_hex(&own[16..40])
+        && &own[40..48] == b";Parent="
+        && id_ok(&own[48..64], &[16])
+        && &own[64..73] == b";Sampled="
+        && matches!(own[73], b'0' | b'1' | b'?')
+        && (kept.is_empty()
+            || (kept[0] == b';'
+                && kept[1..]
+                    .split(|b| *b == b';')
+                    .all(|f| f.contains(&b'=') && visible_ascii(f))))
 }
 
 /// A trace id as 32 hex digits (64-bit ids left-padded with zeros, as every format reads

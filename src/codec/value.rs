@@ -2,9 +2,9 @@
 
 use std::fmt;
 
-/// Longest value any codec renders. The fixed-shape values fit in 72 (a B3 single header
+/// Longest value any codec renders. The fixed-shape values fit in 80 (a B3 single header
 /// with a 128-bit trace id, span id, sampling state and parent span id: 68; an
-/// `X-Amzn-Trace-Id` with Root, Parent and Sampled: 69); the rest is room for the X-Ray
+/// `X-Amzn-Trace-Id` with Root, Parent and Sampled: 74); the rest is room for the X-Ray
 /// fields kept from the request (`Self=` from an ALB is 40 characters), which
 /// [`super::xray`] bounds by [`HeaderValue::remaining`].
 const CAPACITY: usize = 160;

@@ -89,7 +89,7 @@ fn sampled_flag(sampling: Sampling) -> u8 {
     }
 }
 
-/// `Root=…;Parent=…;Sampled=…` (69 characters); debug is written as sampled.
+/// `Root=…;Parent=…;Sampled=…` (74 characters); debug is written as sampled.
 pub fn render(ctx: &SpanContext) -> HeaderValue {
     let mut out = HeaderValue::from_literal(b"Root=1-");
     let (epoch, unique) = ctx.trace_id.0.split_at(4);
@@ -113,7 +113,8 @@ pub enum Continued {
 
 /// `ctx` over the request's `arrived` header, when that belongs to the same trace (else
 /// `None`): [`render`] followed by the arrived fields tracejoin does not interpret, in their
-/// order, as many whole fields as fit the value's bound (the rest is dropped).
+/// order and without whitespace, as many whole fields as fit the value's bound (the rest is
+/// dropped).
 pub fn render_keeping(ctx: &SpanContext, arrived: &[u8]) -> Option<Continued> {
     let same = parse(arrived)?;
     if same.trace_id != ctx.trace_id {
@@ -124,13 +125,15 @@ pub fn render_keeping(ctx: &SpanContext, arrived: &[u8]) -> Option<Continued> {
     }
     let mut out = render(ctx);
     for field in trim_ows(arrived).split(|b| *b == b';') {
-        let field = trim_ows(field);
-        let Some((key, _)) = key_value(field) else {
+        let Some((key, value)) = key_value(trim_ows(field)) else {
             continue;
         };
-        if !is_own_key(key) && field.len() < out.remaining() {
+        // Whole fields only, without the whitespace they may have arrived with.
+        if !is_own_key(key) && key.len() + value.len() + 2 <= out.remaining() {
             out.push(b';');
-            out.push_str(field);
+            out.push_str(key);
+            out.push(b'=');
+            out.push_str(value);
         }
     }
     Some(Continued::Rewritten(out))

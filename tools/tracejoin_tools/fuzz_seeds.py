@@ -4,7 +4,7 @@ only the inputs that add coverage; the seeds are added back after it (they are t
 readable regression cases: real header sets, shipped configurations).
 
 - codecs: valid and invalid values of every header format (W3C, B3 single and multi,
-  Jaeger), tracestate lists (repeated headers as `\\n`-separated parts), serialized header
+  Jaeger, X-Ray; Datadog and OpenTracing in the masked multi-header form), tracestate lists (repeated headers as `\\n`-separated parts), serialized header
   blocks;
 - request: real header sets in the target's text form (`#! <config words>` then
   `name: value` lines) under each position, tracer and trust;
@@ -45,6 +45,17 @@ def block(pairs):
     return out
 
 
+XRAY = f"Root=1-{T[:8]}-{T[8:]};Parent={S};Sampled=1"
+T_LOW = str(int(T[16:], 16))  # x-datadog-trace-id of T
+S_DEC = str(int(S, 16))
+
+
+def masked(*fields):
+    """The codecs target's masked multi-header form for any header set."""
+    mask = sum(1 << i for i, v in enumerate(fields) if v is not None)
+    return bytes([mask]) + "\n".join(v for v in fields if v is not None).encode()
+
+
 def multi(trace=None, span=None, parent=None, sampled=None, flags=None):
     """The codecs target's x-b3-* form: a presence mask, then the values by `\\n`."""
     fields = [trace, span, parent, sampled, flags]
@@ -78,6 +89,12 @@ def codecs():
         "x" * 256 + "=" + "v" * 256,
         # tracestate: the current key grammar (`@` anywhere after the first character)
         "foo@=1,bar=2", "foo@@bar=1", "foo@bar@baz=1", "t@1s=1", "@foo=1", "a=1,b=2,a=3",
+
+        # X-Amzn-Trace-Id
+        XRAY, XRAY.replace("Sampled=1", "Sampled=?"), XRAY.replace("Sampled=1", "Sampled=2"),
+        f"Self=1-67891234-12456789abcdef012345678;{XRAY};Lineage=a87bd80c:1|68fd508a:5",
+        " Root = " + XRAY[5:].replace(";", " ; "), XRAY + ";", XRAY.lower(), XRAY.replace("Root=1", "Root=2"),
+        f"Root=1-{T[:8]}-{T[8:]}", XRAY + ";Foo=" + "x" * 150 + ";B=1", XRAY.replace("Parent=", "Parent=0"),
         "",
     ]
     for v in values:
@@ -92,6 +109,19 @@ def codecs():
     write("codecs", multi(f" {T} ", S, sampled="false"))
     write("codecs", multi(T, S, sampled="True", flags="6"))
     write("codecs", multi(T, S, sampled="FALSE", flags="2"))
+
+    # x-datadog-*: trace id, parent id, priority, origin, tags
+    write("codecs", masked(T_LOW, S_DEC, "1", None, f"_dd.p.tid={T[:16]}"))
+    write("codecs", masked(T_LOW, S_DEC, "2", "synthetics", f"_dd.p.dm=-4,_dd.p.tid={T[:16]}"))
+    write("codecs", masked("1234", "5678", "-1", None, None))
+    write("codecs", masked("1234", None, "1", "synthetics", None))
+    write("codecs", masked("18446744073709551616", "1", None, None, None))
+    write("codecs", masked("1234", "5678", "1", None, "_dd.p.tid=XYZ"))
+    # ot-tracer-*: trace id, span id, sampled
+    write("codecs", masked(T, S, "true", None, None))
+    write("codecs", masked(T[16:], S, "0"))
+    write("codecs", masked(T, S, "maybe"))
+    write("codecs", masked(None, None, "true"))
     write("codecs", block([("traceparent", f"00-{T}-{S}-01"), ("tracestate", "a=1")]))
     write("codecs", block([("b3", f"{T}-{S}-1"), ("x-b3-traceid", X), ("x-b3-spanid", XS),
                            ("x-b3-sampled", "1"), ("uber-trace-id", f"{T}:{S}:0:1")]))
@@ -122,6 +152,15 @@ REQUEST_SETS = [
     [("tracestate", "a=1"), ("tracestate", "b=2"), ("traceparent", f"00-{T}-{S}-01")],
     [("traceparent", f"00-{T.upper()}-{S}-01"), ("tracestate", "a=1"), ("uber-trace-id", "zz:1:0:1")],
     [("b3", f"{T}-{S}-1"), ("x-b3-traceid", T), ("x-b3-spanid", S), ("x-b3-sampled", "2")],
+    # Datadog, X-Ray, OpenTracing: alone, with what they carry, against another trace.
+    [("x-datadog-trace-id", T_LOW), ("x-datadog-parent-id", S_DEC), ("x-datadog-sampling-priority", "1"),
+     ("x-datadog-tags", f"_dd.p.dm=-4,_dd.p.tid={T[:16]}"), ("x-datadog-origin", "synthetics")],
+    [("traceparent", f"00-{X}-{XS}-01"), ("x-datadog-trace-id", T_LOW), ("x-datadog-parent-id", S_DEC),
+     ("x-datadog-origin", "rum")],
+    [("x-amzn-trace-id", f"Self=1-67891234-12456789abcdef012345678;{XRAY}")],
+    [("traceparent", f"00-{T}-{S}-01"), ("x-amzn-trace-id", f"Root=1-{T[:8]}-{T[8:]};Parent={XS};Sampled=1;Foo=Bar")],
+    [("ot-tracer-traceid", T), ("ot-tracer-spanid", S), ("ot-tracer-sampled", "true"), ("ot-baggage-user", "alice")],
+    [("x-datadog-trace-id", "0"), ("x-amzn-trace-id", "Root=1"), ("ot-tracer-sampled", "yes")],
     [("traceparent", f"00-{T}-{S}-01"), ("tracestate", "A=1")],
     [("TraceParent", f"00-{T}-{S}-01"), ("X-B3-TraceId", T), ("X-B3-SpanId", S)],
     # Calls leaving the mesh.
@@ -148,6 +187,8 @@ REQUEST_CONFIGS = [
     "#! upstream zipkin external=1 cluster=1 status=0",
     "#! downstream zipkin external=1 cluster=3",
     "#! downstream zipkin external=2 cluster=4 final=0",
+    "#! downstream none extract=4 propagate=4",
+    "#! upstream zipkin extract=4 propagate=4",
 ]
 
 
@@ -194,6 +235,8 @@ def config():
     others = [
         "", "{}", "null", "[]", "1", '"x"', "{", "{}}", " \n{}\t",
         '{"tracer":"none","propagate":["tracecontext","b3","b3multi","jaeger"]}',
+        '{"extract":["datadog","xray","ottrace"],"propagate":["datadog","xray","ottrace"]}',
+        '{"propagate":["xray","xray"]}', '{"extract":["aws"]}',
         '{"position":"upstream","tracer":"zipkin_w3c","trust":"restart","sampling_ratio":0.25}',
         '{"position":"upstream","tracer":"opentelemetry","trust":"resample"}',
         '{"position":"downstream","tracer":"zipkin","trust":"restart"}',
