@@ -46,6 +46,8 @@ pub enum Tracer {
     /// Zipkin with `USE_B3_WITH_W3C_PROPAGATION` (Envoy >= 1.36).
     ZipkinW3c,
     OpenTelemetry,
+    /// Envoy's Datadog tracer (dd-trace-cpp): reads `x-datadog-*`, then `traceparent`.
+    Datadog,
 }
 
 /// What to do with a context that arrives with the request.
@@ -207,6 +209,7 @@ impl Config {
                     ("zipkin", Tracer::Zipkin),
                     ("zipkin_w3c", Tracer::ZipkinW3c),
                     ("opentelemetry", Tracer::OpenTelemetry),
+                    ("datadog", Tracer::Datadog),
                 ],
             )?;
         }
@@ -369,7 +372,7 @@ impl Config {
             return Err(err(
                 "trust",
                 "restart/resample cannot be told apart from Envoy's own fresh trace with the \
-                 opentelemetry tracer (traceparent carries no parent id); use tracer zipkin or none",
+                 opentelemetry tracer (traceparent carries no parent id); use tracer zipkin, datadog or none",
             ));
         }
         Ok(())

@@ -118,6 +118,7 @@ fn over_injected(
     // so a differing context the tracer does not read is taken as what it missed.
     let fresh = match config.tracer {
         Tracer::OpenTelemetry => other.is_some(),
+        Tracer::Datadog => tracer::datadog_root(&inj),
         _ => inj.parent_id.is_none(),
     };
     // A continued (not fresh) tracer context that differs from another format means the

@@ -27,7 +27,7 @@ use crate::ids::IdGenerator;
 /// Decides what one request carries on and how to write it.
 pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> Plan {
     let reads = codec::extract_all(carrier);
-    let view = tracer::view(carrier, &reads);
+    let view = tracer::view_for(config.tracer, carrier, &reads);
     let mut choice = choose::choose(config, &reads, &view, ids);
     let arrived = reads[Format::TraceContext].context().copied();
     let ot = tracestate::ot_of_trace(carrier, arrived.as_ref(), choice.winner.as_ref());
@@ -54,8 +54,7 @@ pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> 
         written: targets.write[Format::TraceContext],
         removed: ops[Header::Traceparent] == Op::Remove,
         continued_by_tracer: config.position == Position::Downstream
-            && config.tracer == Tracer::OpenTelemetry
-            && matches!(view[Format::TraceContext], Read::Context(_)),
+            && tracer::writes_tracestate(config.tracer, &view),
         trace_goes_on,
         unchanged: arrived.is_some() && trace_goes_on && ops[Header::Traceparent] == Op::Keep,
         th: th.filter(|_| matches!(ops[Header::Traceparent], Op::Set(_))),

@@ -202,7 +202,11 @@ fn plan_writes_read_back_as_the_plan_context() {
 /// traceparent of the trace that goes on. (Downstream with the OpenTelemetry tracer is left
 /// out: Envoy's tracer writes both headers itself after the filter.)
 fn check_tracestate_follows_traceparent(config: &Config, headers: &Headers, plan: &Plan) {
-    if config.position == Position::Downstream && config.tracer == Tracer::OpenTelemetry {
+    // Downstream, these tracers write tracestate back after the filter (Datadog: always,
+    // replacing the header), whatever the filter left.
+    if config.position == Position::Downstream
+        && matches!(config.tracer, Tracer::OpenTelemetry | Tracer::Datadog)
+    {
         return;
     }
     let out = apply(headers, plan);
@@ -313,4 +317,154 @@ fn network_feeds_zipkin_the_b3_form_its_release_answers_in_kind() {
         let fed = codec::extract(&carrier, if b3_out { Format::B3 } else { Format::B3Multi });
         assert_eq!(fed, want, "{envoy}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Envoy's Datadog tracer (measured: tests/integration/test_datadog_tracer.py)
+// ---------------------------------------------------------------------------------------
+
+const DD_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+const DD_SPAN: &str = "b7ad6b7169203331";
+
+fn headers_of(pairs: &[(&str, String)]) -> Headers {
+    pairs
+        .iter()
+        .map(|(n, v)| (n.as_bytes().to_vec(), v.clone().into_bytes()))
+        .collect()
+}
+
+fn decimal_of(hex16: &str) -> String {
+    u64::from_str_radix(hex16, 16).unwrap().to_string()
+}
+
+fn plan_of(json: &str, headers: &Headers) -> (Config, Plan) {
+    let config = Config::from_json(json.as_bytes()).unwrap();
+    let plan = policy::decide(
+        &config,
+        &carrier_of(headers),
+        &mut IdGenerator::from_seed(3),
+    );
+    check_plan(&config, headers, &plan, json);
+    (config, plan)
+}
+
+#[test]
+fn datadog_tracer_reads_datadog_then_traceparent_and_writes_both() {
+    assert_eq!(
+        policy::tracer::reads(Tracer::Datadog),
+        &[Format::Datadog, Format::TraceContext]
+    );
+    let owned = policy::tracer::writes(
+        Tracer::Datadog,
+        crate::config::EnvoyVersion::new(1, 40),
+        &PerFormat::default(),
+    );
+    for f in Format::ALL {
+        assert_eq!(
+            owned[f],
+            matches!(f, Format::Datadog | Format::TraceContext),
+            "{f:?}"
+        );
+    }
+    // Downstream, the traceparent it continues goes into b3multi; the two formats it writes
+    // are left to it, and so is tracestate (it writes one back on every request).
+    let headers = headers_of(&[
+        ("traceparent", format!("00-{DD_TRACE}-{DD_SPAN}-01")),
+        ("tracestate", "foo=bar".to_string()),
+    ]);
+    let (_, plan) = plan_of(
+        r#"{"tracer":"datadog","propagate":["tracecontext","datadog","b3multi"]}"#,
+        &headers,
+    );
+    assert_eq!(plan.outcome.source, Source::Extracted(Format::TraceContext));
+    let applied = apply(&headers, &plan);
+    let out = carrier_of(&applied);
+    assert_eq!(
+        out.first(Header::XB3TraceId),
+        Some(DD_TRACE.as_bytes()),
+        "{plan:?}"
+    );
+    assert!(!out.is_present(Header::XDatadogTraceId), "{plan:?}");
+    assert_eq!(plan.op(Header::Traceparent), &Op::Keep);
+    assert_eq!(plan.op(Header::Tracestate), &Op::Keep);
+}
+
+#[test]
+fn datadog_tracer_starts_fresh_over_an_invalid_datadog_context() {
+    // x-datadog-trace-id without a parent id next to a valid traceparent: dd-trace-cpp
+    // does not fall back to the traceparent, it starts a trace.
+    let headers = headers_of(&[
+        ("traceparent", format!("00-{DD_TRACE}-{DD_SPAN}-01")),
+        ("x-datadog-trace-id", "42".to_string()),
+    ]);
+    let carrier = carrier_of(&headers);
+    let reads = codec::extract_all(&carrier);
+    assert!(matches!(reads[Format::TraceContext], Read::Context(_)));
+    let view = policy::tracer::view_for(Tracer::Datadog, &carrier, &reads);
+    assert_eq!(view[Format::TraceContext], Read::Invalid);
+    assert_eq!(view[Format::Datadog], Read::Invalid);
+    // The other tracers still see the traceparent.
+    let view = policy::tracer::view_for(Tracer::OpenTelemetry, &carrier, &reads);
+    assert!(matches!(view[Format::TraceContext], Read::Context(_)));
+    // Without the Datadog header, the traceparent is what it reads, future versions too
+    // (its own W3C parser), unlike Envoy's OpenTelemetry and Zipkin tracers.
+    let future = headers_of(&[("traceparent", format!("01-{DD_TRACE}-{DD_SPAN}-01-xyz"))]);
+    let carrier = carrier_of(&future);
+    let reads = codec::extract_all(&carrier);
+    let dd = policy::tracer::view_for(Tracer::Datadog, &carrier, &reads);
+    let otel = policy::tracer::view_for(Tracer::OpenTelemetry, &carrier, &reads);
+    assert!(matches!(dd[Format::TraceContext], Read::Context(_)));
+    assert_eq!(otel[Format::TraceContext], Read::Invalid);
+}
+
+#[test]
+fn network_feeds_the_datadog_tracer_its_own_headers() {
+    // An app on B3 alone: in front of the Datadog tracer, tracejoin writes x-datadog-*
+    // (the 128-bit id's high half in _dd.p.tid), which the tracer continues.
+    let headers = headers_of(&[("b3", format!("{DD_TRACE}-{DD_SPAN}-1"))]);
+    let (_, plan) = plan_of(r#"{"position":"network","tracer":"datadog"}"#, &headers);
+    let out = apply(&headers, &plan);
+    let carrier = carrier_of(&out);
+    let low = DD_TRACE.get(16..).unwrap();
+    assert_eq!(
+        carrier.first(Header::XDatadogTraceId),
+        Some(decimal_of(low).as_bytes()),
+        "{plan:?}"
+    );
+    assert_eq!(
+        carrier.first(Header::XDatadogParentId),
+        Some(decimal_of(DD_SPAN).as_bytes())
+    );
+    match codec::extract(&carrier, Format::Datadog) {
+        Read::Context(c) => assert_eq!(c.trace_id, plan.context.unwrap().trace_id),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn upstream_datadog_root_span_is_a_fresh_trace() {
+    // What Envoy's Datadog tracer injected, next to a B3 context it does not read: its root
+    // span (span id = the trace id's low half) means it started a trace, and the app's B3
+    // trace is carried on; a span with its own id continued one, and wins.
+    let b3 = format!("{DD_TRACE}-{DD_SPAN}-1");
+    let fresh_trace = "6b100af000000000b65ac78fbec7ad34";
+    let injected = |span: &str| {
+        headers_of(&[
+            ("b3", b3.clone()),
+            ("x-datadog-trace-id", decimal_of(&fresh_trace[16..])),
+            ("x-datadog-parent-id", decimal_of(span)),
+            ("x-datadog-sampling-priority", "1".to_string()),
+            (
+                "x-datadog-tags",
+                format!("_dd.p.tid={}", &fresh_trace[..16]),
+            ),
+        ])
+    };
+    let json = r#"{"position":"upstream","tracer":"datadog","propagate":["datadog","b3"]}"#;
+    let (_, plan) = plan_of(json, &injected(&fresh_trace[16..]));
+    assert_eq!(plan.outcome.source, Source::Extracted(Format::B3));
+    assert!(plan.outcome.continued_over_tracer);
+    let (_, plan) = plan_of(json, &injected("2e066680d32c2bc5"));
+    assert_eq!(plan.outcome.source, Source::Injected(Format::Datadog));
+    assert!(plan.outcome.conflict);
 }

@@ -37,6 +37,7 @@ pub fn reads(tracer: Tracer) -> &'static [Format] {
         Tracer::Zipkin => &[Format::B3, Format::B3Multi],
         Tracer::ZipkinW3c => &[Format::B3, Format::B3Multi, Format::TraceContext],
         Tracer::OpenTelemetry => &[Format::TraceContext],
+        Tracer::Datadog => &[Format::Datadog, Format::TraceContext],
     }
 }
 
@@ -52,6 +53,38 @@ pub fn view(carrier: &Carrier<'_>, reads: &PerFormat<Read>) -> PerFormat<Read> {
         view[Format::TraceContext] = Read::Invalid;
     }
     view
+}
+
+/// [`view`] for `tracer`. Envoy's Datadog tracer (dd-trace-cpp, 1.36 to 1.40) has its own
+/// W3C parser, which continues a future-version traceparent with more fields; and when
+/// `x-datadog-trace-id` is present but the Datadog context is not valid (no or zero parent
+/// id, a bad id or priority) it starts a fresh trace instead of reading `traceparent`
+/// (measured: `tests/integration/test_datadog_tracer.py`).
+pub fn view_for(tracer: Tracer, carrier: &Carrier<'_>, reads: &PerFormat<Read>) -> PerFormat<Read> {
+    if tracer != Tracer::Datadog {
+        return view(carrier, reads);
+    }
+    let mut view = *reads;
+    if carrier.is_present(Header::XDatadogTraceId)
+        && !matches!(view[Format::Datadog], Read::Context(_))
+    {
+        view[Format::Datadog] = Read::Invalid;
+        if matches!(view[Format::TraceContext], Read::Context(_)) {
+            view[Format::TraceContext] = Read::Invalid;
+        }
+    }
+    view
+}
+
+/// Downstream: whether Envoy's tracer writes `tracestate` after the listener filters, as
+/// it extracted it (OpenTelemetry: when it continued the traceparent; Datadog: always, its
+/// `dd=` member first, the other members when it continued the traceparent).
+pub fn writes_tracestate(tracer: Tracer, view: &PerFormat<Read>) -> bool {
+    match tracer {
+        Tracer::OpenTelemetry => matches!(view[Format::TraceContext], Read::Context(_)),
+        Tracer::Datadog => true,
+        Tracer::None | Tracer::Zipkin | Tracer::ZipkinW3c => false,
+    }
 }
 
 /// The formats Envoy's tracer will write into this request, from [`view`] (Zipkin answers a
@@ -78,6 +111,11 @@ pub fn writes(tracer: Tracer, envoy: EnvoyVersion, view: &PerFormat<Read>) -> Pe
             if view[Format::TraceContext] != Read::Invalid {
                 owned[Format::TraceContext] = true;
             }
+        }
+        // Both, always (a fresh trace too), with x-datadog-tags and x-datadog-origin.
+        Tracer::Datadog => {
+            owned[Format::Datadog] = true;
+            owned[Format::TraceContext] = true;
         }
     }
     owned
@@ -112,6 +150,9 @@ pub fn feeds(tracer: Tracer, envoy: EnvoyVersion, reads: &PerFormat<Read>) -> Pe
             }] = true;
         }
         Tracer::OpenTelemetry => feeds[Format::TraceContext] = true,
+        // The Datadog headers, which it reads first (a 128-bit id's high half in
+        // `_dd.p.tid`, which it continues).
+        Tracer::Datadog => feeds[Format::Datadog] = true,
     }
     feeds
 }
@@ -158,5 +199,14 @@ pub fn injected(
         }
         Tracer::Zipkin | Tracer::ZipkinW3c => ctx_of(Format::B3Multi),
         Tracer::OpenTelemetry => ctx_of(Format::TraceContext),
+        Tracer::Datadog => ctx_of(Format::Datadog).or_else(|| ctx_of(Format::TraceContext)),
     }
+}
+
+/// Upstream: whether the Datadog tracer's injected span is the root of a trace it started:
+/// dd-trace-cpp gives a root span the low 64 bits of its trace id as span id (measured on
+/// 1.36.4, 1.38.2, 1.40.0: `x-datadog-parent-id` equals `x-datadog-trace-id`); a span that
+/// continues a context gets a random one.
+pub fn datadog_root(injected: &SpanContext) -> bool {
+    injected.span_id.0 == injected.trace_id.low_half()
 }

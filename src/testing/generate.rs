@@ -417,7 +417,7 @@ pub fn all_configs() -> Vec<Config> {
     ];
     let mut out = Vec::new();
     for position in ["downstream", "upstream", "network"] {
-        for tracer in ["none", "zipkin", "zipkin_w3c", "opentelemetry"] {
+        for tracer in ["none", "zipkin", "zipkin_w3c", "opentelemetry", "datadog"] {
             for trust in ["continue", "restart", "resample"] {
                 for (extract, propagate, bridge) in variants {
                     for ratio in ["0", "0.5", "1"] {

@@ -20,7 +20,7 @@ import urllib.request
 
 from tracejoin_tools.common import LOOPBACK, loopback
 
-TRACERS = ("none", "zipkin", "zipkin_w3c", "opentelemetry")
+TRACERS = ("none", "zipkin", "zipkin_w3c", "opentelemetry", "datadog")
 POSITIONS = ("off", "downstream", "upstream", "network", "network+downstream", "network+upstream")
 
 
@@ -87,6 +87,17 @@ def tracer_provider(tracer, zipkin_cluster, otlp_cluster, service_name="tracejoi
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
                 "http_service": {"http_uri": {"uri": "http://collector/v1/traces", "cluster": otlp_cluster, "timeout": "1s"}},
+                "service_name": service_name,
+            },
+        }
+    if tracer == "datadog":
+        # dd-trace-cpp flushes to the agent API (PUT /v0.4/traces) on the collector cluster;
+        # the echo server's answer is enough for it to go on.
+        return {
+            "name": "envoy.tracers.datadog",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.config.trace.v3.DatadogConfig",
+                "collector_cluster": otlp_cluster,
                 "service_name": service_name,
             },
         }
