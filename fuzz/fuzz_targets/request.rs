@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
 // ---------------------------------------------------------------------------------------
 
 const POSITIONS: [&str; 2] = ["downstream", "upstream"];
-const TRACERS: [&str; 4] = ["none", "zipkin", "zipkin_w3c", "opentelemetry"];
+const TRACERS: [&str; 5] = ["none", "zipkin", "zipkin_w3c", "opentelemetry", "datadog"];
 const TRUSTS: [&str; 3] = ["continue", "restart", "resample"];
 const RATIOS: [&str; 3] = ["1", "0", "0.5"];
 /// `None`: the default list.
@@ -79,7 +79,7 @@ impl Choice {
         let a = usize::from(a);
         Ok(Choice {
             position: a % 2,
-            tracer: (a >> 1) % 4,
+            tracer: (a >> 1) % TRACERS.len(),
             trust: (a >> 3) % 3,
             ratio: (a >> 5) % 3,
             extract: (a >> 7) % 4,

@@ -24,7 +24,7 @@ use tracejoin::stream::Leave;
 use tracejoin_fuzz::show;
 use tracejoin_fuzz::stream::{Limits, check};
 
-const CONFIGS: [&str; 7] = [
+const CONFIGS: [&str; 8] = [
     r#"{"position":"network","tracer":"zipkin"}"#,
     r#"{"position":"network","tracer":"opentelemetry","propagate":["tracecontext","b3","b3multi","jaeger"]}"#,
     r#"{"position":"network","tracer":"none","trust":"restart"}"#,
@@ -33,6 +33,8 @@ const CONFIGS: [&str; 7] = [
     r#"{"position":"network","tracer":"zipkin","max_request_headers_kb":1,"max_request_headers_count":6,"per_connection_buffer_limit_bytes":1024}"#,
     r#"{"position":"network","tracer":"none","extract":["jaeger","b3"],"propagate":["b3multi","tracecontext"]}"#,
     r#"{"position":"network","tracer":"zipkin","extract":["datadog","xray","ottrace"],"propagate":["datadog","xray","ottrace"]}"#,
+    // Envoy's Datadog tracer: fed x-datadog-* in front of it.
+    r#"{"position":"network","tracer":"datadog","trust":"resample"}"#,
 ];
 
 thread_local! {

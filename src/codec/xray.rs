@@ -103,25 +103,13 @@ pub fn render(ctx: &SpanContext) -> HeaderValue {
     out
 }
 
-/// How `ctx` goes on in a request whose header belongs to the same trace.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Continued {
-    /// The arrived value already says the same (in whatever field order): left as it is.
-    AsArrived,
-    Rewritten(HeaderValue),
-}
-
 /// `ctx` over the request's `arrived` header, when that belongs to the same trace (else
 /// `None`): [`render`] followed by the arrived fields tracejoin does not interpret, in their
 /// order and without whitespace, as many whole fields as fit the value's bound (the rest is
-/// dropped).
-pub fn render_keeping(ctx: &SpanContext, arrived: &[u8]) -> Option<Continued> {
-    let same = parse(arrived)?;
-    if same.trace_id != ctx.trace_id {
+/// dropped). A value already in that form comes out unchanged, so it is not rewritten.
+pub fn render_keeping(ctx: &SpanContext, arrived: &[u8]) -> Option<HeaderValue> {
+    if parse(arrived)?.trace_id != ctx.trace_id {
         return None;
-    }
-    if same.span_id == ctx.span_id && sampled_flag(same.sampling) == sampled_flag(ctx.sampling) {
-        return Some(Continued::AsArrived);
     }
     let mut out = render(ctx);
     for field in trim_ows(arrived).split(|b| *b == b';') {
@@ -136,7 +124,7 @@ pub fn render_keeping(ctx: &SpanContext, arrived: &[u8]) -> Option<Continued> {
             out.push_str(value);
         }
     }
-    Some(Continued::Rewritten(out))
+    Some(out)
 }
 
 /// Reads `X-Amzn-Trace-Id`; a repeated header counts by its first value (OpenTelemetry Go's

@@ -34,14 +34,11 @@ pub(super) fn carry(
             let Some(arrived) = carrier.first(Header::XAmznTraceId) else {
                 return;
             };
-            match xray::render_keeping(ctx, arrived) {
-                Some(xray::Continued::AsArrived)
-                    if carrier.single(Header::XAmznTraceId).is_ok() =>
-                {
-                    ops[Header::XAmznTraceId] = Op::Keep
-                }
-                Some(xray::Continued::Rewritten(v)) => ops[Header::XAmznTraceId] = Op::Set(v),
-                _ => {}
+            if let Some(v) = xray::render_keeping(ctx, arrived) {
+                ops[Header::XAmznTraceId] = match carrier.get(Header::XAmznTraceId) {
+                    Slot::One(cur) if cur == v.as_bytes() => Op::Keep,
+                    _ => Op::Set(v),
+                };
             }
         }
         Format::TraceContext | Format::B3 | Format::B3Multi | Format::Jaeger | Format::OtTrace => {}

@@ -114,6 +114,20 @@ def test_replaces_tracestate_keeping_other_members_only_with_the_traceparent_it_
     assert "foo=bar" not in one(got, "tracestate"), got
 
 
+def test_keeps_tracestate_members_when_the_datadog_context_is_the_traceparents_trace(envoys):
+    # What the network position relies on when it feeds it x-datadog-* next to the app's
+    # traceparent and tracestate.
+    headers = [
+        ("traceparent", TP),
+        ("tracestate", "foo=bar"),
+        ("x-datadog-trace-id", str(int(T[16:], 16))),
+        ("x-datadog-parent-id", str(int(S, 16))),
+        ("x-datadog-tags", f"_dd.p.tid={T[:16]}"),
+    ]
+    got = upstream_of(envoys, "off", headers)
+    assert datadog(got)["trace"] == T and one(got, "tracestate").endswith(",foo=bar"), got
+
+
 # --- tracejoin around it ------------------------------------------------------------------
 
 
@@ -124,6 +138,9 @@ def test_network_feeds_it_the_b3_context_as_datadog_headers(envoys):
     dd, tp = datadog(got), w3c(got)
     assert dd["trace"] == T and tp["trace"] == T, got
     assert dd["span"] != S, "Envoy's own span is the parent"
+    # With the app's traceparent and tracestate, the tracestate's members go on.
+    got = upstream_of(envoys, "network", [("traceparent", TP), ("tracestate", "foo=bar")])
+    assert datadog(got)["trace"] == T and one(got, "tracestate").endswith(",foo=bar"), got
 
 
 def test_downstream_writes_the_formats_it_does_not(envoys):

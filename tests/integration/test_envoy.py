@@ -4,7 +4,7 @@ filter's stats."""
 
 import pytest
 
-from tracejoin_tools.common import TRACESTATE, XS, S, T, X
+from tracejoin_tools.common import TRACESTATE, XS, S, T, X, datadog_ids, xray
 from tracejoin_tools.envoy import harness as envoy_harness
 from tracejoin_tools.envoy.harness import send
 from tracejoin_tools.envoy.trace_headers import assert_well_formed, b3, header_values, one, read_all, traces_seen, w3c
@@ -120,6 +120,11 @@ INVALID = {
     "b3multi-bad-sampled": ("b3multi", [("x-b3-traceid", T), ("x-b3-spanid", S), ("x-b3-sampled", "maybe")]),
     "jaeger-non-hex": ("jaeger", [("uber-trace-id", "zz:1:0:1")]),
     "jaeger-three-fields": ("jaeger", [("uber-trace-id", f"{T}:{S}:1")]),
+    "datadog-zero-trace": ("datadog", [("x-datadog-trace-id", "0"), ("x-datadog-parent-id", "1")]),
+    "datadog-bad-tid": ("datadog", [("x-datadog-trace-id", "1"), ("x-datadog-parent-id", "1"), ("x-datadog-tags", "_dd.p.tid=xyz")]),
+    "xray-root-alone": ("xray", [("x-amzn-trace-id", f"Root=1-{T[:8]}-{T[8:]}")]),
+    "xray-bad-sampled": ("xray", [("x-amzn-trace-id", f"Root=1-{T[:8]}-{T[8:]};Parent={S};Sampled=yes")]),
+    "ottrace-no-span": ("ottrace", [("ot-tracer-traceid", T), ("ot-tracer-sampled", "true")]),
 }
 
 
@@ -141,7 +146,7 @@ def test_invalid_values_are_never_forwarded(envoys, position, tracer, case):
     assert status == 200
     assert_well_formed(got)
     for name, value in headers:
-        if name in ("traceparent", "b3", "uber-trace-id"):
+        if name in ("traceparent", "b3", "uber-trace-id", "x-datadog-trace-id", "x-datadog-tags", "x-amzn-trace-id", "ot-tracer-traceid"):
             assert value not in header_values(got, name), f"invalid {name} forwarded: {got}"
     if position == "downstream" and fmt in TRACER_READS[tracer]:
         # Envoy's own tracer read the bad header first: it either repaired it leniently or
@@ -470,3 +475,90 @@ def test_deferred_b3_downstream_gets_envoys_one_decision(upstream_port, wasm, tr
             assert one(got, "uber-trace-id").endswith(":1" if envoys == "1" else ":0"), got
             decisions.add(envoys)
     assert decisions == {"0", "1"}, "Envoy made both decisions: the test saw both cases"
+
+# ---------------------------------------------------------------------------------------
+# Datadog, X-Ray, OpenTracing
+# ---------------------------------------------------------------------------------------
+
+VENDOR_FORMATS = ("datadog", "xray", "ottrace")
+DD_LOW, DD_SPAN, DD_TAGS = datadog_ids()
+VENDOR_INPUTS = {
+    "datadog": [("x-datadog-trace-id", DD_LOW), ("x-datadog-parent-id", DD_SPAN), ("x-datadog-sampling-priority", "1"),
+                ("x-datadog-tags", DD_TAGS)],
+    "xray": [("x-amzn-trace-id", xray())],
+    "ottrace": [("ot-tracer-traceid", T), ("ot-tracer-spanid", S), ("ot-tracer-sampled", "true")],
+}
+
+
+def vendor_config(position, tracer, first=None):
+    """Every format read and written, `first` read first."""
+    extract = [first] if first else []
+    extract += [f for f in ("b3", "b3multi", "tracecontext", "jaeger", *VENDOR_FORMATS) if f != first]
+    return {"position": position, "tracer": tracer, "extract": extract,
+            "propagate": ["tracecontext", "b3multi", *VENDOR_FORMATS]}
+
+
+@pytest.mark.parametrize("input_format", VENDOR_FORMATS)
+@pytest.mark.parametrize("position,tracer", COMBOS, ids=COMBO_IDS)
+def test_vendor_format_alone_is_continued_into_every_format(envoys, position, tracer, input_format):
+    envoy = envoys.get(position, tracer, vendor_config(position, tracer, input_format))
+    before = stat(envoy, f"context.{input_format}")
+    status, _, got = send(envoy.port, VENDOR_INPUTS[input_format])
+    assert status == 200
+    assert_well_formed(got)
+    seen = read_all(got)
+    # Envoy's tracers read none of these: like Jaeger, what the README says is lost stays lost.
+    lost = lost_readers(position, tracer, "jaeger")
+    for reader in ("b3", *VENDOR_FORMATS, *({"w3c"} - lost)):
+        assert seen[reader] is not None and seen[reader]["trace"] == T, f"{reader}: {seen}"
+        assert seen[reader]["sampled"] is True, f"{reader}: {seen}"
+    if tracer == "none":
+        # The same span everywhere: the incoming one (no tracer, no span of Envoy's).
+        assert {seen[r]["span"] for r in ("w3c", "b3", *VENDOR_FORMATS)} == {S}, seen
+        assert one(got, "x-datadog-tags") == DD_TAGS and one(got, "x-datadog-trace-id") == DD_LOW
+        assert one(got, "ot-tracer-traceid") == T and one(got, "ot-tracer-sampled") == "true"
+    if position == "downstream" or tracer == "none":
+        assert stat(envoy, f"context.{input_format}") == before + 1
+
+
+@pytest.mark.parametrize("position,tracer", [("downstream", "none"), ("upstream", "zipkin")], ids=["downstream-none", "upstream-zipkin"])
+def test_what_a_trace_carries_goes_on_with_it_only(envoys, position, tracer):
+    envoy = envoys.get(position, tracer, vendor_config(position, tracer, "tracecontext"))
+    self_field = "Self=1-67891234-12456789abcdef012345678"
+    same = [("traceparent", f"00-{T}-{S}-01"), ("x-datadog-trace-id", DD_LOW), ("x-datadog-parent-id", "1"),
+            ("x-datadog-tags", f"_dd.p.dm=-4,{DD_TAGS}"), ("x-datadog-origin", "synthetics"),
+            ("x-amzn-trace-id", f"{self_field};{xray(span=XS)}")]
+    _, _, got = send(envoy.port, same)
+    assert_well_formed(got)
+    seen = read_all(got)
+    assert seen["datadog"]["trace"] == seen["xray"]["trace"] == T, seen
+    assert seen["datadog"]["span"] == seen["xray"]["span"] == seen["b3"]["span"], seen
+    assert one(got, "x-datadog-origin") == "synthetics" and one(got, "x-datadog-tags") == f"_dd.p.dm=-4,{DD_TAGS}"
+    assert one(got, "x-amzn-trace-id").endswith(f";{self_field}"), got
+    # Another trace goes on: what came with the old one does not.
+    _, _, got = send(envoy.port, [("traceparent", f"00-{X}-{XS}-01"), *same[1:]])
+    assert_well_formed(got)
+    seen = read_all(got)
+    assert seen["datadog"]["trace"] == seen["xray"]["trace"] == X, seen
+    assert one(got, "x-datadog-origin") is None
+    assert one(got, "x-datadog-tags") == f"_dd.p.tid={X[:16]}"
+    assert self_field not in one(got, "x-amzn-trace-id"), got
+
+
+@pytest.mark.parametrize("position,tracer", COMBOS, ids=COMBO_IDS)
+def test_vendor_headers_of_another_trace_are_removed_by_default(envoys, position, tracer):
+    """With the default formats (these three not configured) a Datadog, X-Ray or OpenTracing
+    context of another trace than the one going on would make its readers join a second
+    trace: downstream it is removed, like any stale format; upstream every format that
+    arrived is rewritten with the request's context."""
+    envoy = envoys.get(position, tracer)
+    vendor = [h for f in VENDOR_FORMATS for h in VENDOR_INPUTS[f]]
+    status, _, got = send(envoy.port, [("traceparent", f"00-{X}-{XS}-01"), *vendor])
+    assert status == 200
+    assert_well_formed(got)
+    seen = read_all(got)
+    for reader in VENDOR_FORMATS:
+        if position == "downstream":
+            assert seen[reader] is None, seen
+        else:
+            assert seen[reader]["trace"] == seen["w3c"]["trace"], seen

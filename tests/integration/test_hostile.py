@@ -33,7 +33,10 @@ MOVED = {
     "network+downstream-zipkin": ("network.rewritten", "invalid.tracestate", "network.left.ambiguous"),
     "network+downstream-opentelemetry": ("network.rewritten", "invalid.tracestate", "network.left.ambiguous"),
 }
-MOVED_EVERYWHERE = ("conflict", "invalid.tracecontext", "invalid.b3", "invalid.b3multi", "invalid.jaeger")
+MOVED_EVERYWHERE = (
+    "conflict", "invalid.tracecontext", "invalid.b3", "invalid.b3multi", "invalid.jaeger",
+    "invalid.datadog", "invalid.xray", "invalid.ottrace",
+)
 
 
 @pytest.fixture(scope="module")

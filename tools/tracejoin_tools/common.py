@@ -34,8 +34,23 @@ def traceparent(trace=T, span=S, flags="01", version="00"):
 
 # --- header names ---------------------------------------------------------------------
 B3_MULTI_HEADERS = ("x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags")
+DATADOG_HEADERS = ("x-datadog-trace-id", "x-datadog-parent-id", "x-datadog-sampling-priority", "x-datadog-origin", "x-datadog-tags")
+OT_HEADERS = ("ot-tracer-traceid", "ot-tracer-spanid", "ot-tracer-sampled")
 # Every header tracejoin reads or writes (src/codec/mod.rs, `Header::ALL`).
-TRACE_HEADERS = ("traceparent", "tracestate", "b3", *B3_MULTI_HEADERS, "uber-trace-id")
+TRACE_HEADERS = ("traceparent", "tracestate", "b3", *B3_MULTI_HEADERS, "uber-trace-id", *DATADOG_HEADERS, "x-amzn-trace-id", *OT_HEADERS)
+
+
+def datadog_ids(trace=T, span=S):
+    """(x-datadog-trace-id, x-datadog-parent-id, x-datadog-tags or None) for hex ids."""
+    high = trace.rjust(32, "0")[:16]
+    tags = None if int(high, 16) == 0 else f"_dd.p.tid={high}"
+    return str(int(trace[-16:], 16)), str(int(span, 16)), tags
+
+
+def xray(trace=T, span=S, sampled="1"):
+    """An X-Amzn-Trace-Id value."""
+    trace = trace.rjust(32, "0")
+    return f"Root=1-{trace[:8]}-{trace[8:]};Parent={span};Sampled={sampled}"
 
 # --- ports ----------------------------------------------------------------------------
 LOOPBACK = "127.0.0.1"

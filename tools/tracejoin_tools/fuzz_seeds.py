@@ -189,6 +189,10 @@ REQUEST_CONFIGS = [
     "#! downstream zipkin external=2 cluster=4 final=0",
     "#! downstream none extract=4 propagate=4",
     "#! upstream zipkin extract=4 propagate=4",
+    # Envoy's Datadog tracer.
+    "#! downstream datadog",
+    "#! upstream datadog",
+    "#! upstream datadog restart",
 ]
 
 

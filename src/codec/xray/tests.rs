@@ -4,7 +4,8 @@
 //! xray propagator tests (Go `propagators/aws/xray`, Python
 //! `opentelemetry-propagator-aws-xray`).
 
-use crate::codec::xray::{self, Continued};
+use crate::codec::HeaderValue;
+use crate::codec::xray;
 use crate::codec::{Carrier, Read};
 use crate::context::{Sampling, SpanContext};
 use crate::testing::vectors::*;
@@ -130,18 +131,31 @@ fn xray_renders_as_the_reference_propagators() {
 #[test]
 fn xray_keeps_other_fields_on_the_same_trace_only() {
     let arrived = "Self=1-67891234-12456789abcdef012345678;Root=1-8a3c60f7-d188f8fa79d48a391a778fa6;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:1|68fd508a:5";
-    // The same context: left as it arrived.
+    // The same context: canonical order, ours first, the others in theirs, no whitespace.
+    let canonical = "Root=1-8a3c60f7-d188f8fa79d48a391a778fa6;Parent=53995c3f42cd8ad8;Sampled=1;Self=1-67891234-12456789abcdef012345678;Lineage=a87bd80c:1|68fd508a:5";
     assert_eq!(
         xray::render_keeping(&otel(Sampling::Sampled), arrived.as_bytes()),
-        Some(Continued::AsArrived)
+        Some(HeaderValue::from_literal(canonical.as_bytes()))
+    );
+    assert_eq!(
+        xray::render_keeping(&otel(Sampling::Sampled), canonical.as_bytes()),
+        Some(HeaderValue::from_literal(canonical.as_bytes()))
+    );
+    let spaced =
+        "Root=1-8a3c60f7-d188f8fa79d48a391a778fa6 ; Parent=53995c3f42cd8ad8;Sampled=1; Foo = Bar ";
+    assert_eq!(
+        xray::render_keeping(&otel(Sampling::Sampled), spaced.as_bytes()),
+        Some(HeaderValue::from_literal(
+            format!("{OTEL_XRAY};Foo=Bar").as_bytes()
+        ))
     );
     // A new parent on the same trace: the other fields follow, in order.
     let child = ctx(OTEL_XRAY_TRACE, OTEL_SPAN, Sampling::Sampled);
     assert_eq!(
         xray::render_keeping(&child, arrived.as_bytes()),
-        Some(Continued::Rewritten(crate::codec::HeaderValue::from_literal(
+        Some(HeaderValue::from_literal(
             b"Root=1-8a3c60f7-d188f8fa79d48a391a778fa6;Parent=00f067aa0ba902b7;Sampled=1;Self=1-67891234-12456789abcdef012345678;Lineage=a87bd80c:1|68fd508a:5"
-        )))
+        ))
     );
     // Another trace: nothing is kept.
     let other = ctx(OTEL_TRACE, OTEL_SPAN, Sampling::Sampled);
@@ -149,7 +163,7 @@ fn xray_keeps_other_fields_on_the_same_trace_only() {
     // Fields past the value's bound are dropped whole.
     let long = format!("{OTEL_XRAY};A={};B=1", "x".repeat(120));
     match xray::render_keeping(&child, long.as_bytes()) {
-        Some(Continued::Rewritten(v)) => {
+        Some(v) => {
             assert!(v.as_str().ends_with(";B=1"), "{v:?}");
             assert!(!v.as_str().contains("A="), "{v:?}");
             assert_eq!(xray::parse(v.as_bytes()), Some(child));

@@ -101,9 +101,9 @@ fn xray_fields_go_on_with_their_trace() {
             "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent={S};Sampled=1;Self=1-67891234-12456789abcdef012345678"
         ))
     );
-    // Already the chosen context, in another field order: left alone.
+    // Already the chosen context in canonical form: left alone.
     let same = format!(
-        "Self=1-67891234-12456789abcdef012345678;Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent={S};Sampled=1"
+        "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent={S};Sampled=1;Self=1-67891234-12456789abcdef012345678"
     );
     let plan = decide(
         CONFIG,

@@ -3,12 +3,14 @@
 Each "reader" stands for an app SDK configured with one propagator: what trace would it
 join? A W3C reader uses traceparent; a B3 reader uses the `b3` single header if present,
 else the `x-b3-*` headers (OpenTelemetry's B3 propagator and Envoy's Zipkin tracer both
-prefer the single header); a Jaeger reader uses `uber-trace-id`.
+prefer the single header); a Jaeger reader uses `uber-trace-id`; the Datadog, X-Ray and
+OpenTracing readers use their headers as dd-trace and OpenTelemetry's `xray` and `ottrace`
+propagators do.
 """
 
 import re
 
-from tracejoin_tools.common import B3_MULTI_HEADERS, TRACE_HEADERS
+from tracejoin_tools.common import B3_MULTI_HEADERS, DATADOG_HEADERS, OT_HEADERS, TRACE_HEADERS
 
 HEX = re.compile(r"^[0-9a-f]+$")
 
@@ -68,7 +70,48 @@ def jaeger(headers):
     return {"trace": pad(trace_id), "span": span_id.rjust(16, "0"), "sampled": int(flags, 16) & 1 == 1}
 
 
-READERS = {"w3c": w3c, "b3": b3, "jaeger": jaeger}
+def datadog(headers):
+    trace_id = one(headers, "x-datadog-trace-id")
+    if trace_id is None:
+        return None
+    span_id = one(headers, "x-datadog-parent-id")
+    tags = dict(t.split("=", 1) for t in (one(headers, "x-datadog-tags") or "").split(",") if t)
+    high = tags.get("_dd.p.tid", "0" * 16)
+    priority = one(headers, "x-datadog-sampling-priority")
+    return {
+        "trace": high + f"{int(trace_id):016x}",
+        "span": f"{int(span_id):016x}",
+        "sampled": None if priority is None else int(priority) > 0,
+    }
+
+
+def xray(headers):
+    value = one(headers, "x-amzn-trace-id")
+    if value is None:
+        return None
+    fields = dict(f.strip().split("=", 1) for f in value.split(";"))
+    root = fields["Root"]
+    sampled = fields.get("Sampled")
+    return {
+        "trace": root[2:10] + root[11:],
+        "span": fields["Parent"],
+        "sampled": None if sampled in (None, "?") else sampled == "1",
+    }
+
+
+def ottrace(headers):
+    trace_id = one(headers, "ot-tracer-traceid")
+    if trace_id is None:
+        return None
+    sampled = one(headers, "ot-tracer-sampled")
+    return {
+        "trace": pad(trace_id),
+        "span": one(headers, "ot-tracer-spanid"),
+        "sampled": None if sampled is None else sampled.lower() in ("true", "1"),
+    }
+
+
+READERS = {"w3c": w3c, "b3": b3, "jaeger": jaeger, "datadog": datadog, "xray": xray, "ottrace": ottrace}
 
 
 def read_all(headers):
@@ -85,6 +128,8 @@ TRACEPARENT_RE = re.compile(r"^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-0[
 B3_RE = re.compile(r"^([0-9a-f]{16}|[0-9a-f]{32})-[0-9a-f]{16}(-[01d](-[0-9a-f]{16})?)?$|^[01d]$")
 UBER_RE = re.compile(r"^[0-9a-f]{1,32}:[0-9a-f]{1,16}:[0-9a-f]{1,16}:[0-9a-f]{1,2}$")
 ID16 = re.compile(r"^[0-9a-f]{16}$")
+DECIMAL_ID = re.compile(r"^[1-9][0-9]{0,19}$")
+XRAY_RE = re.compile(r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=(?!0{16})[0-9a-f]{16};Sampled=[01?](;[\x21-\x3a\x3c-\x7e]+=[\x21-\x3a\x3c-\x7e]*)*$")
 TRACE_ID = re.compile(r"^([0-9a-f]{16}|[0-9a-f]{32})$")
 
 
@@ -103,6 +148,20 @@ def assert_well_formed(headers):
     assert all(TRACE_ID.match(v) for v in trace_id) and all(ID16.match(v) for v in span_id), multi
     assert all(ID16.match(v) for v in multi["x-b3-parentspanid"]), multi
     assert all(v in ("0", "1") for v in multi["x-b3-sampled"]) and all(v == "1" for v in multi["x-b3-flags"]), multi
+    dd = {k: header_values(headers, k) for k in DATADOG_HEADERS}
+    assert all(len(v) <= 1 for v in dd.values()), dd
+    assert all(DECIMAL_ID.match(v) and int(v) < 2**64 for k in DATADOG_HEADERS[:2] for v in dd[k]), dd
+    assert bool(dd["x-datadog-trace-id"]) == bool(dd["x-datadog-parent-id"]), dd
+    assert all(v in ("-1", "0", "1", "2") for v in dd["x-datadog-sampling-priority"]), dd
+    if not dd["x-datadog-trace-id"]:
+        assert not any(dd.values()), f"x-datadog-* without a trace id: {dd}"
+    amzn = header_values(headers, "x-amzn-trace-id")
+    assert len(amzn) <= 1 and all(XRAY_RE.match(v) for v in amzn), amzn
+    ot = {k: header_values(headers, k) for k in OT_HEADERS}
+    assert all(len(v) <= 1 for v in ot.values()), ot
+    assert bool(ot["ot-tracer-traceid"]) == bool(ot["ot-tracer-spanid"]), ot
+    assert all(TRACE_ID.match(v) for v in ot["ot-tracer-traceid"]) and all(ID16.match(v) for v in ot["ot-tracer-spanid"]), ot
+    assert all(v in ("true", "false") for v in ot["ot-tracer-sampled"]), ot
     if not tp:
         assert not header_values(headers, "tracestate"), "tracestate without traceparent"
     assert_tracestate_well_formed(headers)

@@ -115,7 +115,7 @@ def check(scenario, result):
         # Envoy's tracer writes traceparent after the filter (its own span; a fresh trace when
         # it could not read the request's context): the formats tracejoin keeps must agree with
         # each other, and with Envoy's when Envoy continued a valid traceparent.
-        problems += disagreements(got, readers=("b3", "jaeger"), spans=False)
+        problems += disagreements(got, readers=("b3", "jaeger", "datadog", "xray", "ottrace"), spans=False)
         if strict_traceparent(case):
             if not (read_all(got)["b3"] or {}).get("trace"):
                 problems.append("a valid traceparent arrived but no B3 context was written")

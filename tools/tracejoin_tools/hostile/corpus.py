@@ -18,6 +18,7 @@ from tracejoin_tools.hostile.generators.tracestate import (
     tracestate_oversized,
     tracestate_repeated,
 )
+from tracejoin_tools.hostile.generators.vendors import datadog, ottrace, xray
 
 SEED = 20261125
 
@@ -34,6 +35,9 @@ GENERATORS = {
     "b3-single": b3_single,
     "b3-multi-partial": b3_multi_partial,
     "jaeger": jaeger,
+    "datadog": datadog,
+    "xray": xray,
+    "ottrace": ottrace,
     "repeated-headers": repeated_headers,
     "mixed-disagree": mixed_disagree,
     "control-chars": control_chars,

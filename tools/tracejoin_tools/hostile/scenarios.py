@@ -26,7 +26,8 @@ class Scenario:
 SCENARIOS = (
     # Every format written, so every renderer meets the corpus.
     Scenario("downstream-none", "downstream", "none",
-             {"position": "downstream", "tracer": "none", "propagate": ["tracecontext", "b3", "b3multi", "jaeger"]}),
+             {"position": "downstream", "tracer": "none",
+              "propagate": ["tracecontext", "b3", "b3multi", "jaeger", "datadog", "xray", "ottrace"]}),
     Scenario("upstream-zipkin", "upstream", "zipkin", {"position": "upstream", "tracer": "zipkin"}),
     Scenario("downstream-opentelemetry", "downstream", "opentelemetry", {"position": "downstream", "tracer": "opentelemetry"}),
     # The all-WasmPlugin deployment: tracejoin in front of the tracer and behind it. Heads the
