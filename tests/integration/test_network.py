@@ -14,9 +14,9 @@ import subprocess
 
 import pytest
 
-from tracejoin_tools.common import LOOPBACK, S, T
+from tracejoin_tools.common import LOOPBACK, S, T, datadog_ids, xray
 from tracejoin_tools.envoy.harness import send
-from tracejoin_tools.envoy.trace_headers import assert_well_formed, header_values, one
+from tracejoin_tools.envoy.trace_headers import assert_well_formed, header_values, one, read_all
 from tracejoin_tools.envoy.vm_health import log_problems, vm_failures
 
 TRACERS = ("zipkin", "zipkin_w3c", "opentelemetry")
@@ -341,3 +341,32 @@ def test_network_with_an_http_filter_writes_one_context(envoys, http_position, t
     traces = {v for k in ("x-b3-traceid",) for v in header_values(got, k)}
     traces |= {v.split("-")[1] for v in header_values(got, "traceparent")}
     assert traces == {T}, got
+
+
+VENDOR_INPUTS = {
+    "datadog": [("x-datadog-trace-id", datadog_ids()[0]), ("x-datadog-parent-id", datadog_ids()[1]),
+                ("x-datadog-sampling-priority", "1"), ("x-datadog-tags", datadog_ids()[2])],
+    "xray": [("x-amzn-trace-id", xray())],
+    "ottrace": [("ot-tracer-traceid", T), ("ot-tracer-spanid", S), ("ot-tracer-sampled", "true")],
+}
+
+
+@pytest.mark.parametrize("input_format", VENDOR_INPUTS)
+@pytest.mark.parametrize("tracer", TRACERS)
+def test_envoys_span_joins_a_datadog_xray_or_ottrace_app(envoys, tracer, input_format):
+    """Envoy's tracers read none of these; in front of them tracejoin feeds the tracer's own
+    format, so Envoy's span joins the app's trace under the app's span."""
+    config = {"position": "network", "tracer": tracer, "extract": [input_format, "tracecontext", "b3"],
+              "propagate": ["tracecontext", "b3multi", input_format]}
+    envoy = envoys.get("network", tracer, config)
+    status, _, got = send(envoy.port, VENDOR_INPUTS[input_format])
+    assert status == 200
+    assert_well_formed(got)
+    trace, span, parent = envoys_span(tracer, got)
+    assert trace == T, got
+    assert span != S, "Envoy's own span, not the app's"
+    if parent is not None:
+        assert parent == S, "Envoy's span is a child of the app's span"
+    assert stat(envoy, f"context.{input_format}") == 1
+    # The network filter alone leaves the app's own format as it came (the caller's span).
+    assert read_all(got)[input_format]["trace"] == T
