@@ -14,6 +14,7 @@ SCHEMA = json.loads((ROOT / "schema" / "tracejoin-config.schema.json").read_text
 GOOD = [
     {},
     {"position": "upstream", "tracer": "opentelemetry"},
+    {"position": "upstream", "tracer": "datadog", "trust": "resample"},
     {"tracer": "none", "trust": "restart", "sampling_ratio": 0.1},
     {"propagate": ["tracecontext", "b3", "b3multi", "jaeger"], "extract": ["jaeger"], "bridge": False},
     {"response_header": "x-trace-id", "traceresponse": True},
