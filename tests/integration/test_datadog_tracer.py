@@ -162,3 +162,24 @@ def test_upstream_carries_envoys_span_and_an_unread_trace_over_its_fresh_one(env
     got = send(envoy.port, [("x-b3-traceid", T), ("x-b3-spanid", S), ("x-b3-sampled", "1")])[2]
     assert datadog(got)["trace"] == T and w3c(got)["trace"] == T and b3(got)["trace"] == T, got
     assert envoy.stats("tracejoin").get("wasmcustom.tracejoin.continued_over_tracer", 0) >= 1
+
+
+APPS = {
+    "b3multi": [("x-b3-traceid", T), ("x-b3-spanid", S), ("x-b3-sampled", "1")],
+    "jaeger": [("uber-trace-id", f"{T}:{S}:0:1")],
+    "xray": [("x-amzn-trace-id", f"Root=1-{T[:8]}-{T[8:]};Parent={S};Sampled=1")],
+    "ottrace": [("ot-tracer-traceid", T), ("ot-tracer-spanid", S), ("ot-tracer-sampled", "true")],
+}
+
+
+@pytest.mark.parametrize("app", APPS)
+@pytest.mark.parametrize("position", ["network", "upstream"])
+def test_an_app_on_a_format_it_does_not_read_keeps_its_trace(envoys, position, app):
+    # In front of the tracer, Envoy's span joins the app's trace under the app's span; after
+    # it, the app's trace goes on over the tracer's fresh one, in every written format.
+    config = {"position": position, "tracer": "datadog", "extract": [app, "tracecontext"], "propagate": ["tracecontext", "datadog", app]}
+    got = upstream_of(envoys, position, APPS[app], config)
+    dd, tp = datadog(got), w3c(got)
+    assert dd["trace"] == T and tp["trace"] == T, got
+    if position == "network":
+        assert dd["span"] != S and dd["span"] == tp["span"], "Envoy's own span"
