@@ -38,4 +38,7 @@ SCENARIOS = (
         "network+downstream-opentelemetry", "network+downstream", "opentelemetry",
         {"position": "downstream", "tracer": "opentelemetry"},
     ),
+    # Envoy's Datadog tracer, after which tracejoin runs, and in front of and behind which.
+    Scenario("upstream-datadog", "upstream", "datadog", {"position": "upstream", "tracer": "datadog"}),
+    Scenario("network+downstream-datadog", "network+downstream", "datadog", {"position": "downstream", "tracer": "datadog"}),
 )
