@@ -183,3 +183,15 @@ def test_an_app_on_a_format_it_does_not_read_keeps_its_trace(envoys, position, a
     assert dd["trace"] == T and tp["trace"] == T, got
     if position == "network":
         assert dd["span"] != S and dd["span"] == tp["span"], "Envoy's own span"
+
+
+@pytest.mark.parametrize("app", ["b3multi", "jaeger"])
+def test_downstream_alone_cannot_make_its_span_join_a_format_it_does_not_read(envoys, app):
+    # The design table's cell: Envoy writes x-datadog-* and traceparent with its fresh trace
+    # after every listener filter; the app's own format keeps the app's trace (the next hop
+    # joins), and the network position in front fixes this hop.
+    config = {"position": "downstream", "tracer": "datadog", "extract": [app, "tracecontext"], "propagate": ["tracecontext", "datadog", app]}
+    got = upstream_of(envoys, "downstream", APPS[app], config)
+    dd, tp = datadog(got), w3c(got)
+    assert dd["trace"] == tp["trace"] != T, got
+    assert (b3(got) if app == "b3multi" else {"trace": one(got, "uber-trace-id").split(":")[0]})["trace"] == T, got
