@@ -99,6 +99,13 @@ def test_an_invalid_datadog_context_starts_a_trace_even_next_to_a_traceparent(en
     assert dd["span"] == dd["trace"][16:], got
 
 
+@pytest.mark.parametrize("lenient", [[("x-datadog-sampling-priority", "5")], [("x-datadog-tags", "_dd.p.tid=XYZ")]], ids=["priority-5", "bad-tid"])
+def test_continues_what_tracejoin_reads_as_invalid(envoys, lenient):
+    # Not modelled (docs/envoy-versions.md): the tracer is more lenient here than tracejoin.
+    got = upstream_of(envoys, "off", [("x-datadog-trace-id", "42"), ("x-datadog-parent-id", "7")] + lenient)
+    assert datadog(got)["trace"] == f"{42:032x}", got
+
+
 def test_continues_traceparent_future_versions_too_and_not_b3(envoys):
     got = upstream_of(envoys, "off", [("traceparent", f"01-{T}-{S}-01-extra")])
     assert w3c(got)["trace"] == T and datadog(got)["trace"] == T, got
