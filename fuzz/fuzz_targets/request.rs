@@ -949,10 +949,10 @@ fn check_request_after(
     } else {
         policy::tracer::writes(config.tracer, config.envoy, &view)
     };
-    // Envoy's OpenTelemetry tracer continues a traceparent it can read with its tracestate.
-    let envoy_owns_tracestate = !upstream
-        && config.tracer == Tracer::OpenTelemetry
-        && matches!(view[Format::TraceContext], Read::Context(_));
+    // Envoy's OpenTelemetry tracer continues a traceparent it can read with its tracestate;
+    // its Datadog tracer writes both on every request.
+    let envoy_owns_tracestate =
+        !upstream && policy::tracer::writes_tracestate(config.tracer, &view);
 
     let block = header_map::serialize(host.request.iter().map(|(k, v)| (k, v)));
     let after = Carrier::from_pairs(header_map::pairs(&block));
@@ -1031,7 +1031,7 @@ fn check_request_after(
     let ts: Vec<&[u8]> = host.values("tracestate").collect();
     if !ts.is_empty() {
         assert!(
-            host.values("traceparent").next().is_some(),
+            envoy_owns_tracestate || host.values("traceparent").next().is_some(),
             "tracestate without traceparent{}",
             what()
         );

@@ -20,7 +20,7 @@ use std::ops::Range;
 
 /// Every header the filter may insert, replace or remove (as `tools/tracejoin_tools/
 /// common.py` lists them), lowercase.
-pub const TRACE_NAMES: [&str; 9] = [
+pub const TRACE_NAMES: [&str; 18] = [
     "traceparent",
     "tracestate",
     "b3",
@@ -30,6 +30,15 @@ pub const TRACE_NAMES: [&str; 9] = [
     "x-b3-sampled",
     "x-b3-flags",
     "uber-trace-id",
+    "x-datadog-trace-id",
+    "x-datadog-parent-id",
+    "x-datadog-sampling-priority",
+    "x-datadog-origin",
+    "x-datadog-tags",
+    "x-amzn-trace-id",
+    "ot-tracer-traceid",
+    "ot-tracer-spanid",
+    "ot-tracer-sampled",
 ];
 
 /// Empty lines followed before a request line (RFC 9112 2.2 asks servers to ignore at

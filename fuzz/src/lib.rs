@@ -166,16 +166,35 @@ pub fn header_value_ok(h: Header, v: &[u8]) -> bool {
         Header::UberTraceId => uber_ok(v),
         Header::XDatadogTraceId | Header::XDatadogParentId => decimal_id_ok(v),
         Header::XDatadogSamplingPriority => matches!(v, b"0" | b"1" | b"2"),
-        // Never written: carried as it arrived or removed.
-        Header::XDatadogOrigin => false,
-        Header::XDatadogTags => v
-            .strip_prefix(b"_dd.p.tid=")
-            .is_some_and(|t| id_ok(t, &[16])),
+        // Never written, only carried as it arrived (with its trace) or removed.
+        Header::XDatadogOrigin => !v.is_empty() && v.iter().all(|b| (0x20..=0x7e).contains(b)),
+        // Written as `_dd.p.tid=…` alone; the `key=value` list that arrived is carried.
+        Header::XDatadogTags => dd_tags_ok(v),
         Header::XAmznTraceId => amzn_ok(v),
         Header::OtTracerTraceId => id_ok(v, &[16, 32]),
         Header::OtTracerSpanId => id_ok(v, &[16]),
         Header::OtTracerSampled => matches!(v, b"true" | b"false"),
     }
+}
+
+/// `x-datadog-tags`: at most 512 characters of `key=value` pairs (printable ASCII, no comma;
+/// no space or `=` in a key), a `_dd.p.tid` of 16 lowercase hex digits.
+/// (Carried as it came: with the optional whitespace around it, or empty.)
+pub fn dd_tags_ok(v: &[u8]) -> bool {
+    let v = trim_ows(v);
+    let pairs = || v.split(|b| *b == b',');
+    v.is_empty()
+        || v.len() <= 512
+            && pairs().all(|pair| {
+                pair.iter().position(|b| *b == b'=').is_some_and(|eq| {
+                    eq > 0
+                        && pair[..eq].iter().all(|b| (0x21..=0x7e).contains(b))
+                        && pair[eq + 1..].iter().all(|b| (0x20..=0x7e).contains(b))
+                })
+            })
+            && pairs()
+                .filter_map(|pair| pair.strip_prefix(b"_dd.p.tid="))
+                .all(|t| id_ok(t, &[16]))
 }
 
 /// A decimal uint64 as Datadog writes it: no sign, no leading zero, not zero.

@@ -31,6 +31,15 @@ fn header_of(name: &[u8]) -> Option<Header> {
         b"x-b3-sampled" => Header::XB3Sampled,
         b"x-b3-flags" => Header::XB3Flags,
         b"uber-trace-id" => Header::UberTraceId,
+        b"x-datadog-trace-id" => Header::XDatadogTraceId,
+        b"x-datadog-parent-id" => Header::XDatadogParentId,
+        b"x-datadog-sampling-priority" => Header::XDatadogSamplingPriority,
+        b"x-datadog-origin" => Header::XDatadogOrigin,
+        b"x-datadog-tags" => Header::XDatadogTags,
+        b"x-amzn-trace-id" => Header::XAmznTraceId,
+        b"ot-tracer-traceid" => Header::OtTracerTraceId,
+        b"ot-tracer-spanid" => Header::OtTracerSpanId,
+        b"ot-tracer-sampled" => Header::OtTracerSampled,
         _ => return None,
     })
 }
