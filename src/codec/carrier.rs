@@ -7,8 +7,10 @@ use super::table::PerHeader;
 /// tracestate headers held inline; more spill into a vector (the rare case pays for it).
 const INLINE_TRACESTATE_PARTS: usize = 8;
 /// The longest combined tracestate (every value plus the joining commas) that is read: the
-/// longest valid list, 32 members of a 256-character key, `=` and a 256-character value,
-/// and 31 commas. RFC 9110 joins any number of headers; what bounds the work is the size.
+/// longest list of 32 unpadded members (a 256-character key, `=` and a 256-character value)
+/// and 31 commas. Padding and empty members are legal, so a valid but padded list can be
+/// longer: it is dropped, as W3C allows (a vendor need propagate only 512 characters).
+/// RFC 9110 joins any number of headers; what bounds the work is the size.
 pub const MAX_TRACESTATE_COMBINED: usize = 32 * (256 + 1 + 256) + 31;
 
 /// One header as seen in the request.

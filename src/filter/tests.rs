@@ -801,6 +801,27 @@ fn tracestate_is_left_as_it_arrived_while_traceparent_is() {
     assert_eq!(host.get("tracestate"), None);
 }
 
+/// Items 5 and 10 together: beside an unchanged traceparent a tracestate goes on as it came,
+/// but not with a repeated key: its later members are dropped (W3C lets a vendor discard
+/// duplicates), so no reader that keeps the last one sees another member than tracejoin did.
+#[test]
+fn a_repeated_tracestate_key_is_dropped_also_beside_an_unchanged_traceparent() {
+    let tp = format!("00-{T}-{S}-01");
+    for (ts, want) in [
+        (&["a=1,a=2"][..], "a=1"),
+        (&["a=1 , b=2", "a=3"][..], "a=1,b=2"),
+    ] {
+        let mut headers = vec![("traceparent", tp.as_str())];
+        headers.extend(ts.iter().map(|v| ("tracestate", *v)));
+        let host = run(
+            r#"{"tracer":"none","propagate":["tracecontext"]}"#,
+            &headers,
+        );
+        assert_eq!(host.get("traceparent").unwrap(), tp);
+        assert_eq!(host.get("tracestate").unwrap(), want, "{ts:?}");
+    }
+}
+
 /// Item 8. OpenTelemetry tracestate-probability-sampling: the stage that decides writes
 /// its threshold `ot=th:`, decides over `ot=rv:` when present, and re-encodes or erases a
 /// client's `th` it overrode.

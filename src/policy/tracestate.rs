@@ -119,12 +119,18 @@ pub fn op(
         // And where the value is past the 512 characters tracejoin propagates (the limit the
         // spec asks to document; truncated by its rule), past the grammar's 32 list members,
         // or holds a tab (which apps' parsers need not take as whitespace), it goes in
-        // canonical form: such a client's header never reaches the app as it came.
+        // canonical form: such a client's header never reaches the app as it came. So does
+        // one with a repeated key (item 5: the later members are discarded, which W3C allows
+        // a vendor): a reader that keeps the last one would otherwise see another member.
         return match parsed {
             Some(TraceState::Invalid) | None => (Op::Remove, true),
             Some(TraceState::Empty) => (empty_op(carrier), false),
             Some(TraceState::TooLong) => (Op::Remove, false),
-            Some(TraceState::Rewritten(s)) if !forwardable(carrier) => (Op::SetText(s), false),
+            Some(TraceState::Rewritten(s))
+                if !forwardable(carrier) || drops_members(carrier, &s) =>
+            {
+                (Op::SetText(s), false)
+            }
             Some(_) => (Op::Keep, false),
         };
     }
@@ -180,6 +186,21 @@ fn forwardable(carrier: &Carrier<'_>) -> bool {
     len <= tracestate::TRACESTATE_MAX_LEN
         && entries <= tracestate::TRACESTATE_MAX_MEMBERS
         && parts.iter().all(|p| !p.contains(&b'\t'))
+}
+
+/// Whether the canonical form `canonical` holds fewer members than the headers that came
+/// (a repeated key's later members dropped); empty list members do not count.
+fn drops_members(carrier: &Carrier<'_>, canonical: &str) -> bool {
+    let Some(parts) = carrier.tracestate_parts() else {
+        return false;
+    };
+    let arrived = parts
+        .iter()
+        .flat_map(|p| p.split(|b| *b == b','))
+        .filter(|m| m.iter().any(|b| *b != b' ' && *b != b'\t'))
+        .count();
+    let kept = canonical.split(',').filter(|m| !m.is_empty()).count();
+    kept < arrived
 }
 
 /// A single empty header (what Envoy's OpenTelemetry tracer injects) is left alone rather

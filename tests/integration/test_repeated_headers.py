@@ -1,8 +1,9 @@
 """A trace header sent twice, through a real Envoy in every position (docs/conformance.md,
 item 2). B3 and Jaeger read the first value (B3: "the first value wins"); what leaves Envoy
 must be one value per header, never the rewritten first copy next to a stale second one.
-Envoy's `proxy_replace_header_map_value` is `HeaderMap::setCopy`, which replaces only the
-first of a repeated header: the filter removes a repeated header before writing it."""
+The filter always rewrites a repeated header (never "unchanged"); Envoy's
+`proxy_replace_header_map_value` is `HeaderMap::setCopy` (remove every copy, then add one),
+so one value leaves: what these cases check, per release and position."""
 
 import pytest
 
