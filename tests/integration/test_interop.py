@@ -33,7 +33,8 @@ WRITERS = [*READERS, "tracejoin"]
 POSITIONS = ("downstream", "upstream", "network")
 CONFIGS = [(tracer, position) for position in POSITIONS for tracer in envoy_harness.TRACERS]
 # The formats Envoy's tracer reads and writes itself (docs/design.md: measured behaviour).
-TRACER_FORMATS = {"none": (), "zipkin": ("b3", "b3multi"), "zipkin_w3c": ("b3", "b3multi", "tracecontext"), "opentelemetry": ("tracecontext",)}
+TRACER_FORMATS = {"none": (), "zipkin": ("b3", "b3multi"), "zipkin_w3c": ("b3", "b3multi", "tracecontext"), "opentelemetry": ("tracecontext",),
+                  "datadog": ("datadog", "tracecontext")}
 # OpenTelemetry's B3 propagators both read the single header first (test_mesh_sdks.py).
 B3_READERS = ("b3", "b3multi")
 
@@ -222,7 +223,7 @@ def render(cells, known):
         lines.append(f"| {writer} | " + " | ".join(row) + " |")
     lines.append("")
     lines.append(
-        "✓: agrees under every tracer (none, zipkin, zipkin_w3c, otel = opentelemetry) in every position "
+        "✓: agrees under every tracer (none, zipkin, zipkin_w3c, otel = opentelemetry, datadog) in every position "
         "(d = downstream, u = upstream, n = network); \"except\" lists where it cannot, and why. "
         "(64): trace ids compared at the low 64 bits, all that ot-trace carries (OTTracePropagator writes at most 16 hex digits)."
     )
