@@ -76,7 +76,8 @@ pub fn uber_ok(v: &[u8]) -> bool {
 
 /// The current W3C key grammar: `( lcalpha / DIGIT ) 0*255 ( keychar )`, `@` a keychar.
 fn ts_key_ok(key: &[u8]) -> bool {
-    let keychar = |b: &u8| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/' | b'@');
+    let keychar =
+        |b: &u8| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/' | b'@');
     (1..=256).contains(&key.len())
         && (key[0].is_ascii_lowercase() || key[0].is_ascii_digit())
         && key[1..].iter().all(keychar)
