@@ -443,6 +443,11 @@ fn parse_everything(r: &mut SmallRng, input: &[u8]) {
     // tracestate, alone and joined with another header.
     let other = valid_value(r, Header::Tracestate, &ctx);
     for parts in [&[input][..], &[input, &other], &[&other, input, input]] {
+        // The `ot` value found while parsing is the one a scan of a valid tracestate finds.
+        let (state, ot) = tracestate::parse_with_value(parts, crate::sampling::OT_KEY);
+        if !matches!(state, TraceState::Invalid | TraceState::Empty) {
+            assert_eq!(ot, crate::sampling::ot_value(parts), "{parts:?}");
+        }
         match tracestate::parse(parts) {
             TraceState::Canonical => {
                 assert_eq!(parts.len(), 1);

@@ -79,6 +79,15 @@ fn key_hash(key: &[u8]) -> u64 {
 /// duplicates and the W3C suite (`test_tracestate_duplicated_keys`) expects the header
 /// inherited. (OpenTelemetry Go and Python drop the whole header instead.)
 pub fn parse(parts: &[&[u8]]) -> TraceState {
+    // No member has an empty key: nothing is looked up.
+    parse_with_value(parts, b"").0
+}
+
+/// [`parse`], and the value of the member with key `wanted` as it arrived (the one kept of
+/// a repeated key; truncation may still drop it): a caller that needs one member need not
+/// read the headers again. `None` also when the tracestate is invalid or empty.
+pub fn parse_with_value<'a>(parts: &[&'a [u8]], wanted: &[u8]) -> (TraceState, Option<&'a [u8]>) {
+    let mut value = None;
     let mut members: [&[u8]; TRACESTATE_MAX_MEMBERS] = [&[]; TRACESTATE_MAX_MEMBERS];
     let mut key_hashes = [0u64; TRACESTATE_MAX_MEMBERS];
     let mut count = 0usize;
@@ -92,8 +101,8 @@ pub fn parse(parts: &[&[u8]]) -> TraceState {
             if member.is_empty() {
                 continue;
             }
-            let Some((key, _)) = split_member(member) else {
-                return TraceState::Invalid;
+            let Some((key, member_value)) = split_member(member) else {
+                return (TraceState::Invalid, None);
             };
             // Repeated keys: compare hashes first (up to 496 pairs for 32 members).
             let hash = key_hash(key);
@@ -110,25 +119,28 @@ pub fn parse(parts: &[&[u8]]) -> TraceState {
                     *slot = member;
                     *hash_slot = hash;
                 }
-                _ => return TraceState::Invalid,
+                _ => return (TraceState::Invalid, None),
+            }
+            if key == wanted {
+                value = Some(member_value);
             }
             count += 1;
         }
     }
     if count == 0 {
-        return TraceState::Empty;
+        return (TraceState::Empty, None);
     }
     let kept = members.get(..count).unwrap_or_default();
     let total: usize = kept.iter().map(|m| m.len()).sum::<usize>() + count.saturating_sub(1);
     if canonical && total <= TRACESTATE_MAX_LEN {
-        return TraceState::Canonical;
+        return (TraceState::Canonical, value);
     }
     let joined = join_truncated(kept);
     if joined.is_empty() {
         // The spec asks not to send an empty tracestate.
-        return TraceState::TooLong;
+        return (TraceState::TooLong, value);
     }
-    TraceState::Rewritten(joined)
+    (TraceState::Rewritten(joined), value)
 }
 
 /// Joins members with commas, dropping members per the spec's truncation rule until the

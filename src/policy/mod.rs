@@ -30,7 +30,9 @@ pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> 
     let view = tracer::view_for(config.tracer, carrier, &reads);
     let mut choice = choose::choose(config, &reads, &view, ids);
     let arrived = reads[Format::TraceContext].context().copied();
-    let ot = tracestate::ot_of_trace(carrier, arrived.as_ref(), choice.winner.as_ref());
+    // Parsed once: `ot_of_trace` and `op` both read it (parsing may allocate).
+    let parsed = tracestate::parse(carrier, arrived.as_ref());
+    let ot = tracestate::ot_of_trace(parsed.as_ref(), arrived.as_ref(), choice.winner.as_ref());
     let trusted = trust::apply(config, &mut choice, ids, ot.state.rv, carrier.request_id);
     let th = trusted
         .decided
@@ -59,8 +61,13 @@ pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> 
         unchanged: arrived.is_some() && trace_goes_on && ops[Header::Traceparent] == Op::Keep,
         th: th.filter(|_| matches!(ops[Header::Traceparent], Op::Set(_))),
     };
-    let (tracestate_op, invalid_tracestate) =
-        tracestate::op(carrier, trusted.restart_tracestate, &fate, ot.value);
+    let (tracestate_op, invalid_tracestate) = tracestate::op(
+        carrier,
+        parsed.map(|p| p.state),
+        trusted.restart_tracestate,
+        &fate,
+        ot.value,
+    );
     ops[Header::Tracestate] = tracestate_op;
 
     Plan {

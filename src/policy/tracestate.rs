@@ -38,34 +38,48 @@ pub struct OtOfTrace<'a> {
     pub state: OtState,
 }
 
+/// The arriving tracestate, parsed once per request for both [`ot_of_trace`] and [`op`].
+#[derive(Debug)]
+pub struct Parsed<'a> {
+    pub state: TraceState,
+    /// The `ot` member's value (see [`tracestate::parse_with_value`]).
+    pub ot: Option<&'a [u8]>,
+}
+
+/// Parses the tracestate that arrived, when a valid traceparent did: the only case either
+/// step reads it (without one it is dropped unread). `None` also when no tracestate came or
+/// it is too long for [`Carrier::tracestate_parts`].
+pub fn parse<'a>(carrier: &Carrier<'a>, arrived: Option<&SpanContext>) -> Option<Parsed<'a>> {
+    let parts = carrier.tracestate_parts().filter(|_| arrived.is_some())?;
+    let (state, ot) = tracestate::parse_with_value(parts, sampling::OT_KEY);
+    Some(Parsed { state, ot })
+}
+
 /// The `ot` member, when a valid tracestate arrived with a valid traceparent of the trace
 /// the winner carries on (another trace's randomness or threshold says nothing of this one).
 pub fn ot_of_trace<'a>(
-    carrier: &Carrier<'a>,
+    parsed: Option<&Parsed<'a>>,
     arrived: Option<&SpanContext>,
     winner: Option<&SpanContext>,
 ) -> OtOfTrace<'a> {
     let same_trace = matches!((arrived, winner), (Some(a), Some(w)) if a.trace_id == w.trace_id);
-    let Some(parts) = carrier.tracestate_parts().filter(|_| same_trace) else {
+    let Some(parsed) = parsed.filter(|_| same_trace) else {
         return OtOfTrace::default();
     };
-    if matches!(
-        tracestate::parse(parts),
-        TraceState::Invalid | TraceState::Empty
-    ) {
-        return OtOfTrace::default();
-    }
-    let value = sampling::ot_value(parts);
+    // An invalid or empty tracestate gives no value (`parse_with_value`).
+    let value = parsed.ot;
     OtOfTrace {
         value,
         state: value.map(sampling::parse_ot).unwrap_or_default(),
     }
 }
 
-/// The tracestate operation, and whether an invalid tracestate arrived. `ot` is the `ot`
-/// member's value of the tracestate of the trace going on.
+/// The tracestate operation, and whether an invalid tracestate arrived. `parsed` is the
+/// arriving tracestate's [`parse`] (its state), `ot` the `ot` member's value of the
+/// tracestate of the trace going on.
 pub fn op(
     carrier: &Carrier<'_>,
+    parsed: Option<TraceState>,
     restart: Option<String>,
     fate: &TraceparentFate<'_>,
     ot: Option<&[u8]>,
@@ -110,7 +124,8 @@ pub fn op(
     if fate.removed || !fate.trace_goes_on {
         return (if fate.removed { Op::Remove } else { fresh() }, false);
     }
-    let parsed = carrier.tracestate_parts().map(tracestate::parse);
+    // Both `unchanged` and `trace_goes_on` mean a valid traceparent arrived: `parsed` is
+    // what parsing `tracestate_parts` gives.
     if fate.unchanged {
         // Forwarded as it arrived (padding, empty members, several headers, past 512
         // characters): the spec allows no other mutation while traceparent has none.

@@ -13,7 +13,8 @@
 //! specification), the test says so next to the vector.
 
 use crate::codec::tracestate::{
-    TRACESTATE_MAX_LEN, TRACESTATE_MAX_MEMBERS, TraceState, join_truncated, with_member,
+    TRACESTATE_MAX_LEN, TRACESTATE_MAX_MEMBERS, TraceState, join_truncated, parse_with_value,
+    with_member,
 };
 use crate::testing::vectors::*;
 
@@ -148,6 +149,38 @@ fn tracestate_duplicate_keys_keep_the_first_member() {
     let members: Vec<String> = (1..=32).map(|i| format!("bar{i:02}={i:02}")).collect();
     let with_dup = format!("{},bar01=again", members.join(","));
     assert_eq!(ts(&[&with_dup]), TraceState::Rewritten(members.join(",")));
+}
+
+#[test]
+fn tracestate_parse_with_value_finds_the_kept_member() {
+    let parse = |parts: &[&str]| {
+        let parts: Vec<&[u8]> = parts.iter().map(|p| p.as_bytes()).collect();
+        let (state, value) = parse_with_value(&parts, b"ot");
+        (
+            state,
+            value.map(|v| String::from_utf8_lossy(v).into_owned()),
+        )
+    };
+    let value = |parts: &[&str]| parse(parts).1;
+    assert_eq!(
+        value(&["a=1, ot=th:c;rv:6e6d1a75832a2f "]).as_deref(),
+        Some("th:c;rv:6e6d1a75832a2f")
+    );
+    // A repeated key's first member is the one kept; `otx` is another key.
+    assert_eq!(
+        value(&["otx=0,ot=th:8", "ot=th:4"]).as_deref(),
+        Some("th:8")
+    );
+    assert_eq!(value(&["a=1,b=2"]), None);
+    // Nothing from an invalid or empty tracestate.
+    assert_eq!(parse(&["ot=th:8,A=1"]), (TraceState::Invalid, None));
+    assert_eq!(parse(&[" , "]), (TraceState::Empty, None));
+    // Found as it arrived, also when truncation then drops it (from the end: 504
+    // characters come before it).
+    let before: Vec<String> = (0..5).map(|i| format!("m{i}={}", "x".repeat(97))).collect();
+    let (state, found) = parse(&[&before.join(","), "ot=rv:6e6d1a75832a2f"]);
+    assert_eq!(state, TraceState::Rewritten(before.join(",")));
+    assert_eq!(found.as_deref(), Some("rv:6e6d1a75832a2f"));
 }
 
 #[test]
