@@ -125,13 +125,14 @@ matrix: build
 mesh-compose: setup
 	$(PYTHON) -m tracejoin_tools.mesh.compose
 
-## bench: tracejoin against no filter, a no-op wasm filter, Envoy's native W3C propagation and
-## a Lua filter, in one run (wrk, one Envoy worker each); then the request path natively.
+## bench: tracejoin against no filter, a no-op wasm filter (its floors) and a Lua filter, for a
+## small, a browser-like and a gRPC-like request, in every position, in one run (wrk and h2load,
+## one Envoy worker each); then the request path natively.
 ## Not part of `make test`. BENCH_SECONDS and BENCH_ROUNDS set the length.
 NOOP_WASM_RAW := bench/noop/target/$(WASM_TARGET)/release/noop_filter.wasm
 NOOP_WASM     := build/noop-filter.wasm
 bench: build
-	@command -v wrk >/dev/null || ./scripts/apt-install.sh wrk
+	@command -v wrk >/dev/null && command -v h2load >/dev/null || ./scripts/apt-install.sh wrk nghttp2-client
 	$(CARGO) build --release --target $(WASM_TARGET) --manifest-path bench/noop/Cargo.toml
 	@mkdir -p build && wasm-opt $(WASM_OPT_FLAGS) $(NOOP_WASM_RAW) -o $(NOOP_WASM)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m tracejoin_tools.bench.compare --tracejoin $(CURDIR)/$(WASM) \
