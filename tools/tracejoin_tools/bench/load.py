@@ -1,5 +1,5 @@
-"""What every load run needs: a backend Envoy that answers 200 itself, wrk driving a loopback
-port, and a process's resident memory. Used by the comparison (`make bench`) and the soak."""
+"""What every load run needs: a backend Envoy that answers 200 itself, wrk (HTTP/1.1) or
+h2load (HTTP/2, prior knowledge) driving a loopback port, and a process's resident memory. Used by the comparison (`make bench`) and the soak."""
 
 import re
 import subprocess
@@ -73,6 +73,24 @@ def run_wrk(port, headers, duration, connections, script=None):
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     return {"rps": rps, "p50": p50, "p99": p99, "non2xx": int(non2xx.group(1)) if non2xx else 0, "errors": errors.group(0) if errors else ""}
+
+
+def run_h2load(port, headers, duration, connections, streams, body, path="/bench"):
+    """One h2load run (one thread, HTTP/2 without TLS) against a loopback port: `connections`
+    connections with `streams` requests in flight on each, POSTing the file `body`. h2load
+    gives no percentiles: p50 holds the mean request time, p99 is None."""
+    cmd = ["h2load", "-t1", f"-c{connections}", f"-m{streams}", "-D", str(duration), "-d", body]
+    for h in headers:
+        cmd += ["-H", h]
+    cmd.append(f"http://{LOOPBACK}:{port}{path}")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=duration + 60).stdout
+    rps = float(re.search(r"finished in [\d.]+\w*, ([\d.]+) req/s", out).group(1))
+    mean = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", out).group(1)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    failed = re.search(r"requests: .*?(\d+) failed, (\d+) errored", out)
+    non2xx = sum(int(x) for x in codes.groups()[1:]) if codes else 0
+    errors = f"{failed.group(1)} failed, {failed.group(2)} errored" if failed and (int(failed.group(1)) or int(failed.group(2))) else ""
+    return {"rps": rps, "p50": parse_duration_ms(mean), "p99": None, "non2xx": non2xx, "errors": errors}
 
 
 def rss_kib(pid):
