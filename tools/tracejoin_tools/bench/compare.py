@@ -25,6 +25,8 @@ Cases:
   targeted      the same filter asking for tracejoin's 21 header names one by one instead
   tracejoin     tracejoin, default config `{}` (downstream)
   all-formats   tracejoin writing all seven formats
+  tracestate    tracejoin `{}` on requests that also carry a 32-member tracestate (its floor
+                gets the same request without it)
   noop-upstream the no-op filter as a router upstream filter (the floor there)
   upstream      tracejoin `{"position": "upstream"}` as a router upstream filter
   lua           a Lua filter copying traceparent into x-b3-* (what an operator would write)
@@ -38,7 +40,8 @@ Then uploads: 1 MiB POSTs on kept-alive connections through none, noop-network a
 length, not copied into the VM.
 
 `--variant LABEL=PATH` adds a case running another build of tracejoin with the default
-config, e.g. to compare optimisation levels or a change in the same run; `--only` and
+config, e.g. to compare optimisation levels or a change in the same run (a label ending in
+`+tracestate` sends the tracestate case's requests); `--only` and
 `--shapes` narrow a run.
 """
 
@@ -49,7 +52,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from tracejoin_tools.bench.load import backend_config, rss_kib, run_h2load, run_wrk
+from tracejoin_tools.bench.load import backend_config, cpu_seconds, rss_kib, run_h2load, run_wrk
 from tracejoin_tools.common import BUILD, traceparent
 from tracejoin_tools.envoy.harness import (
     Envoy,
@@ -99,8 +102,19 @@ GRPC_CONNECTIONS, GRPC_STREAMS = 8, 4  # 32 requests in flight, as wrk's 32 conn
 SHAPES = ("small", "browser", "grpc")
 
 
-def shape_headers(shape):
+# 32 members in 415 bytes: the most W3C allows (32 members, 512 bytes).
+FULL_TRACESTATE = ",".join(f"k{i:02d}=v{i:02d}abcdef" for i in range(32))
+
+
+def with_tracestate(case):
+    """Cases (and variants labelled `...+tracestate`) whose requests also carry a full tracestate."""
+    return case == "tracestate" or case.endswith("+tracestate")
+
+
+def shape_headers(shape, case=""):
     headers = [f"traceparent: {TRACEPARENT}"]
+    if with_tracestate(case):
+        headers.append(f"tracestate: {FULL_TRACESTATE}")
     if shape == "browser":
         headers += BROWSER_HEADERS
     elif shape == "grpc":
@@ -138,7 +152,7 @@ FLOOR = {"upstream": "noop-upstream", "network": "noop-network"}
 
 
 def case_config(case, backend_port, tracejoin_wasm, noop_wasm, variants):
-    if case == "tracejoin":
+    if case in ("tracejoin", "tracestate"):
         listener = render_listener("none", "downstream", tracejoin_wasm, {})
     elif case in variants:
         listener = render_listener("none", "downstream", variants[case], {})
@@ -168,7 +182,7 @@ def case_config(case, backend_port, tracejoin_wasm, noop_wasm, variants):
 
 
 CASES = (
-    "none", "noop-wasm", "read-headers", "targeted", "tracejoin", "all-formats",
+    "none", "noop-wasm", "read-headers", "targeted", "tracejoin", "all-formats", "tracestate",
     "noop-upstream", "upstream", "lua", "noop-network", "network",
 )
 ALWAYS = ("none", "noop-wasm")
@@ -195,10 +209,17 @@ def wasm_stats(envoy):
     return {k: v for k, v in envoy.stats("wasm").items() if v}
 
 
-def drive(envoy, shape, duration, connections, body):
+def drive(envoy, case, shape, duration, connections, body):
+    """One run; besides what the load tool reports, the CPU time the case's Envoy spent per
+    request (its own process: what wrk, the backend and other work on the machine use is not
+    in it, so it varies much less between rounds than requests/s does)."""
+    before = cpu_seconds(envoy.proc.pid)
     if shape == "grpc":
-        return run_h2load(envoy.port, shape_headers(shape), duration, GRPC_CONNECTIONS, GRPC_STREAMS, body, GRPC_PATH)
-    return run_wrk(envoy.port, shape_headers(shape), duration, connections)
+        result = run_h2load(envoy.port, shape_headers(shape, case), duration, GRPC_CONNECTIONS, GRPC_STREAMS, body, GRPC_PATH)
+    else:
+        result = run_wrk(envoy.port, shape_headers(shape, case), duration, connections)
+    result["cpu_us"] = (cpu_seconds(envoy.proc.pid) - before) * 1e6 / max(result["requests"], 1)
+    return result
 
 
 def main():
@@ -240,12 +261,12 @@ def main():
                 ).__enter__()
             rss_before = {case: rss_kib(e.proc.pid) for case, e in envoys.items()}
             for shape, case in runs:  # warm-up: connections, JIT
-                drive(envoys[case], shape, 1, args.connections, str(body))
+                drive(envoys[case], case, shape, 1, args.connections, str(body))
             results = {run: [] for run in runs}
             for r in range(args.rounds):
                 order = runs[r % len(runs):] + runs[: r % len(runs)]
                 for shape, case in order:
-                    results[shape, case].append(drive(envoys[case], shape, args.duration, args.connections, str(body)))
+                    results[shape, case].append(drive(envoys[case], case, shape, args.duration, args.connections, str(body)))
                     print(f"round {r + 1} {shape} {case}: {results[shape, case][-1]['rps']:.0f} req/s", file=sys.stderr, flush=True)
             uploads = {}
             upload_cases = [c for c in UPLOAD_CASES if c in envoys] if not args.no_uploads else []
@@ -263,6 +284,7 @@ def main():
                     f"{shape}/{case}": {
                         "median": median_round(rounds),
                         "rounds": [x["rps"] for x in rounds],
+                        "cpu_us": [x["cpu_us"] for x in rounds],
                         "non2xx": sum(x["non2xx"] for x in rounds),
                         "errors": [x["errors"] for x in rounds if x["errors"]],
                     }
@@ -302,10 +324,19 @@ def spread(rounds):
 
 
 def ratio(report, shape, case, against):
-    """The median of per-round ratios (rounds are interleaved, so each pair ran close in time)."""
+    """Throughput against another case: the median of per-round ratios (rounds are
+    interleaved, so each pair ran close in time)."""
     a = report["runs"][f"{shape}/{case}"]["rounds"]
     b = report["runs"][f"{shape}/{against}"]["rounds"]
     return statistics.median(x / y for x, y in zip(a, b, strict=True))
+
+
+def cpu_ratio(report, shape, case, against):
+    """The same by Envoy CPU per request: `against`'s cost over this case's (what the
+    throughput ratio is when Envoy's one worker is the limit)."""
+    a = report["runs"][f"{shape}/{case}"]["cpu_us"]
+    b = report["runs"][f"{shape}/{against}"]["cpu_us"]
+    return statistics.median(y / x for x, y in zip(a, b, strict=True))
 
 
 def floor_of(case):
@@ -339,34 +370,43 @@ def render(report, args, shapes, cases):
             f"**{shape}** ({len(shape_headers(shape))} headers sent besides the request line"
             f"{' and pseudo-headers' if shape == 'grpc' else ''})",
             "",
-            f"| case | requests/s | {latency} | vs none | vs its floor | rounds (req/s) |",
-            "|---|---|---|---|---|---|---|",
+            f"| case | requests/s | {latency} | vs none | vs its floor | Envoy CPU µs/request | vs its floor by CPU "
+            "| rounds (req/s) |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for case in cases:
             r = runs[f"{shape}/{case}"]
             m = r["median"]
             floor = floor_of(case)
-            vs_floor = f"{ratio(report, shape, case, floor):.3f} ({floor})" if case not in ("none", floor) else "-"
+            has_floor = case not in ("none", floor)
+            vs_floor = f"{ratio(report, shape, case, floor):.3f} ({floor})" if has_floor else "-"
+            vs_floor_cpu = f"{cpu_ratio(report, shape, case, floor):.3f}" if has_floor else "-"
             p99 = f"{m['p99']:.3f}" if m["p99"] is not None else "-"
             lines.append(
                 f"| {case} | {m['rps']:.0f} | {m['p50']:.3f} | {p99} | {ratio(report, shape, case, 'none'):.3f} | "
-                f"{vs_floor} | {', '.join(f'{x:.0f}' for x in r['rounds'])} |"
+                f"{vs_floor} | {statistics.median(r['cpu_us']):.1f} | {vs_floor_cpu} | "
+                f"{', '.join(f'{x:.0f}' for x in r['rounds'])} |"
             )
-    lines += ["", "Targets (tracejoin against the no-op filter at the same place; ahead of the Lua filter):"]
+    lines += [
+        "",
+        "Targets: tracejoin against the no-op filter at the same place, and ahead of the Lua filter; "
+        "each figure is throughput / Envoy CPU per request, judged by CPU (throughput moves with "
+        "whatever else the machine runs):",
+    ]
     for shape in shapes:
         target = TARGETS.get(shape)
         parts = []
-        for case in ("tracejoin", "all-formats", "upstream", "network"):
+        for case in ("tracejoin", "all-formats", "tracestate", "upstream", "network"):
             if case not in cases:
                 continue
-            x = ratio(report, shape, case, floor_of(case))
-            verdict = "" if target is None else (" met" if x >= target else " NOT met")
-            parts.append(f"{case} {x:.3f}{verdict}")
+            x, c = ratio(report, shape, case, floor_of(case)), cpu_ratio(report, shape, case, floor_of(case))
+            verdict = "" if target is None else (" met" if c >= target else " NOT met")
+            parts.append(f"{case} {x:.3f} / {c:.3f}{verdict}")
         goal = f">= {target:.2f}" if target else "no target set"
         lua = ""
         if "lua" in cases and "tracejoin" in cases:
-            x = ratio(report, shape, "tracejoin", "lua")
-            lua = f"; tracejoin vs lua {x:.3f} ({'ahead' if x > 1 else 'NOT ahead'})"
+            x, c = ratio(report, shape, "tracejoin", "lua"), cpu_ratio(report, shape, "tracejoin", "lua")
+            lua = f"; tracejoin against lua {x:.3f} / {c:.3f} ({'ahead' if c > 1 else 'NOT ahead'})"
         lines.append(f"- {shape} ({goal}): " + ", ".join(parts) + lua)
     sizes = [f"tracejoin.wasm {os.path.getsize(args.tracejoin)} B after wasm-opt"]
     if args.tracejoin_raw:

@@ -1,6 +1,7 @@
 """What every load run needs: a backend Envoy that answers 200 itself, wrk (HTTP/1.1) or
 h2load (HTTP/2, prior knowledge) driving a loopback port, and a process's resident memory. Used by the comparison (`make bench`) and the soak."""
 
+import os
 import re
 import subprocess
 
@@ -70,9 +71,13 @@ def run_wrk(port, headers, duration, connections, script=None):
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50 = parse_duration_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
     p99 = parse_duration_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
-    return {"rps": rps, "p50": p50, "p99": p99, "non2xx": int(non2xx.group(1)) if non2xx else 0, "errors": errors.group(0) if errors else ""}
+    return {
+        "rps": rps, "requests": requests, "p50": p50, "p99": p99,
+        "non2xx": int(non2xx.group(1)) if non2xx else 0, "errors": errors.group(0) if errors else "",
+    }
 
 
 def run_h2load(port, headers, duration, connections, streams, body, path="/bench"):
@@ -88,9 +93,20 @@ def run_h2load(port, headers, duration, connections, streams, body, path="/bench
     mean = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", out).group(1)
     codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
     failed = re.search(r"requests: .*?(\d+) failed, (\d+) errored", out)
+    done = int(re.search(r"requests: \d+ total, \d+ started, (\d+) done", out).group(1))
     non2xx = sum(int(x) for x in codes.groups()[1:]) if codes else 0
     errors = f"{failed.group(1)} failed, {failed.group(2)} errored" if failed and (int(failed.group(1)) or int(failed.group(2))) else ""
-    return {"rps": rps, "p50": parse_duration_ms(mean), "p99": None, "non2xx": non2xx, "errors": errors}
+    return {"rps": rps, "requests": done, "p50": parse_duration_ms(mean), "p99": None, "non2xx": non2xx, "errors": errors}
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time a process has used so far (/proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def rss_kib(pid):
