@@ -127,16 +127,20 @@ mesh-compose: setup
 
 ## bench: tracejoin against no filter, a no-op wasm filter (its floors) and a Lua filter, for a
 ## small, a browser-like and a gRPC-like request, in every position, in one run (wrk and h2load,
-## one Envoy worker each); then the request path natively.
+## one Envoy worker each); then the same cases' instructions per request (callgrind), then the
+## request path natively.
 ## Not part of `make test`. BENCH_SECONDS and BENCH_ROUNDS set the length.
 NOOP_WASM_RAW := bench/noop/target/$(WASM_TARGET)/release/noop_filter.wasm
 NOOP_WASM     := build/noop-filter.wasm
 bench: build
-	@command -v wrk >/dev/null && command -v h2load >/dev/null || ./scripts/apt-install.sh wrk nghttp2-client
+	@command -v wrk >/dev/null && command -v h2load >/dev/null && command -v valgrind >/dev/null || \
+		./scripts/apt-install.sh wrk nghttp2-client valgrind
 	$(CARGO) build --release --target $(WASM_TARGET) --manifest-path bench/noop/Cargo.toml
 	@mkdir -p build && wasm-opt $(WASM_OPT_FLAGS) $(NOOP_WASM_RAW) -o $(NOOP_WASM)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m tracejoin_tools.bench.compare --tracejoin $(CURDIR)/$(WASM) \
 		--tracejoin-raw $(CURDIR)/$(WASM_RAW) --noop $(CURDIR)/$(NOOP_WASM)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m tracejoin_tools.bench.instructions --tracejoin $(CURDIR)/$(WASM) \
+		--noop $(CURDIR)/$(NOOP_WASM)
 	$(CARGO) bench --bench request_path > build/bench-native.md && cat build/bench-native.md
 
 ## soak: a million requests through tracejoin; its memory and Envoy's before and after.

@@ -303,8 +303,11 @@ def wait_until_answering(url, proc, name, timeout=60, output=lambda: ""):
 class Envoy:
     """A running Envoy; use as a context manager."""
 
-    def __init__(self, config, log_level="warning", component_log_level="wasm:debug"):
+    def __init__(self, config, log_level="warning", component_log_level="wasm:debug", wrapper=(), ready_timeout=60):
+        """`wrapper`: a command that runs Envoy (e.g. valgrind and its options)."""
         self.config = config
+        self.wrapper = list(wrapper)
+        self.ready_timeout = ready_timeout
         self.log_level = log_level
         self.component_log_level = component_log_level
         self.proc = None
@@ -322,6 +325,7 @@ class Envoy:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [
+                *self.wrapper,
                 envoy_binary(),
                 "-c", config_path,
                 "--concurrency", "1",
@@ -337,7 +341,7 @@ class Envoy:
             stdin=subprocess.DEVNULL,
         )
         try:
-            self._wait_ready()
+            self._wait_ready(self.ready_timeout)
         except BaseException:
             self.__exit__(None, None, None)
             raise

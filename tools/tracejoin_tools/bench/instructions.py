@@ -1,0 +1,173 @@
+"""Instructions per request, counted by valgrind's callgrind: the figure of `make bench` that
+does not move with the rest of the machine.
+
+On a shared machine requests/s and even a process's CPU time per request vary by 20% or
+more between rounds, more than the differences the targets are about. callgrind counts the
+instructions Envoy executes (its own code, V8's compiled wasm, the host calls), the same
+count for the same binary and inputs. Each case's Envoy runs under callgrind with
+instrumentation off until it is warm; then, for each request shape, instrumentation is on
+for exactly `--requests` requests (h2load -n, one connection) and the count is dumped. An
+instruction is not a nanosecond (a cache miss costs more than an add), so this sits beside
+the timed runs of `compare`, not in their place.
+
+    python -m tracejoin_tools.bench.instructions --tracejoin tracejoin.wasm --noop noop.wasm
+"""
+
+import argparse
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tracejoin_tools.bench.compare import (
+    CASES,
+    GRPC_PATH,
+    SHAPES,
+    TARGETS,
+    case_config,
+    floor_of,
+    shape_headers,
+)
+from tracejoin_tools.bench.load import backend_config
+from tracejoin_tools.common import BUILD, LOOPBACK
+from tracejoin_tools.envoy.harness import Envoy, envoy_version
+
+
+def h2load(port, shape, case, requests, body):
+    """Exactly `requests` requests on one connection (HTTP/1.1 for small and browser)."""
+    cmd = ["h2load", "-t1", "-c1", "-m1", "-n", str(requests)]
+    path = "/bench"
+    if shape == "grpc":
+        cmd += ["-d", body]
+        path = GRPC_PATH
+    else:
+        cmd.append("--h1")
+    for h in shape_headers(shape, case):
+        cmd += ["-H", h]
+    cmd.append(f"http://{LOOPBACK}:{port}{path}")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600).stdout
+    if f"{requests} succeeded" not in out:
+        raise RuntimeError(f"h2load: not every request succeeded:\n{out}")
+
+
+def callgrind_control(*args):
+    subprocess.run(["callgrind_control", *args], check=True, capture_output=True, timeout=120)
+
+
+def dumped_total(outdir, before):
+    """The instruction total of the dump written since `before` (the set of earlier files)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        new = [f for f in glob.glob(os.path.join(outdir, "callgrind.out.*")) if f not in before]
+        for path in new:
+            with open(path) as f:
+                totals = [line for line in f if line.startswith("totals:")]
+            if totals:
+                return int(totals[-1].split()[1]), path
+        time.sleep(0.2)
+    raise RuntimeError("callgrind wrote no dump")
+
+
+def measure(case, args, backend_port, body, variants):
+    outdir = tempfile.mkdtemp(prefix="tracejoin-callgrind-")
+    wrapper = [
+        "valgrind", "--tool=callgrind", "--trace-children=yes", "--smc-check=all-non-file",
+        "--instr-atstart=no", f"--callgrind-out-file={outdir}/callgrind.out.%p",
+    ]
+    config = case_config(case, backend_port, args.tracejoin, args.noop, variants)
+    counts = {}
+    try:
+        counts = run_shapes(case, args, body, config, wrapper, outdir)
+    finally:
+        shutil.rmtree(outdir, ignore_errors=True)
+    return counts
+
+
+def run_shapes(case, args, body, config, wrapper, outdir):
+    counts = {}
+    with Envoy(config, component_log_level="wasm:warning", wrapper=wrapper, ready_timeout=600) as envoy:
+        for shape in args.shapes:
+            h2load(envoy.port, shape, case, 200, body)  # warm: connections, V8's tiers
+            before = set(glob.glob(os.path.join(outdir, "callgrind.out.*")))
+            callgrind_control("-z")
+            callgrind_control("-i", "on")
+            h2load(envoy.port, shape, case, args.requests, body)
+            callgrind_control("-i", "off")
+            callgrind_control("-d")
+            total, _ = dumped_total(outdir, before)
+            counts[shape] = total / args.requests
+            print(f"{case} {shape}: {counts[shape]:.0f} instructions/request", file=sys.stderr, flush=True)
+    return counts
+
+
+def render(counts, args, cases):
+    lines = [
+        f"Envoy {envoy_version()} (one worker), no tracer, under valgrind --tool=callgrind: instructions "
+        f"Envoy executed per request over {args.requests} requests on one connection (h2load; HTTP/1.1 "
+        "for small and browser, HTTP/2 for grpc), after a warm-up.",
+        "",
+        "| case | " + " | ".join(f"{s} instr/request | {s} vs its floor" for s in args.shapes) + " |",
+        "|---|" + "---|---|" * len(args.shapes),
+    ]
+    for case in cases:
+        cells = []
+        for shape in args.shapes:
+            n = counts[case][shape]
+            floor = floor_of(case)
+            vs = f"{counts[floor][shape] / n:.3f} ({floor})" if case not in ("none", floor) and floor in counts else "-"
+            cells += [f"{n:,.0f}", vs]
+        lines.append(f"| {case} | " + " | ".join(cells) + " |")
+    lines += ["", "Against the targets (the floor's instructions over the case's; what the throughput ratio is "
+              "when instructions are what costs):"]
+    for shape in args.shapes:
+        target = TARGETS.get(shape)
+        parts = []
+        for case in ("tracejoin", "all-formats", "tracestate", "upstream", "network"):
+            if case in counts and floor_of(case) in counts:
+                x = counts[floor_of(case)][shape] / counts[case][shape]
+                verdict = "" if target is None else (" met" if x >= target else " NOT met")
+                parts.append(f"{case} {x:.3f}{verdict}")
+        if "lua" in counts and "tracejoin" in counts:
+            x = counts["lua"][shape] / counts["tracejoin"][shape]
+            parts.append(f"tracejoin against lua {x:.3f} ({'ahead' if x > 1 else 'NOT ahead'})")
+        goal = f">= {target:.2f}" if target else "no target set"
+        lines.append(f"- {shape} ({goal}): " + ", ".join(parts))
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tracejoin", required=True)
+    parser.add_argument("--noop", required=True)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--only", help="comma-separated cases besides none and noop-wasm")
+    parser.add_argument("--shapes", default=",".join(SHAPES))
+    parser.add_argument("--variant", action="append", default=[], metavar="LABEL=PATH")
+    parser.add_argument("--out", default=str(BUILD / "bench-instructions.md"))
+    args = parser.parse_args()
+    args.shapes = [s for s in SHAPES if s in args.shapes.split(",")]
+    variants = dict(v.split("=", 1) for v in args.variant)
+    cases = CASES
+    if args.only:
+        chosen = args.only.split(",")
+        cases = ("none", "noop-wasm") + tuple(c for c in CASES if c in chosen and c not in ("none", "noop-wasm"))
+        cases += tuple(c for c in chosen if c.startswith("targeted:"))
+    cases += tuple(variants)
+    body = BUILD / "bench-grpc-message.bin"
+    body.parent.mkdir(parents=True, exist_ok=True)
+    body.write_bytes(b"\x00\x00\x00\x00\x00")
+    counts = {}
+    with Envoy(backend_config(), component_log_level="wasm:warning") as backend:
+        for case in cases:
+            counts[case] = measure(case, args, backend.port, str(body), variants)
+    text = render(counts, args, cases)
+    Path(args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
