@@ -57,6 +57,42 @@ const COMMON: [(&str, &str); 7] = [
     ("x-forwarded-proto", "http"),
 ];
 
+/// What a browser and an ingress add (as `make bench`'s browser-like request: about 1.3 KB).
+const BROWSER: [(&str, &str); 15] = [
+    (
+        "accept",
+        "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8",
+    ),
+    ("accept-language", "en-GB,en;q=0.9,de;q=0.8"),
+    ("accept-encoding", "gzip, deflate, br, zstd"),
+    (
+        "cookie",
+        "session=3f9a1c0e7b2d4e6f8a0b1c2d3e4f5a6b; _ga=GA1.1.1234567890.1733140000; \
+         prefs=theme%3Ddark%26lang%3Den; csrftoken=Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0",
+    ),
+    (
+        "authorization",
+        "Bearer eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6Ik\
+         pvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyLCJleHAiOjE3MzMxNDAwMDB9.c2lnbmF0dXJlLXBsYWNlaG9sZGVy",
+    ),
+    (
+        "referer",
+        "https://shop.example.com/catalog/items?page=2&sort=price",
+    ),
+    ("origin", "https://shop.example.com"),
+    ("x-forwarded-for", "203.0.113.7, 10.0.3.12"),
+    ("x-forwarded-host", "shop.example.com"),
+    ("x-envoy-external-address", "203.0.113.7"),
+    ("sec-fetch-site", "same-origin"),
+    ("sec-fetch-mode", "cors"),
+    ("sec-fetch-dest", "empty"),
+    (
+        "sec-ch-ua",
+        "\"Chromium\";v=\"131\", \"Not_A Brand\";v=\"24\"",
+    ),
+    ("baggage", "userId=alice,tenant=shop,experiment=checkout-b"),
+];
+
 struct Scenario {
     name: &'static str,
     config: &'static str,
@@ -91,6 +127,20 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "default, W3C app (traceparent)",
             config: "{}",
+            trace_headers: vec![("traceparent", TRACEPARENT.to_owned())],
+        },
+        Scenario {
+            name: "default, W3C app, browser-like request (15 more headers)",
+            config: "{}",
+            trace_headers: BROWSER
+                .iter()
+                .map(|(k, v)| (*k, (*v).to_owned()))
+                .chain([("traceparent", TRACEPARENT.to_owned())])
+                .collect(),
+        },
+        Scenario {
+            name: "all seven formats written, W3C app",
+            config: r#"{"propagate":["tracecontext","b3","b3multi","jaeger","datadog","xray","ottrace"]}"#,
             trace_headers: vec![("traceparent", TRACEPARENT.to_owned())],
         },
         Scenario {
