@@ -57,7 +57,7 @@ const COMMON: [(&str, &str); 7] = [
     ("x-forwarded-proto", "http"),
 ];
 
-/// What a browser and an ingress add (as `make bench`'s browser-like request: about 1.3 KB).
+/// What a browser and an ingress add (as `make bench`'s browser-like request: about 1 KB).
 const BROWSER: [(&str, &str); 15] = [
     (
         "accept",

@@ -8,7 +8,7 @@ shapes, each driving every case with the same load:
   small    HTTP/1.1, wrk: a W3C app's unsampled `traceparent` and nothing else
   browser  HTTP/1.1, wrk: the same plus 16 headers a browser and an ingress add (cookie,
            authorization, user-agent, accept-*, x-forwarded-*, x-request-id, referer,
-           origin, sec-*, baggage; about 1.3 KB)
+           origin, sec-*, baggage; about 1.1 KB)
   grpc     HTTP/2 without TLS, h2load: a unary gRPC call (10 headers with the pseudo-headers,
            `traceparent` among them, and a 5-byte message)
 
