@@ -187,6 +187,18 @@ CASES = (
 )
 ALWAYS = ("none", "noop-wasm")
 UPLOAD_CASES = ("none", "noop-network", "network")
+
+
+def select_cases(only, variants):
+    """The cases a run measures: every case, or `only` (comma-separated, `targeted:N` too)
+    besides the limit and the floor; then the variants."""
+    if only:
+        chosen = only.split(",")
+        cases = ALWAYS + tuple(c for c in CASES if c in chosen and c not in ALWAYS)
+        cases += tuple(c for c in chosen if c.startswith("targeted:"))
+    else:
+        cases = CASES
+    return cases + tuple(variants)
 UPLOAD_BYTES = 1 << 20
 # wrk: POST a 1 MiB body with the W3C app's traceparent.
 UPLOAD_SCRIPT = f"""
@@ -238,13 +250,7 @@ def main():
     parser.add_argument("--no-uploads", action="store_true")
     args = parser.parse_args()
     variants = dict(v.split("=", 1) for v in args.variant)
-    if args.only:
-        chosen = args.only.split(",")
-        cases = ALWAYS + tuple(c for c in CASES if c in chosen and c not in ALWAYS)
-        cases += tuple(c for c in chosen if c.startswith("targeted:"))
-    else:
-        cases = CASES
-    cases += tuple(variants)
+    cases = select_cases(args.only, variants)
     shapes = tuple(s for s in SHAPES if s in args.shapes.split(","))
     body = BUILD / "bench-grpc-message.bin"
     body.parent.mkdir(parents=True, exist_ok=True)

@@ -24,12 +24,13 @@ import time
 from pathlib import Path
 
 from tracejoin_tools.bench.compare import (
-    CASES,
+    GRPC_MESSAGE,
     GRPC_PATH,
     SHAPES,
     TARGETS,
     case_config,
     floor_of,
+    select_cases,
     shape_headers,
 )
 from tracejoin_tools.bench.load import backend_config
@@ -151,15 +152,10 @@ def main():
     args = parser.parse_args()
     args.shapes = [s for s in SHAPES if s in args.shapes.split(",")]
     variants = dict(v.split("=", 1) for v in args.variant)
-    cases = CASES
-    if args.only:
-        chosen = args.only.split(",")
-        cases = ("none", "noop-wasm") + tuple(c for c in CASES if c in chosen and c not in ("none", "noop-wasm"))
-        cases += tuple(c for c in chosen if c.startswith("targeted:"))
-    cases += tuple(variants)
+    cases = select_cases(args.only, variants)
     body = BUILD / "bench-grpc-message.bin"
     body.parent.mkdir(parents=True, exist_ok=True)
-    body.write_bytes(b"\x00\x00\x00\x00\x00")
+    body.write_bytes(GRPC_MESSAGE)
     counts = {}
     with Envoy(backend_config(), component_log_level="wasm:warning") as backend:
         for case in cases:
