@@ -27,8 +27,12 @@ pub struct RequestHead<'a> {
     /// Where the field lines start (after the request line's CRLF).
     fields_start: usize,
     pub body: Body,
-    /// CONNECT, or an Upgrade request: what follows may not be HTTP/1 at all.
+    /// CONNECT, or an Upgrade request as Envoy's codec takes one (an `Upgrade` field and the
+    /// `upgrade` token in `Connection`): Envoy passes what follows on as the stream's
+    /// payload, which may not be HTTP/1 at all.
     pub tunnel: bool,
+    /// A HEAD request: its response has no body whatever its framing fields say.
+    pub head_method: bool,
     pub field_count: usize,
 }
 
@@ -173,6 +177,7 @@ pub fn parse(bytes: &[u8]) -> Result<RequestHead<'_>, Leave> {
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut upgrade = false;
+    let mut connection_upgrade = false;
     let mut field_count = 0usize;
     let mut ended = false;
     for line in all {
@@ -204,6 +209,10 @@ pub fn parse(bytes: &[u8]) -> Result<RequestHead<'_>, Leave> {
             chunked = true;
         } else if name.eq_ignore_ascii_case(b"upgrade") {
             upgrade = true;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            connection_upgrade |= value
+                .split(|b| *b == b',')
+                .any(|token| crate::codec::hex::trim_ows(token).eq_ignore_ascii_case(b"upgrade"));
         }
     }
     if !ended {
@@ -221,7 +230,10 @@ pub fn parse(bytes: &[u8]) -> Result<RequestHead<'_>, Leave> {
         bytes,
         fields_start,
         body,
-        tunnel: connect || upgrade,
+        // An `Upgrade` without the `Connection` token is an ordinary request to Envoy (and to
+        // RFC 9110 7.8): the connection goes on in HTTP/1, so the filter follows it too.
+        tunnel: connect || (upgrade && connection_upgrade),
+        head_method: request.starts_with(b"HEAD "),
         field_count,
     })
 }

@@ -53,6 +53,32 @@ fn connect_and_upgrade_are_tunnels() {
         body_of("GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"),
         Ok((Body::None, true))
     );
+    assert_eq!(
+        body_of(
+            "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: keep-alive ,UPGRADE\r\n\r\n"
+        ),
+        Ok((Body::None, true))
+    );
+}
+
+#[test]
+fn an_upgrade_field_without_the_connection_token_is_an_ordinary_request() {
+    // Envoy's codec goes on reading HTTP/1 after it: so must the filter, or a client could
+    // make it step aside (and escape `trust`) with `Upgrade: x`.
+    assert_eq!(
+        body_of("GET / HTTP/1.1\r\nUpgrade: x\r\n\r\n"),
+        Ok((Body::None, false))
+    );
+    assert_eq!(
+        body_of("GET / HTTP/1.1\r\nUpgrade: x\r\nConnection: upgraded\r\n\r\n"),
+        Ok((Body::None, false))
+    );
+}
+
+#[test]
+fn a_head_request_is_marked() {
+    assert!(parse(b"HEAD / HTTP/1.1\r\n\r\n").unwrap().head_method);
+    assert!(!parse(b"GET / HTTP/1.1\r\n\r\n").unwrap().head_method);
 }
 
 #[test]
