@@ -1,9 +1,11 @@
 //! The network position's view of a connection: HTTP/1.1 request heads in the downstream
-//! byte stream, and their bodies followed by length only. Pure: bytes in, decisions out;
+//! byte stream, their bodies followed by length only, and the framing of the responses
+//! Envoy writes back. Pure: bytes in, decisions out;
 //! [`crate::filter::connection`] drives it over the host's buffer.
 
 pub mod chunked;
 pub mod head;
+pub mod response;
 pub mod rewrite;
 
 /// Why a connection (or a head) is left as it is, byte for byte.
@@ -18,9 +20,17 @@ pub enum Leave {
     Ambiguous,
     /// A head (or chunk line, or trailer) over the limit.
     TooLarge,
-    /// A request followed another in one read: Envoy may hand the second back again, so
-    /// the stream position is no longer known.
+    /// A request followed another in one buffer: how much of it Envoy's codec takes depends
+    /// on whether the first is answered before the codec returns, which the filter cannot
+    /// see, so it no longer knows which bytes Envoy will hand back.
     Pipelined,
+    /// What Envoy handed back did not match the bytes the filter knows it passed on.
+    Unsure,
+    /// The responses Envoy wrote could not be followed (or one came before its request's
+    /// end), so the filter no longer knows when Envoy's codec reads on.
+    Response,
+    /// A head not complete within `request_headers_timeout_ms`: the connection is closed.
+    SlowHead,
     /// CONNECT or Upgrade: what follows is a tunnel.
     Upgrade,
     /// A host call on the buffer failed.
@@ -28,12 +38,15 @@ pub enum Leave {
 }
 
 impl Leave {
-    pub const ALL: [Leave; 7] = [
+    pub const ALL: [Leave; 10] = [
         Leave::Http2,
         Leave::NotHttp1,
         Leave::Ambiguous,
         Leave::TooLarge,
         Leave::Pipelined,
+        Leave::Unsure,
+        Leave::Response,
+        Leave::SlowHead,
         Leave::Upgrade,
         Leave::HostError,
     ];
@@ -45,6 +58,9 @@ impl Leave {
             Leave::Ambiguous => "ambiguous",
             Leave::TooLarge => "too_large",
             Leave::Pipelined => "pipelined",
+            Leave::Unsure => "unsure",
+            Leave::Response => "response",
+            Leave::SlowHead => "slow_head",
             Leave::Upgrade => "upgrade",
             Leave::HostError => "host_error",
         }
