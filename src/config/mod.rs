@@ -97,6 +97,10 @@ pub struct HeadLimits {
     /// Envoy stops reading, and a held head would never complete (measured: the request
     /// stalls). So a head still incomplete at this size is passed on as it is.
     pub max_held_bytes: usize,
+    /// The longest a head is held while incomplete (ms). Envoy's own
+    /// `request_headers_timeout` starts only when its codec sees the head's first byte, so
+    /// a held head would switch it off: past this the connection is closed instead.
+    pub held_head_timeout_ms: u64,
 }
 
 impl Default for HeadLimits {
@@ -107,6 +111,8 @@ impl Default for HeadLimits {
             // Envoy's default is 1 MiB; 32 KiB is what edge deployments (Envoy's edge
             // guidance, Istio's gateways) set, and what is safe under both.
             max_held_bytes: 32 * 1024,
+            // Envoy's edge guidance for `request_headers_timeout`.
+            held_head_timeout_ms: 10_000,
         }
     }
 }
@@ -379,8 +385,9 @@ impl Config {
     }
 }
 
-/// `max_request_headers_kb` (1 to 8192, as Envoy allows), `max_request_headers_count` and
-/// the listener's `per_connection_buffer_limit_bytes`.
+/// `max_request_headers_kb` (1 to 8192, as Envoy allows), `max_request_headers_count`,
+/// the listener's `per_connection_buffer_limit_bytes` and the HCM's
+/// `request_headers_timeout` (in ms).
 fn head_limits(raw: &RawConfig, position: Position) -> Result<HeadLimits, ConfigError> {
     let given = [
         (
@@ -394,6 +401,10 @@ fn head_limits(raw: &RawConfig, position: Position) -> Result<HeadLimits, Config
         (
             "per_connection_buffer_limit_bytes",
             raw.per_connection_buffer_limit_bytes.is_some(),
+        ),
+        (
+            "request_headers_timeout_ms",
+            raw.request_headers_timeout_ms.is_some(),
         ),
     ];
     if position != Position::Network
@@ -422,6 +433,15 @@ fn head_limits(raw: &RawConfig, position: Position) -> Result<HeadLimits, Config
             ));
         }
         limits.max_held_bytes = bytes as usize;
+    }
+    if let Some(ms) = raw.request_headers_timeout_ms {
+        if !(100.0..=3_600_000.0).contains(&ms) || ms.fract() != 0.0 {
+            return Err(err(
+                "request_headers_timeout_ms",
+                "must be a whole number of milliseconds from 100 to 3600000",
+            ));
+        }
+        limits.held_head_timeout_ms = ms as u64;
     }
     Ok(limits)
 }

@@ -25,11 +25,12 @@ pub(super) struct RawConfig {
     pub(super) max_request_headers_kb: Option<u16>,
     pub(super) max_request_headers_count: Option<u16>,
     pub(super) per_connection_buffer_limit_bytes: Option<f64>,
+    pub(super) request_headers_timeout_ms: Option<f64>,
     pub(super) envoy_version: Option<String>,
 }
 
 /// The field names, as written in JSON (also the JSON Schema's `properties`).
-pub const FIELDS: [&str; 17] = [
+pub const FIELDS: [&str; 18] = [
     "position",
     "tracer",
     "extract",
@@ -46,6 +47,7 @@ pub const FIELDS: [&str; 17] = [
     "max_request_headers_kb",
     "max_request_headers_count",
     "per_connection_buffer_limit_bytes",
+    "request_headers_timeout_ms",
     "envoy_version",
 ];
 
@@ -84,6 +86,9 @@ impl RawConfig {
                 }
                 "per_connection_buffer_limit_bytes" => {
                     raw.per_connection_buffer_limit_bytes = optional(&key, v, convert)?
+                }
+                "request_headers_timeout_ms" => {
+                    raw.request_headers_timeout_ms = optional(&key, v, convert)?
                 }
                 "envoy_version" => raw.envoy_version = optional(&key, v, convert)?,
                 _ => {

@@ -74,11 +74,16 @@ pub enum Counter {
     NetworkAtLimit,
     /// Network position: connections left alone from here on, by reason.
     NetworkLeft(Leave),
+    /// Network position: reads that began with bytes Envoy handed back (passed on before,
+    /// not taken by its codec while it waited to answer a request).
+    NetworkRepresented,
+    /// Network position: connections closed instead of left (`trust` set, or a slow head).
+    NetworkClosed,
 }
 
 impl Counter {
     /// The counters defined up front; `External` and `Unregistered` are defined on first use.
-    pub const ALL: [Counter; 36] = [
+    pub const ALL: [Counter; 41] = [
         Counter::Context(Format::TraceContext),
         Counter::Context(Format::B3),
         Counter::Context(Format::B3Multi),
@@ -113,8 +118,13 @@ impl Counter {
         Counter::NetworkLeft(Leave::Ambiguous),
         Counter::NetworkLeft(Leave::TooLarge),
         Counter::NetworkLeft(Leave::Pipelined),
+        Counter::NetworkLeft(Leave::Unsure),
+        Counter::NetworkLeft(Leave::Response),
+        Counter::NetworkLeft(Leave::SlowHead),
         Counter::NetworkLeft(Leave::Upgrade),
         Counter::NetworkLeft(Leave::HostError),
+        Counter::NetworkRepresented,
+        Counter::NetworkClosed,
     ];
 
     /// Whether a filter in `position` ever counts it (the others are not defined there).
@@ -126,6 +136,8 @@ impl Counter {
                 | Counter::NetworkRewritten
                 | Counter::NetworkAtLimit
                 | Counter::NetworkLeft(_)
+                | Counter::NetworkRepresented
+                | Counter::NetworkClosed
         );
         let http_only = matches!(
             self,
@@ -178,6 +190,8 @@ impl Counter {
             Counter::NetworkRewritten => "tracejoin.network.rewritten".into(),
             Counter::NetworkAtLimit => "tracejoin.network.at_limit".into(),
             Counter::NetworkLeft(reason) => format!("tracejoin.network.left.{}", reason.name()),
+            Counter::NetworkRepresented => "tracejoin.network.represented".into(),
+            Counter::NetworkClosed => "tracejoin.network.closed".into(),
         }
     }
 

@@ -35,11 +35,17 @@ pub trait Host: Counting {
 }
 
 /// What the network position needs: the connection's downstream read buffer (Envoy's
-/// `DownstreamData`), which holds what has not been passed on yet.
+/// `DownstreamData`), which holds what its HTTP connection manager has not taken yet, the
+/// bytes Envoy writes back (`UpstreamData`), and the time.
 pub trait StreamHost: Counting {
     /// Up to `len` bytes of the buffer from `start` (fewer at its end; one host call).
     fn read_downstream(&mut self, start: usize, len: usize) -> Result<Vec<u8>, HostError>;
     /// Replaces the buffer's first `len` bytes with `bytes` (the only write Envoy allows
     /// at the start of the buffer; the rest stays as it is).
     fn replace_downstream_prefix(&mut self, len: usize, bytes: &[u8]) -> Result<(), HostError>;
+    /// Up to `len` bytes from `start` of what Envoy is writing to the client now (one host
+    /// call; each write is seen once).
+    fn read_upstream(&mut self, start: usize, len: usize) -> Result<Vec<u8>, HostError>;
+    /// The host's clock, in nanoseconds.
+    fn now_nanos(&mut self) -> u64;
 }

@@ -16,6 +16,7 @@ pub mod fail {
     pub const FILTER_STATE: u8 = 16;
     pub const RESPONSE: u8 = 32;
     pub const DOWNSTREAM: u8 = 64;
+    pub const UPSTREAM: u8 = 128;
 }
 
 /// The failure status the host returns for a failing call.
@@ -59,6 +60,10 @@ pub struct RecordingHost {
     other_counts: Vec<Counter>,
     /// The connection's downstream buffer (network position): what is not passed on yet.
     pub downstream: Vec<u8>,
+    /// What Envoy is writing to the client in the current write (network position).
+    pub upstream: Vec<u8>,
+    /// The clock, in nanoseconds.
+    pub now: u64,
     /// Frozen: the header block is fixed and writes are only counted (a benchmark's host,
     /// which must not allocate or change the next request).
     frozen: Option<Vec<u8>>,
@@ -203,6 +208,19 @@ impl StreamHost for RecordingHost {
         let len = len.min(self.downstream.len());
         self.downstream.splice(..len, bytes.iter().copied());
         Ok(())
+    }
+
+    fn read_upstream(&mut self, start: usize, len: usize) -> Result<Vec<u8>, HostError> {
+        self.calls += 1;
+        if self.failing(fail::UPSTREAM) {
+            return Err(HostError(1));
+        }
+        let end = start.saturating_add(len).min(self.upstream.len());
+        Ok(self.upstream.get(start..end).unwrap_or_default().to_vec())
+    }
+
+    fn now_nanos(&mut self) -> u64 {
+        self.now
     }
 }
 

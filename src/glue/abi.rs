@@ -12,6 +12,9 @@ pub const MAP_REQUEST_HEADERS: u32 = 0;
 pub const MAP_RESPONSE_HEADERS: u32 = 2;
 const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
 pub const BUFFER_DOWNSTREAM_DATA: u32 = 2;
+/// What Envoy writes to the client (the network filter's write side: the responses).
+pub const BUFFER_UPSTREAM_DATA: u32 = 3;
+const STREAM_DOWNSTREAM: u32 = 2;
 const METRIC_COUNTER: u32 = 0;
 const METRIC_GAUGE: u32 = 1;
 const OK: u32 = 0;
@@ -75,6 +78,9 @@ unsafe extern "C" {
         value_data: *const u8,
         value_size: usize,
     ) -> u32;
+    fn proxy_close_stream(stream_type: u32) -> u32;
+    fn proxy_set_effective_context(context_id: u32) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
 }
 
 const NOT_FOUND: u32 = 1;
@@ -258,4 +264,22 @@ pub fn record_metric(id: u32, value: u64) -> Result<(), HostError> {
 pub fn increment_metric(id: u32) -> Result<(), HostError> {
     // SAFETY: plain values.
     status(unsafe { proxy_increment_metric(id, 1) })
+}
+
+/// Closes the current context's downstream connection (Envoy: after the callback returns,
+/// `close(FlushWrite)`: what was written already still goes out).
+pub fn close_downstream() -> Result<(), HostError> {
+    // SAFETY: no pointers.
+    status(unsafe { proxy_close_stream(STREAM_DOWNSTREAM) })
+}
+
+/// Makes `context_id` the context later host calls act on (from the root context's tick).
+pub fn set_effective_context(context_id: u32) -> Result<(), HostError> {
+    // SAFETY: no pointers.
+    status(unsafe { proxy_set_effective_context(context_id) })
+}
+
+pub fn set_tick_period_ms(period: u32) -> Result<(), HostError> {
+    // SAFETY: no pointers.
+    status(unsafe { proxy_set_tick_period_milliseconds(period) })
 }

@@ -10,15 +10,16 @@ mod metrics;
 mod network;
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 
 use crate::config::{Config, EnvoyVersion, Position};
-use crate::filter::{HostError, RequestFilter};
+use crate::filter::{Counter, HostError, RequestFilter};
 use crate::ids::IdGenerator;
+use crate::stream::Leave;
 use metrics::Metrics;
 
 proxy_wasm::main! {{
@@ -39,7 +40,13 @@ struct Shared {
     metrics: Metrics,
     ids: RefCell<IdGenerator>,
     unregistered_seen: RefCell<HashSet<Vec<u8>>>,
+    /// Network position: connections holding an incomplete head, and since when (ns).
+    held: RefCell<BTreeMap<u32, u64>>,
 }
+
+/// How often the root context looks for heads held too long (a connection that sends
+/// nothing more gets no callback of its own).
+const HELD_HEAD_TICK_MS: u32 = 1000;
 
 #[derive(Default)]
 struct TracejoinRoot {
@@ -107,8 +114,56 @@ impl RootContext for TracejoinRoot {
             metrics,
             ids: RefCell::new(ids),
             unregistered_seen: RefCell::new(HashSet::new()),
+            held: RefCell::new(BTreeMap::new()),
         }));
+        if self
+            .shared
+            .as_ref()
+            .is_some_and(|s| s.config.position == Position::Network)
+            && let Err(e) = abi::set_tick_period_ms(HELD_HEAD_TICK_MS)
+        {
+            log::warn!(
+                "tracejoin: no timer ({}): a held head is timed only when its client sends more",
+                e.0
+            );
+        }
         true
+    }
+
+    /// Closes the connections whose head has been held past `request_headers_timeout_ms`
+    /// and that sent nothing since (those that do are timed on their own callback).
+    fn on_tick(&mut self) {
+        let Some(shared) = &self.shared else { return };
+        let now = abi::current_time_nanos();
+        let limit_ns = shared
+            .config
+            .limits
+            .held_head_timeout_ms
+            .saturating_mul(1_000_000);
+        let expired: Vec<u32> = match shared.held.try_borrow() {
+            Ok(held) => held
+                .iter()
+                .filter(|(_, since)| now.saturating_sub(**since) >= limit_ns)
+                .map(|(id, _)| *id)
+                .collect(),
+            Err(_) => return,
+        };
+        for id in expired {
+            if let Ok(mut held) = shared.held.try_borrow_mut() {
+                held.remove(&id);
+            }
+            if abi::set_effective_context(id).is_ok() && abi::close_downstream().is_ok() {
+                shared
+                    .metrics
+                    .increment(Counter::NetworkLeft(Leave::SlowHead), &shared.config);
+                shared
+                    .metrics
+                    .increment(Counter::NetworkClosed, &shared.config);
+                log::debug!(
+                    "tracejoin: closed a connection whose request head was held past request_headers_timeout_ms"
+                );
+            }
+        }
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
@@ -118,8 +173,9 @@ impl RootContext for TracejoinRoot {
         }))
     }
 
-    fn create_stream_context(&self, _context_id: u32) -> Option<Box<dyn StreamContext>> {
+    fn create_stream_context(&self, context_id: u32) -> Option<Box<dyn StreamContext>> {
         Some(Box::new(network::TracejoinStream {
+            context_id,
             shared: self.shared.clone(),
             filter: None,
         }))

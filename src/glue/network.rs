@@ -8,17 +8,59 @@ use proxy_wasm::traits::{Context, StreamContext};
 use proxy_wasm::types::Action;
 
 use super::Shared;
-use super::abi::{self, BUFFER_DOWNSTREAM_DATA};
+use super::abi::{self, BUFFER_DOWNSTREAM_DATA, BUFFER_UPSTREAM_DATA};
 use crate::filter::connection::{ConnectionFilter, Verdict};
 use crate::filter::{Counter, Counting, HostError, StreamHost};
 
 pub struct TracejoinStream {
+    pub context_id: u32,
     /// `None` when configuration failed: the bytes pass untouched.
     pub shared: Option<Rc<Shared>>,
     pub filter: Option<ConnectionFilter>,
 }
 
-impl Context for TracejoinStream {}
+impl Context for TracejoinStream {
+    fn on_done(&mut self) -> bool {
+        if let Some(shared) = &self.shared
+            && let Ok(mut held) = shared.held.try_borrow_mut()
+        {
+            held.remove(&self.context_id);
+        }
+        true
+    }
+}
+
+impl TracejoinStream {
+    /// Tells the root context's timer whether this connection holds a head, and since when.
+    fn note_held(&self, shared: &Shared) {
+        let Some(filter) = &self.filter else { return };
+        let Ok(mut held) = shared.held.try_borrow_mut() else {
+            return;
+        };
+        match filter.held_since() {
+            Some(since) => {
+                held.insert(self.context_id, since);
+            }
+            None => {
+                held.remove(&self.context_id);
+            }
+        }
+    }
+}
+
+fn act(verdict: Verdict) -> Action {
+    match verdict {
+        Verdict::Continue => Action::Continue,
+        Verdict::Pause => Action::Pause,
+        Verdict::Close => {
+            // Envoy closes after the callback returns (FlushWrite); nothing is passed on.
+            if let Err(e) = abi::close_downstream() {
+                log::warn!("tracejoin: cannot close a connection: status {}", e.0);
+            }
+            Action::Pause
+        }
+    }
+}
 
 impl StreamContext for TracejoinStream {
     fn on_new_connection(&mut self) -> Action {
@@ -36,16 +78,25 @@ impl StreamContext for TracejoinStream {
             return Action::Continue;
         };
         let mut host = WasmStreamHost { shared };
-        match filter.on_data(
+        let verdict = filter.on_data(
             &mut host,
             &shared.config,
             &mut ids,
             data_size,
             end_of_stream,
-        ) {
-            Verdict::Continue => Action::Continue,
-            Verdict::Pause => Action::Pause,
-        }
+        );
+        drop(ids);
+        self.note_held(shared);
+        act(verdict)
+    }
+
+    fn on_upstream_data(&mut self, data_size: usize, _end_of_stream: bool) -> Action {
+        let (Some(shared), Some(filter)) = (&self.shared, self.filter.as_mut()) else {
+            return Action::Continue;
+        };
+        let mut host = WasmStreamHost { shared };
+        filter.on_response(&mut host, &shared.config, data_size);
+        Action::Continue
     }
 }
 
@@ -66,5 +117,13 @@ impl StreamHost for WasmStreamHost<'_> {
 
     fn replace_downstream_prefix(&mut self, len: usize, bytes: &[u8]) -> Result<(), HostError> {
         abi::replace_buffer_prefix(BUFFER_DOWNSTREAM_DATA, len, bytes)
+    }
+
+    fn read_upstream(&mut self, start: usize, len: usize) -> Result<Vec<u8>, HostError> {
+        abi::buffer_bytes(BUFFER_UPSTREAM_DATA, start, len)
+    }
+
+    fn now_nanos(&mut self) -> u64 {
+        abi::current_time_nanos()
     }
 }

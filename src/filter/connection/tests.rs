@@ -15,15 +15,115 @@ use crate::testing::generate::{below, one_in, rng};
 const T: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const S: &str = "00f067aa0ba902b7";
 
+/// Envoy's read loop and its HTTP/1 codec as the filter meets them: each client write
+/// grows the buffer and calls the filter; on Continue the HCM takes bytes up to the end of
+/// one request and then nothing until that request is answered (what it leaves is handed
+/// to the filter again, with what arrived since, once the answer is written, and the
+/// socket is not read meanwhile); Pause keeps everything. With `auto_answer` (the default)
+/// every request the HCM takes is answered right after the call, as a fast upstream would.
 struct Wire {
     host: RecordingHost,
     filter: ConnectionFilter,
     config: Config,
     ids: IdGenerator,
-    /// What the HCM received, in order.
+    /// What the HCM took, in order.
     passed: Vec<u8>,
     pauses: usize,
+    closed: bool,
+    hcm: Hcm,
+    auto_answer: bool,
+    /// Written by the client while Envoy does not read.
+    socket: Vec<u8>,
+    /// Calls that began with bytes the filter had passed on before.
+    represented: usize,
 }
+
+/// The HCM's codec: where it is in the request stream it takes.
+#[derive(Default)]
+struct Hcm {
+    head: Vec<u8>,
+    body: Option<HcmBody>,
+    /// Tunnel or unparseable: it takes everything from here on.
+    raw: bool,
+    /// A request taken to its end, not answered yet; its HEAD-ness.
+    answering: Option<bool>,
+    read_disabled: bool,
+}
+
+enum HcmBody {
+    Length(u64),
+    Chunked(crate::stream::chunked::Chunked),
+}
+
+impl Hcm {
+    /// How many of `bytes` the codec takes.
+    fn take(&mut self, bytes: &[u8]) -> usize {
+        let mut at = 0;
+        while at < bytes.len() && self.answering.is_none() {
+            if self.raw {
+                return bytes.len();
+            }
+            match self.body.take() {
+                Some(HcmBody::Length(n)) => {
+                    let k = (n as usize).min(bytes.len() - at);
+                    at += k;
+                    if (k as u64) < n {
+                        self.body = Some(HcmBody::Length(n - k as u64));
+                    } else {
+                        self.answering = Some(false);
+                    }
+                }
+                Some(HcmBody::Chunked(mut c)) => {
+                    let skip = (c.skippable() as usize).min(bytes.len() - at);
+                    if skip > 0 {
+                        c.skip(skip as u64);
+                        at += skip;
+                    } else {
+                        match c.feed(&bytes[at..]) {
+                            Ok(fed) => at += fed.consumed,
+                            Err(_) => self.raw = true,
+                        }
+                    }
+                    if c.is_done() {
+                        self.answering = Some(false);
+                    } else {
+                        self.body = Some(HcmBody::Chunked(c));
+                    }
+                }
+                None => {
+                    let b = bytes[at];
+                    at += 1;
+                    if self.head.is_empty() && (b == b'\r' || b == b'\n') {
+                        continue;
+                    }
+                    self.head.push(b);
+                    if crate::stream::head::head_end(&self.head).is_none() {
+                        continue;
+                    }
+                    let head = std::mem::take(&mut self.head);
+                    match crate::stream::head::parse(&head) {
+                        Ok(h) if h.tunnel => self.raw = true,
+                        Ok(h) => match h.body {
+                            crate::stream::head::Body::None => self.answering = Some(h.head_method),
+                            crate::stream::head::Body::Length(n) => {
+                                self.body = Some(HcmBody::Length(n))
+                            }
+                            crate::stream::head::Body::Chunked => {
+                                self.body = Some(HcmBody::Chunked(
+                                    crate::stream::chunked::Chunked::new(1 << 20),
+                                ))
+                            }
+                        },
+                        Err(_) => self.raw = true,
+                    }
+                }
+            }
+        }
+        at
+    }
+}
+
+const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
 
 impl Wire {
     fn new(config: &str) -> Wire {
@@ -36,20 +136,72 @@ impl Wire {
             ids: IdGenerator::from_seed(5),
             passed: Vec::new(),
             pauses: 0,
+            closed: false,
+            hcm: Hcm::default(),
+            auto_answer: true,
+            socket: Vec::new(),
+            represented: 0,
         }
     }
 
+    /// The client writes `bytes`.
     fn send(&mut self, bytes: &[u8]) -> Verdict {
+        if self.hcm.read_disabled || self.closed {
+            self.socket.extend_from_slice(bytes);
+            return Verdict::Pause;
+        }
         self.host.downstream.extend_from_slice(bytes);
+        self.read(false)
+    }
+
+    /// Envoy calls the filter with its buffer.
+    fn read(&mut self, again: bool) -> Verdict {
+        if again {
+            self.represented += 1;
+        }
         let len = self.host.downstream.len();
         let verdict = self
             .filter
             .on_data(&mut self.host, &self.config, &mut self.ids, len, false);
         match verdict {
-            Verdict::Continue => self.passed.append(&mut self.host.downstream),
+            Verdict::Continue => {
+                let taken = if self.hcm.answering.is_some() {
+                    0
+                } else {
+                    self.hcm.take(&self.host.downstream)
+                };
+                self.passed.extend(self.host.downstream.drain(..taken));
+                if self.hcm.answering.is_some() && !self.host.downstream.is_empty() {
+                    self.hcm.read_disabled = true;
+                }
+                if self.auto_answer && self.hcm.answering.is_some() {
+                    self.answer(ANSWER);
+                }
+            }
             Verdict::Pause => self.pauses += 1,
+            Verdict::Close => self.closed = true,
         }
         verdict
+    }
+
+    /// The HCM writes `response` (the whole answer to the request it is answering).
+    fn answer(&mut self, response: &[u8]) {
+        self.host.upstream = response.to_vec();
+        self.filter
+            .on_response(&mut self.host, &self.config, response.len());
+        self.hcm.answering = None;
+        if self.closed {
+            return;
+        }
+        // The codec reads on: the taken-but-left bytes are handed over again.
+        let disabled = std::mem::take(&mut self.hcm.read_disabled);
+        let socket = std::mem::take(&mut self.socket);
+        self.host.downstream.extend_from_slice(&socket);
+        if disabled && !self.host.downstream.is_empty() {
+            self.read(true);
+        } else if !socket.is_empty() {
+            self.read(false);
+        }
     }
 
     fn send_in(&mut self, bytes: &[u8], step: usize) {
@@ -86,8 +238,8 @@ fn a_w3c_apps_context_reaches_a_b3_only_tracer() {
     assert_eq!(wire.host.count(Counter::NetworkConnection), 1);
     assert_eq!(wire.host.count(Counter::NetworkHead), 1);
     assert_eq!(wire.host.count(Counter::NetworkRewritten), 1);
-    // One read of the head, one write of the buffer's start.
-    assert_eq!(wire.host.calls, 2);
+    // One read of the head, one write of the buffer's start, one read of the response head.
+    assert_eq!(wire.host.calls, 3);
 }
 
 #[test]
@@ -111,7 +263,8 @@ fn consistent_heads_are_passed_without_a_write() {
     wire.send(request.as_bytes());
     assert_eq!(wire.passed, request.as_bytes());
     assert_eq!(wire.host.count(Counter::NetworkRewritten), 0);
-    assert_eq!(wire.host.calls, 1);
+    // The head read, and the response head's.
+    assert_eq!(wire.host.calls, 2);
 }
 
 #[test]
@@ -186,6 +339,7 @@ fn bodies_are_followed_by_length_and_never_read() {
     let mut request = head.into_bytes();
     request.extend_from_slice(&body);
     // The head and the body's start in one read, the rest in 1000-byte writes.
+    wire.auto_answer = false;
     wire.send(&request[..5000]);
     let calls_after_head = wire.host.calls;
     wire.send_in(&request[5000..], 1000);
@@ -193,6 +347,7 @@ fn bodies_are_followed_by_length_and_never_read() {
         wire.host.calls, calls_after_head,
         "the body costs no host call"
     );
+    wire.answer(ANSWER);
     wire.send(w3c_request("/next").as_bytes());
     assert!(wire.passed.ends_with(w3c_request("/next").replace("Accept: */*\r\n", &format!("Accept: */*\r\nx-b3-traceid: {T}\r\nx-b3-spanid: {S}\r\nx-b3-sampled: 1\r\n")).as_bytes()));
     let at = wire
@@ -246,7 +401,7 @@ fn expect_100_continue_is_not_held_for_its_body() {
 #[test]
 fn tunnels_http2_and_garbage_are_left_byte_for_byte() {
     let mut upgrade =
-        format!("GET /ws HTTP/1.1\r\nUpgrade: websocket\r\ntraceparent: 00-{T}-{S}-01\r\n\r\n")
+        format!("GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\ntraceparent: 00-{T}-{S}-01\r\n\r\n")
             .into_bytes();
     upgrade.extend_from_slice(b"\x81\x05hello");
     let cases: [(Vec<u8>, Leave); 5] = [
@@ -490,14 +645,17 @@ fn check_stream(passed: &[u8], messages: &[Message], what: &str) {
 }
 
 #[test]
-fn framing_and_other_bytes_survive_any_split() {
+fn framing_and_other_bytes_survive_any_split_and_any_answer_time() {
+    // Random client writes, and responses written at random points in between: the HCM
+    // takes the same requests, bodies and trailers, whatever Envoy hands back.
     let configs = [
         r#"{"position":"network","tracer":"zipkin"}"#,
         r#"{"position":"network","tracer":"opentelemetry","propagate":["tracecontext","b3","b3multi","jaeger"]}"#,
-        r#"{"position":"network","tracer":"none","trust":"restart"}"#,
+        r#"{"position":"network","tracer":"none","propagate":["b3"]}"#,
     ];
     let mut r = rng(0x5_7ea3);
-    for case in 0..400 {
+    let mut represented = 0;
+    for case in 0..600 {
         let messages: Vec<Message> = (0..1 + below(&mut r, 4))
             .map(|_| random_message(&mut r))
             .collect();
@@ -514,6 +672,7 @@ fn framing_and_other_bytes_survive_any_split() {
         }
         let config = configs[case % configs.len()];
         let mut wire = Wire::new(config);
+        wire.auto_answer = case % 5 == 0;
         let mut at = 0;
         while at < stream.len() {
             let n = match below(&mut r, 4) {
@@ -525,11 +684,213 @@ fn framing_and_other_bytes_survive_any_split() {
             let end = (at + n).min(stream.len());
             wire.send(&stream[at..end]);
             at = end;
+            if wire.hcm.answering.is_some() && one_in(&mut r, 2) {
+                wire.answer(ANSWER);
+            }
         }
+        while wire.hcm.answering.is_some() {
+            wire.answer(ANSWER);
+        }
+        represented += wire.represented;
         assert!(
-            wire.host.downstream.is_empty(),
+            wire.host.downstream.is_empty() && wire.socket.is_empty(),
             "case {case}: bytes held at the end"
         );
         check_stream(&wire.passed, &messages, &format!("case {case} ({config})"));
     }
+    assert!(represented > 100, "bytes handed back: {represented}");
+}
+
+fn post_head(path: &str, length: usize) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: a\r\ntraceparent: 00-{T}-{S}-01\r\nContent-Length: {length}\r\n\r\n"
+    )
+}
+
+#[test]
+fn bytes_envoy_hands_back_are_not_read_twice() {
+    // The issue's reproducer: a request waits for its answer while the client writes on;
+    // Envoy hands the unread rest back with every later write. The body's header-looking
+    // bytes must reach the HCM as body, and nothing in it as a request.
+    let mut wire = Wire::new(r#"{"position":"network","tracer":"zipkin"}"#);
+    wire.auto_answer = false;
+    wire.send(b"GET /slow1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    let body_parts: [Vec<u8>; 3] = [
+        vec![b'd'; 50],
+        format!("GET /fake HTTP/1.1\r\nHost: a\r\ntraceparent: 00-{T}-{S}-01\r\nX-Pad: pppppppppp\r\n\r\n").into_bytes(),
+        format!("GET /smuggled HTTP/1.1\r\nHost: a\r\nX-Pad: {}\r\n\r\n", "p".repeat(52)).into_bytes(),
+    ];
+    let whole_body: Vec<u8> = body_parts.concat();
+    assert_eq!(whole_body.len(), 266);
+    let after = b"GET /after HTTP/1.1\r\nHost: a\r\n\r\n";
+    // Write 2 arrives while /slow1 waits: the codec takes nothing and stops reading.
+    wire.send(post_head("/b", 266).as_bytes());
+    assert!(wire.hcm.read_disabled);
+    wire.answer(ANSWER); // /slow1 answered: the rewritten head is handed back
+    assert_eq!(wire.represented, 1);
+    for part in &body_parts {
+        wire.send(part);
+    }
+    wire.answer(ANSWER); // /b answered
+    wire.send(after);
+    while wire.hcm.answering.is_some() {
+        wire.answer(ANSWER);
+    }
+    let text = wire.passed_text();
+    assert_eq!(
+        text.matches("x-b3-").count(),
+        3,
+        "only /b's head is rewritten: {text}"
+    );
+    let at = text.find("\r\n\r\n").unwrap() + 4; // /slow1's end
+    let b_head_end = at + text[at..].find("\r\n\r\n").unwrap() + 4;
+    assert_eq!(&wire.passed[b_head_end..b_head_end + 266], &whole_body[..]);
+    assert!(text.ends_with("GET /after HTTP/1.1\r\nHost: a\r\n\r\n"));
+    assert_eq!(
+        wire.host.count(Counter::NetworkHead),
+        3,
+        "/slow1, /b, /after"
+    );
+    for reason in Leave::ALL {
+        assert_eq!(wire.left(reason), 0, "{reason:?}");
+    }
+    assert!(wire.host.count(Counter::NetworkRepresented) >= 1);
+}
+
+#[test]
+fn a_request_written_while_another_waits_is_rewritten_once() {
+    let mut wire = Wire::new(r#"{"position":"network","tracer":"zipkin"}"#);
+    wire.auto_answer = false;
+    wire.send(w3c_request("/1").as_bytes());
+    wire.send(w3c_request("/2").as_bytes()); // handed back after /1's answer
+    wire.answer(ANSWER);
+    assert_eq!(wire.represented, 1);
+    wire.answer(ANSWER);
+    wire.send(w3c_request("/3").as_bytes());
+    wire.answer(ANSWER);
+    let text = wire.passed_text();
+    assert_eq!(text.matches("x-b3-traceid").count(), 3, "{text}");
+    assert_eq!(wire.host.count(Counter::NetworkRewritten), 3);
+    assert_eq!(wire.host.count(Counter::NetworkHead), 3);
+}
+
+#[test]
+fn a_head_request_and_interim_answers_are_framed() {
+    let mut wire = Wire::new(r#"{"position":"network","tracer":"zipkin"}"#);
+    wire.auto_answer = false;
+    wire.send(b"HEAD /h HTTP/1.1\r\n\r\n");
+    wire.send(w3c_request("/after-head").as_bytes());
+    // A HEAD answer carries a length but no body; the next request follows it at once.
+    wire.answer(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n");
+    assert_eq!(wire.represented, 1);
+    // A chunked answer in pieces, after a 100 Continue.
+    wire.answer(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    wire.send(w3c_request("/3").as_bytes());
+    wire.answer(ANSWER);
+    assert_eq!(wire.passed_text().matches("x-b3-traceid").count(), 2);
+    assert_eq!(wire.host.count(Counter::NetworkHead), 3);
+    for reason in Leave::ALL {
+        assert_eq!(wire.left(reason), 0, "{reason:?}");
+    }
+}
+
+#[test]
+fn an_answer_before_the_requests_end_stops_the_following() {
+    // Envoy answered (a local reply) while the body was still coming: its codec may read
+    // on from anywhere, so the filter leaves the connection.
+    let mut wire = Wire::new(r#"{"position":"network","tracer":"zipkin"}"#);
+    wire.auto_answer = false;
+    wire.send(post_head("/b", 10).as_bytes());
+    wire.answer(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
+    assert_eq!(wire.left(Leave::Response), 1);
+    let later = format!("0123456789{}", w3c_request("/x"));
+    wire.send(later.as_bytes());
+    while wire.hcm.answering.is_some() {
+        wire.answer(ANSWER);
+    }
+    assert!(
+        wire.passed.ends_with(later.as_bytes()),
+        "left byte for byte"
+    );
+}
+
+const TRUST: &str = r#"{"position":"network","tracer":"zipkin","trust":"restart"}"#;
+
+/// Under `trust`, every request the HCM takes has the client's context removed.
+fn assert_no_client_context(wire: &Wire) {
+    let text = wire.passed_text();
+    assert!(
+        !text.contains(T),
+        "a client's context reached the tracer: {text}"
+    );
+}
+
+#[test]
+fn under_trust_a_pipelined_request_cannot_make_the_filter_step_aside() {
+    let mut wire = Wire::new(TRUST);
+    let two = format!("{}{}", w3c_request("/1"), w3c_request("/2"));
+    assert_eq!(wire.send(two.as_bytes()), Verdict::Close);
+    wire.send(w3c_request("/3").as_bytes());
+    assert!(
+        wire.passed.is_empty(),
+        "nothing reaches the HCM after the close"
+    );
+    assert_eq!(wire.left(Leave::Pipelined), 1);
+    assert_eq!(wire.host.count(Counter::NetworkClosed), 1);
+}
+
+#[test]
+fn under_trust_an_upgrade_field_alone_is_followed_and_a_bad_chunk_closes() {
+    let mut wire = Wire::new(TRUST);
+    wire.send(
+        format!("GET /u HTTP/1.1\r\nUpgrade: x\r\ntraceparent: 00-{T}-{S}-01\r\n\r\n").as_bytes(),
+    );
+    wire.send(w3c_request("/after-upgrade").as_bytes());
+    assert_eq!(wire.host.count(Counter::NetworkRewritten), 2);
+    assert_no_client_context(&wire);
+
+    let mut wire = Wire::new(TRUST);
+    let chunked = "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;\x01\r\na\r\n0\r\n\r\n";
+    assert_eq!(wire.send(chunked.as_bytes()), Verdict::Close);
+    wire.send(w3c_request("/after-chunk").as_bytes());
+    assert_no_client_context(&wire);
+    assert_eq!(wire.left(Leave::Ambiguous), 1);
+    assert_eq!(wire.host.count(Counter::NetworkClosed), 1);
+}
+
+#[test]
+fn without_trust_what_cannot_be_followed_is_left_byte_for_byte() {
+    let mut wire = Wire::new(r#"{"position":"network","tracer":"zipkin"}"#);
+    let chunked = "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;\x01\r\na\r\n0\r\n\r\n";
+    assert_eq!(wire.send(chunked.as_bytes()), Verdict::Continue);
+    assert_eq!(wire.host.count(Counter::NetworkClosed), 0);
+    assert!(wire.passed.ends_with(chunked.as_bytes()));
+}
+
+#[test]
+fn a_head_held_past_the_timeout_closes_the_connection() {
+    let mut wire =
+        Wire::new(r#"{"position":"network","tracer":"zipkin","request_headers_timeout_ms":5000}"#);
+    let head = w3c_request("/slow");
+    wire.host.now = 1_000_000_000;
+    assert_eq!(wire.send(&head.as_bytes()[..10]), Verdict::Pause);
+    assert_eq!(wire.filter.held_since(), Some(1_000_000_000));
+    wire.host.now += 4_999_000_000;
+    assert_eq!(wire.send(&head.as_bytes()[10..20]), Verdict::Pause);
+    wire.host.now += 1_000_000;
+    assert_eq!(wire.send(&head.as_bytes()[20..30]), Verdict::Close);
+    assert_eq!(wire.left(Leave::SlowHead), 1);
+    assert_eq!(wire.host.count(Counter::NetworkClosed), 1);
+    assert!(wire.passed.is_empty());
+    assert_eq!(wire.filter.held_since(), None);
+    // A head completed in time is timed anew for the next one.
+    let mut wire =
+        Wire::new(r#"{"position":"network","tracer":"zipkin","request_headers_timeout_ms":5000}"#);
+    wire.send(&head.as_bytes()[..10]);
+    wire.host.now = 4_000_000_000;
+    wire.send(&head.as_bytes()[10..]);
+    assert_eq!(wire.filter.held_since(), None);
+    wire.host.now = 8_000_000_000;
+    assert_eq!(wire.send(&head.as_bytes()[..10]), Verdict::Pause);
+    assert_eq!(wire.filter.held_since(), Some(8_000_000_000));
 }
