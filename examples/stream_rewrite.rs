@@ -10,12 +10,14 @@
 //!
 //! ```text
 //! {"output": "<base64: what the HCM received>", "held": <bytes still buffered>,
+//!  "closed": <the filter closed the connection>,
 //!  "left": ["tracejoin.network.left.<reason>", ...], "heads": n, "rewritten": n}
 //! ```
 //!
-//! Each client write (the sizes in turn until the stream is written; none: one write)
-//! grows the connection's buffer, the filter is called, Continue hands the whole buffer to
-//! the HCM and Pause keeps it, as the crate's unit tests' `Wire` does.
+//! Each client write (the sizes in turn until the stream is written; none: one write) goes
+//! through the crate's simulated Envoy (`tracejoin::filter::envoy_loop`, as the unit tests
+//! use it): the HCM takes bytes up to a request's end, answers it at once, and Envoy hands
+//! back what the HCM left.
 //! `cargo run --release --example stream_rewrite < lines.jsonl`
 #![allow(clippy::indexing_slicing)] // a test driver, not the filter: indexes are in range
 
@@ -23,8 +25,8 @@ use std::io::{self, BufRead, Write};
 
 use serde_json::{Value, json};
 use tracejoin::config::Config;
-use tracejoin::filter::connection::{ConnectionFilter, Verdict};
-use tracejoin::filter::{Counter, RecordingHost};
+use tracejoin::filter::Counter;
+use tracejoin::filter::envoy_loop::{CrateCodec, EnvoyLoop};
 use tracejoin::ids::IdGenerator;
 use tracejoin::stream::Leave;
 
@@ -88,10 +90,7 @@ fn run(line: &str) -> Result<Value, String> {
     };
     let end_of_stream = request["eos"].as_bool().unwrap_or(false);
 
-    let mut host = RecordingHost::default();
-    let mut filter = ConnectionFilter::new(&mut host);
-    let mut ids = IdGenerator::from_seed(5);
-    let mut output = Vec::new();
+    let mut envoy = EnvoyLoop::new(config, IdGenerator::from_seed(5), CrateCodec::default());
     let mut at = 0usize;
     let mut call = 0usize;
     while at < stream.len() {
@@ -100,24 +99,24 @@ fn run(line: &str) -> Result<Value, String> {
             n => writes[call % n],
         };
         let end = (at + size).min(stream.len());
-        host.downstream.extend_from_slice(&stream[at..end]);
+        let eos = end_of_stream && end == stream.len();
+        envoy.send(&stream[at..end], eos);
         at = end;
-        let len = host.downstream.len();
-        let eos = end_of_stream && at == stream.len();
-        if filter.on_data(&mut host, &config, &mut ids, len, eos) == Verdict::Continue {
-            output.append(&mut host.downstream);
-        }
         call += 1;
     }
+    envoy.answer_all();
+    let host = &envoy.host;
+    let config = &envoy.config;
     let left: Vec<String> = Leave::ALL
         .iter()
         .map(|r| Counter::NetworkLeft(*r))
         .filter(|c| host.count(*c) > 0)
-        .map(|c| c.name(&config))
+        .map(|c| c.name(config))
         .collect();
     Ok(json!({
-        "output": base64_encode(&output),
-        "held": host.downstream.len(),
+        "output": base64_encode(&envoy.passed),
+        "held": host.downstream.len() + envoy.socket.len(),
+        "closed": envoy.closed,
         "left": left,
         "heads": host.count(Counter::NetworkHead),
         "rewritten": host.count(Counter::NetworkRewritten),

@@ -163,10 +163,17 @@ impl ConnectionFilter {
             }
             host.increment(Counter::NetworkRepresented);
         }
+        let ended = self.presented_end.take();
         let mut read = Read {
-            at: self.presented,
+            // Empty lines handed back between requests are read again, as empty lines
+            // before the next head.
+            at: if ended.is_none() && matches!(self.state, State::Idle) {
+                0
+            } else {
+                self.presented
+            },
             len,
-            ended: self.presented_end.take(),
+            ended,
         };
         loop {
             match std::mem::take(&mut self.state) {
@@ -299,6 +306,12 @@ impl ConnectionFilter {
                 return Some(self.leave(host, config, Leave::TooLarge));
             }
             if seen.len() >= read.len {
+                if started.is_empty() {
+                    // Only empty lines so far: Envoy's codec skips them, so they are passed
+                    // on (and never timed as a held head: a client may end a request with
+                    // one more CRLF and then idle).
+                    return Some(self.pass(read));
+                }
                 if end_of_stream {
                     return Some(self.leave(host, config, Leave::NotHttp1));
                 }

@@ -5,6 +5,7 @@
 
 pub mod connection;
 pub mod counters;
+pub mod envoy_loop;
 pub mod host;
 pub mod recording_host;
 

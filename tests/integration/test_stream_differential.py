@@ -409,6 +409,21 @@ def check_llhttp(data, out, held, stats):
     assert out[begin_out:] == data[begin_in:], f"output changed after llhttp's {how} ({pin.error}) at {stop}:\n{data[begin_in:]!r}\n->\n{out[begin_out:]!r}"
 
 
+def check_closed(data, out, stats):
+    """The filter closed the connection (`trust` set, and a stream it could not follow):
+    what reached the HCM before is read as the input's messages, none added or changed
+    but for trace headers, and what follows the last complete one is the start of the
+    input's next (its head possibly rewritten)."""
+    pin, _, _ = Llhttp.parse(data)
+    pout, how_out, _ = Llhttp.parse(out)
+    outs = pout.messages
+    assert len(outs) <= len(pin.messages) + 1, f"llhttp: {len(outs)} messages reached the HCM, {len(pin.messages)} were sent"
+    k = min(len(outs), len(pin.messages))
+    same_messages(pin.messages, outs, k, "llhttp", stats)
+    assert how_out in ("end", "error", "upgrade", "closed"), how_out
+    stats["closed"] += 1
+
+
 def check_h11(data, out, held, stats):
     ins, how = h11_parse(data)
     outs, how_out = h11_parse(out + data[len(data) - held :] if held else out)
@@ -451,13 +466,18 @@ def test_stream_differential(example, capsys):
         for reason in answer["left"]:
             stats[reason.removeprefix("tracejoin.network.")] += 1
         try:
+            if answer["closed"]:
+                assert json.loads(json.dumps(config)).get("trust") in ("restart", "resample"), "closed without trust"
+                check_closed(data, out, stats)
+                continue
             check_llhttp(data, out, held, stats)
             check_h11(data, out, held, stats)
         except AssertionError as e:
             failures.append(f"{kind} {json.dumps(config)} writes={writes}\n  in:  {data!r}\n  out: {out!r}\n  held: {held}\n  {e}")
     summary = (
         f"stream differential: {STREAMS} streams, {stats['messages']} messages (llhttp), {stats['heads']} heads read, "
-        f"{stats['rewritten']} rewritten ({stats['llhttp rewritten heads checked']} checked by llhttp, {stats['h11 rewritten heads checked']} by h11); left: "
+        f"{stats['rewritten']} rewritten ({stats['llhttp rewritten heads checked']} checked by llhttp, {stats['h11 rewritten heads checked']} by h11), "
+        f"{stats['closed']} closed (trust); left: "
         + ", ".join(f"{k.removeprefix('left.')} {v}" for k, v in sorted(stats.items()) if k.startswith("left."))
         + "; llhttp: "
         + ", ".join(f"{k.removeprefix('llhttp ')} {v}" for k, v in sorted(stats.items()) if k.startswith("llhttp ") and "checked" not in k and "error:" not in k)

@@ -1,13 +1,14 @@
-//! The network position over a simulated Envoy read loop: each client write grows the
-//! buffer, the filter is called, Continue hands the whole buffer to the HCM, Pause keeps it.
+//! The network position over a simulated Envoy read loop and HTTP/1 codec
+//! ([`crate::filter::envoy_loop`]): what the HCM takes, what it hands back, when it answers.
 
 use rand::RngCore;
 use rand::rngs::SmallRng;
 
 use crate::config::Config;
-use crate::filter::connection::{ConnectionFilter, Verdict};
+use crate::filter::Counter;
+use crate::filter::connection::Verdict;
+use crate::filter::envoy_loop::{CrateCodec, EnvoyLoop};
 use crate::filter::recording_host::fail;
-use crate::filter::{Counter, RecordingHost};
 use crate::ids::IdGenerator;
 use crate::stream::Leave;
 use crate::testing::generate::{below, one_in, rng};
@@ -15,111 +16,20 @@ use crate::testing::generate::{below, one_in, rng};
 const T: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const S: &str = "00f067aa0ba902b7";
 
-/// Envoy's read loop and its HTTP/1 codec as the filter meets them: each client write
-/// grows the buffer and calls the filter; on Continue the HCM takes bytes up to the end of
-/// one request and then nothing until that request is answered (what it leaves is handed
-/// to the filter again, with what arrived since, once the answer is written, and the
-/// socket is not read meanwhile); Pause keeps everything. With `auto_answer` (the default)
-/// every request the HCM takes is answered right after the call, as a fast upstream would.
-struct Wire {
-    host: RecordingHost,
-    filter: ConnectionFilter,
-    config: Config,
-    ids: IdGenerator,
-    /// What the HCM took, in order.
-    passed: Vec<u8>,
-    pauses: usize,
-    closed: bool,
-    hcm: Hcm,
-    auto_answer: bool,
-    /// Written by the client while Envoy does not read.
-    socket: Vec<u8>,
-    /// Calls that began with bytes the filter had passed on before.
-    represented: usize,
+/// The simulated Envoy ([`crate::filter::envoy_loop`]) on the crate's own framing, with
+/// the test's shorthands.
+struct Wire(EnvoyLoop<CrateCodec>);
+
+impl std::ops::Deref for Wire {
+    type Target = EnvoyLoop<CrateCodec>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
-/// The HCM's codec: where it is in the request stream it takes.
-#[derive(Default)]
-struct Hcm {
-    head: Vec<u8>,
-    body: Option<HcmBody>,
-    /// Tunnel or unparseable: it takes everything from here on.
-    raw: bool,
-    /// A request taken to its end, not answered yet; its HEAD-ness.
-    answering: Option<bool>,
-    read_disabled: bool,
-}
-
-enum HcmBody {
-    Length(u64),
-    Chunked(crate::stream::chunked::Chunked),
-}
-
-impl Hcm {
-    /// How many of `bytes` the codec takes.
-    fn take(&mut self, bytes: &[u8]) -> usize {
-        let mut at = 0;
-        while at < bytes.len() && self.answering.is_none() {
-            if self.raw {
-                return bytes.len();
-            }
-            match self.body.take() {
-                Some(HcmBody::Length(n)) => {
-                    let k = (n as usize).min(bytes.len() - at);
-                    at += k;
-                    if (k as u64) < n {
-                        self.body = Some(HcmBody::Length(n - k as u64));
-                    } else {
-                        self.answering = Some(false);
-                    }
-                }
-                Some(HcmBody::Chunked(mut c)) => {
-                    let skip = (c.skippable() as usize).min(bytes.len() - at);
-                    if skip > 0 {
-                        c.skip(skip as u64);
-                        at += skip;
-                    } else {
-                        match c.feed(&bytes[at..]) {
-                            Ok(fed) => at += fed.consumed,
-                            Err(_) => self.raw = true,
-                        }
-                    }
-                    if c.is_done() {
-                        self.answering = Some(false);
-                    } else {
-                        self.body = Some(HcmBody::Chunked(c));
-                    }
-                }
-                None => {
-                    let b = bytes[at];
-                    at += 1;
-                    if self.head.is_empty() && (b == b'\r' || b == b'\n') {
-                        continue;
-                    }
-                    self.head.push(b);
-                    if crate::stream::head::head_end(&self.head).is_none() {
-                        continue;
-                    }
-                    let head = std::mem::take(&mut self.head);
-                    match crate::stream::head::parse(&head) {
-                        Ok(h) if h.tunnel => self.raw = true,
-                        Ok(h) => match h.body {
-                            crate::stream::head::Body::None => self.answering = Some(h.head_method),
-                            crate::stream::head::Body::Length(n) => {
-                                self.body = Some(HcmBody::Length(n))
-                            }
-                            crate::stream::head::Body::Chunked => {
-                                self.body = Some(HcmBody::Chunked(
-                                    crate::stream::chunked::Chunked::new(1 << 20),
-                                ))
-                            }
-                        },
-                        Err(_) => self.raw = true,
-                    }
-                }
-            }
-        }
-        at
+impl std::ops::DerefMut for Wire {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
 }
 
@@ -127,81 +37,16 @@ const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
 
 impl Wire {
     fn new(config: &str) -> Wire {
-        let mut host = RecordingHost::default();
-        let filter = ConnectionFilter::new(&mut host);
-        Wire {
-            host,
-            filter,
-            config: Config::from_json(config.as_bytes()).unwrap(),
-            ids: IdGenerator::from_seed(5),
-            passed: Vec::new(),
-            pauses: 0,
-            closed: false,
-            hcm: Hcm::default(),
-            auto_answer: true,
-            socket: Vec::new(),
-            represented: 0,
-        }
+        Wire(EnvoyLoop::new(
+            Config::from_json(config.as_bytes()).unwrap(),
+            IdGenerator::from_seed(5),
+            CrateCodec::default(),
+        ))
     }
 
     /// The client writes `bytes`.
     fn send(&mut self, bytes: &[u8]) -> Verdict {
-        if self.hcm.read_disabled || self.closed {
-            self.socket.extend_from_slice(bytes);
-            return Verdict::Pause;
-        }
-        self.host.downstream.extend_from_slice(bytes);
-        self.read(false)
-    }
-
-    /// Envoy calls the filter with its buffer.
-    fn read(&mut self, again: bool) -> Verdict {
-        if again {
-            self.represented += 1;
-        }
-        let len = self.host.downstream.len();
-        let verdict = self
-            .filter
-            .on_data(&mut self.host, &self.config, &mut self.ids, len, false);
-        match verdict {
-            Verdict::Continue => {
-                let taken = if self.hcm.answering.is_some() {
-                    0
-                } else {
-                    self.hcm.take(&self.host.downstream)
-                };
-                self.passed.extend(self.host.downstream.drain(..taken));
-                if self.hcm.answering.is_some() && !self.host.downstream.is_empty() {
-                    self.hcm.read_disabled = true;
-                }
-                if self.auto_answer && self.hcm.answering.is_some() {
-                    self.answer(ANSWER);
-                }
-            }
-            Verdict::Pause => self.pauses += 1,
-            Verdict::Close => self.closed = true,
-        }
-        verdict
-    }
-
-    /// The HCM writes `response` (the whole answer to the request it is answering).
-    fn answer(&mut self, response: &[u8]) {
-        self.host.upstream = response.to_vec();
-        self.filter
-            .on_response(&mut self.host, &self.config, response.len());
-        self.hcm.answering = None;
-        if self.closed {
-            return;
-        }
-        // The codec reads on: the taken-but-left bytes are handed over again.
-        let disabled = std::mem::take(&mut self.hcm.read_disabled);
-        let socket = std::mem::take(&mut self.socket);
-        self.host.downstream.extend_from_slice(&socket);
-        if disabled && !self.host.downstream.is_empty() {
-            self.read(true);
-        } else if !socket.is_empty() {
-            self.read(false);
-        }
+        self.0.send(bytes, false)
     }
 
     fn send_in(&mut self, bytes: &[u8], step: usize) {
@@ -684,14 +529,27 @@ fn framing_and_other_bytes_survive_any_split_and_any_answer_time() {
             let end = (at + n).min(stream.len());
             wire.send(&stream[at..end]);
             at = end;
-            if wire.hcm.answering.is_some() && one_in(&mut r, 2) {
+            if wire.answering.is_some() && one_in(&mut r, 2) {
                 wire.answer(ANSWER);
             }
         }
-        while wire.hcm.answering.is_some() {
+        while wire.answering.is_some() {
             wire.answer(ANSWER);
         }
         represented += wire.represented;
+        // The stream is clean: the filter reads no head twice or inside a body, and steps
+        // aside only for requests that share a buffer.
+        assert!(
+            wire.host.count(Counter::NetworkHead) as usize <= messages.len(),
+            "case {case}: {} heads read in {} messages",
+            wire.host.count(Counter::NetworkHead),
+            messages.len()
+        );
+        for reason in Leave::ALL {
+            if reason != Leave::Pipelined || wire.shared_buffers == 0 {
+                assert_eq!(wire.left(reason), 0, "case {case}: left ({reason:?})");
+            }
+        }
         assert!(
             wire.host.downstream.is_empty() && wire.socket.is_empty(),
             "case {case}: bytes held at the end"
@@ -725,7 +583,7 @@ fn bytes_envoy_hands_back_are_not_read_twice() {
     let after = b"GET /after HTTP/1.1\r\nHost: a\r\n\r\n";
     // Write 2 arrives while /slow1 waits: the codec takes nothing and stops reading.
     wire.send(post_head("/b", 266).as_bytes());
-    assert!(wire.hcm.read_disabled);
+    assert!(wire.read_disabled);
     wire.answer(ANSWER); // /slow1 answered: the rewritten head is handed back
     assert_eq!(wire.represented, 1);
     for part in &body_parts {
@@ -733,7 +591,7 @@ fn bytes_envoy_hands_back_are_not_read_twice() {
     }
     wire.answer(ANSWER); // /b answered
     wire.send(after);
-    while wire.hcm.answering.is_some() {
+    while wire.answering.is_some() {
         wire.answer(ANSWER);
     }
     let text = wire.passed_text();
@@ -805,7 +663,7 @@ fn an_answer_before_the_requests_end_stops_the_following() {
     assert_eq!(wire.left(Leave::Response), 1);
     let later = format!("0123456789{}", w3c_request("/x"));
     wire.send(later.as_bytes());
-    while wire.hcm.answering.is_some() {
+    while wire.answering.is_some() {
         wire.answer(ANSWER);
     }
     assert!(
@@ -893,4 +751,20 @@ fn a_head_held_past_the_timeout_closes_the_connection() {
     wire.host.now = 8_000_000_000;
     assert_eq!(wire.send(&head.as_bytes()[..10]), Verdict::Pause);
     assert_eq!(wire.filter.held_since(), Some(8_000_000_000));
+
+    // One more CRLF after a request is not a head: passed on, never timed.
+    let mut wire =
+        Wire::new(r#"{"position":"network","tracer":"zipkin","request_headers_timeout_ms":5000}"#);
+    wire.auto_answer = false;
+    wire.send(format!("{head}\r\n").as_bytes());
+    assert_eq!(wire.filter.held_since(), None);
+    wire.answer(ANSWER);
+    assert_eq!(
+        wire.represented, 1,
+        "the CRLF the codec left is handed back"
+    );
+    assert_eq!(wire.filter.held_since(), None);
+    wire.host.now = 60_000_000_000;
+    assert_eq!(wire.send(head.as_bytes()), Verdict::Continue);
+    assert_eq!(wire.host.count(Counter::NetworkRewritten), 2);
 }
