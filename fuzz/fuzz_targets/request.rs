@@ -12,7 +12,7 @@ use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use tracejoin::codec::tracestate::{self, TraceState};
 use tracejoin::codec::{self, Carrier, Format, Header, PerFormat, Read, header_map};
-use tracejoin::config::{Config, Position, Tracer};
+use tracejoin::config::{Config, Position};
 use tracejoin::context::SpanContext;
 use tracejoin::filter::{
     Counter, RecordingHost, RequestFilter, STATE_EXTERNAL_HOST, STATE_SERVICE_ENTRY,

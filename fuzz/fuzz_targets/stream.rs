@@ -1,28 +1,31 @@
 //! The network position: a downstream byte stream, cut into client writes, through
-//! `ConnectionFilter` over the crate's `RecordingHost` exactly as the unit tests' `Wire`
-//! simulates Envoy's read loop (each write grows the buffer, Continue hands the whole
-//! buffer to the HCM, Pause keeps it), with host calls that may fail. What the HCM
-//! received is checked against an independent framer (`tracejoin_fuzz::http1`): every
-//! byte outside trace-header lines, message boundaries and bodies unchanged; nothing held
-//! but an unfinished head; rewritten heads well-formed; nothing changed from the first
-//! ambiguous or non-HTTP/1 byte on (`tracejoin_fuzz::stream::check`).
+//! `ConnectionFilter` in the crate's simulated Envoy (`tracejoin::filter::envoy_loop`, as
+//! the unit tests use it): the HCM's codec takes bytes up to a request's end and nothing
+//! more until the request is answered, Envoy hands back what it left, answers come after
+//! the writes the input chooses, and host calls may fail. The HCM's codec frames with the
+//! independent framer (`tracejoin_fuzz::http1`), and what it received is checked against
+//! the same: every byte outside trace-header lines, message boundaries and bodies
+//! unchanged; nothing held but an unfinished head; rewritten heads well-formed; nothing
+//! changed from the first ambiguous or non-HTTP/1 byte on; a connection the filter closed
+//! got a prefix of that (`tracejoin_fuzz::stream::check`).
 //!
-//! Input: the binary form `config, flags, fail, n, n write sizes, stream...`, or the text
-//! form for hand-made seeds: a first line `#! config=2 writes=1,7,64 eos fail=5` (any
-//! subset), then the stream's bytes as they are.
+//! Input: the binary form `config, flags, fail, n, n write sizes, stream...` (flags: bit 0
+//! end of stream, bit 1 answer at once, bits 2-7 answer after write i when bit 2 + i % 6
+//! is set), or the text form for hand-made seeds: a first line `#! config=2
+//! writes=1,7,64 eos fail=5 answers=3` (any subset), then the stream's bytes as they are.
 #![no_main]
 
 use std::cell::RefCell;
 
 use libfuzzer_sys::fuzz_target;
 use tracejoin::config::Config;
-use tracejoin::filter::connection::{ConnectionFilter, Verdict};
+use tracejoin::filter::Counter;
+use tracejoin::filter::envoy_loop::EnvoyLoop;
 use tracejoin::filter::recording_host::fail;
-use tracejoin::filter::{Counter, RecordingHost};
 use tracejoin::ids::IdGenerator;
 use tracejoin::stream::Leave;
 use tracejoin_fuzz::show;
-use tracejoin_fuzz::stream::{Limits, check};
+use tracejoin_fuzz::stream::{IndependentCodec, Limits, check};
 
 const CONFIGS: [&str; 8] = [
     r#"{"position":"network","tracer":"zipkin"}"#,
@@ -57,6 +60,10 @@ struct Input<'a> {
     fail: u8,
     /// The last write says end of stream.
     eos: bool,
+    /// Every request is answered as soon as the HCM has it.
+    answer_at_once: bool,
+    /// Otherwise: answer after write i when bit `i % 6` is set.
+    answers: u8,
     stream: &'a [u8],
 }
 
@@ -76,6 +83,8 @@ fn binary(data: &[u8]) -> Input<'_> {
         // One input in four has failing host calls.
         fail: if f >= 192 { f & 0x7f } else { 0 },
         eos: byte(1) & 1 == 1,
+        answer_at_once: byte(1) & 2 == 2,
+        answers: byte(1) >> 2,
         stream: data.get(4 + n..).unwrap_or_default(),
     }
 }
@@ -87,6 +96,8 @@ fn text(data: &[u8]) -> Input<'_> {
         writes: Vec::new(),
         fail: 0,
         eos: false,
+        answer_at_once: true,
+        answers: 0,
         stream: data.get(nl + 1..).unwrap_or_default(),
     };
     for token in String::from_utf8_lossy(&data[2..nl]).split_whitespace() {
@@ -103,6 +114,10 @@ fn text(data: &[u8]) -> Input<'_> {
             }
             "fail" => input.fail = value.parse::<u8>().unwrap_or(0) & 0x7f,
             "eos" => input.eos = true,
+            "answers" => {
+                input.answer_at_once = false;
+                input.answers = value.parse::<u8>().unwrap_or(0) & 0x3f;
+            }
             _ => {}
         }
     }
@@ -118,36 +133,47 @@ fuzz_target!(|data: &[u8]| {
     let config = LOADED.with(|c| c.borrow()[input.config].clone());
     let stream = input.stream;
 
-    // The Wire: each write grows the buffer; Continue hands all of it to the HCM.
-    let mut host = RecordingHost::default();
-    let mut filter = ConnectionFilter::new(&mut host);
-    let mut ids = IdGenerator::from_seed(5);
-    let mut passed = Vec::new();
+    let mut envoy = EnvoyLoop::new(
+        config.clone(),
+        IdGenerator::from_seed(5),
+        IndependentCodec::default(),
+    );
+    envoy.auto_answer = input.answer_at_once;
     let mut at = 0usize;
     let mut call = 0usize;
-    while at < stream.len() {
+    while at < stream.len() && !envoy.closed {
         let size = input
             .writes
             .get(call % input.writes.len().max(1))
             .copied()
             .unwrap_or(stream.len());
         let end = (at + size).min(stream.len());
-        host.downstream.extend_from_slice(&stream[at..end]);
-        at = end;
-        host.fail = if input.fail >> (call % 7) & 1 == 1 {
+        envoy.host.fail = if input.fail >> (call % 7) & 1 == 1 {
             fail::DOWNSTREAM
         } else {
             0
         };
-        let len = host.downstream.len();
-        let eos = input.eos && at == stream.len();
-        match filter.on_data(&mut host, &config, &mut ids, len, eos) {
-            Verdict::Continue => passed.append(&mut host.downstream),
-            Verdict::Pause => {}
+        let eos = input.eos && end == stream.len();
+        envoy.send(&stream[at..end], eos);
+        at = end;
+        if input.answers >> (call % 6) & 1 == 1 && envoy.answering.is_some() {
+            envoy.answer_now();
         }
         call += 1;
     }
-    let held = std::mem::take(&mut host.downstream);
+    envoy.host.fail = 0;
+    envoy.answer_all();
+    let passed = std::mem::take(&mut envoy.passed);
+    let mut held = std::mem::take(&mut envoy.host.downstream);
+    held.extend_from_slice(&envoy.socket);
+    let host = &envoy.host;
+    if envoy.closed {
+        assert!(
+            config.trust != tracejoin::config::Trust::Continue
+                || host.count(Counter::NetworkLeft(Leave::SlowHead)) > 0,
+            "closed without trust"
+        );
+    }
 
     let limits = Limits {
         max_head_bytes: config.limits.max_head_bytes,
@@ -165,7 +191,7 @@ fuzz_target!(|data: &[u8]| {
             show(&held)
         )
     };
-    let (framed, seen) = match check(stream, &passed, &held, input.eos, &limits) {
+    let (framed, seen) = match check(stream, &passed, &held, input.eos, envoy.closed, &limits) {
         Ok(r) => r,
         Err(e) => panic!("{e}\nframed: {:?}{}", http1_stop(stream), what()),
     };
@@ -184,7 +210,7 @@ fuzz_target!(|data: &[u8]| {
         seen.rewritten,
         what()
     );
-    if !matches!(framed.stop, tracejoin_fuzz::http1::Stop::Unchecked { .. }) {
+    if !envoy.closed && !matches!(framed.stop, tracejoin_fuzz::http1::Stop::Unchecked { .. }) {
         assert_eq!(rewritten, seen.rewritten, "rewrites counted{}", what());
     }
     assert!(

@@ -98,7 +98,8 @@ pub struct Head {
     pub target: Range<usize>,
     pub fields: Vec<Field>,
     pub framing: Framing,
-    /// CONNECT, or an Upgrade field: what follows may not be HTTP/1.
+    /// CONNECT, or an Upgrade field with `upgrade` in Connection: what follows may not be
+    /// HTTP/1.
     pub tunnel: bool,
 }
 
@@ -292,6 +293,7 @@ pub fn read_head(s: &[u8], at: usize) -> HeadRead {
     let mut lengths = Vec::new();
     let mut codings = Vec::new();
     let mut upgrade = false;
+    let mut connection_upgrade = false;
     for f in &fields {
         let name = &s[f.name.clone()];
         let value = &s[f.value.clone()];
@@ -301,6 +303,10 @@ pub fn read_head(s: &[u8], at: usize) -> HeadRead {
             codings.push(value);
         } else if name.eq_ignore_ascii_case(b"upgrade") {
             upgrade = true;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            connection_upgrade |= value
+                .split(|b| *b == b',')
+                .any(|t| trim(t).eq_ignore_ascii_case(b"upgrade"));
         }
     }
     let framing = match (lengths.as_slice(), codings.as_slice()) {
@@ -320,7 +326,8 @@ pub fn read_head(s: &[u8], at: usize) -> HeadRead {
         start: at,
         end,
         request_line: at..first_end + 2,
-        tunnel: upgrade || &s[method_r.clone()] == b"CONNECT",
+        // As Envoy's codec: an Upgrade field counts only with Connection's upgrade token.
+        tunnel: (upgrade && connection_upgrade) || &s[method_r.clone()] == b"CONNECT",
         method: method_r,
         target: target_r,
         fields,
