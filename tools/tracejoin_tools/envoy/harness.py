@@ -129,7 +129,14 @@ def _cluster(name, port):
 
 
 def render_listener(
-    tracer="none", position="off", wasm_path=None, plugin_config=None, name="main", failure_policy=None, network_config=None
+    tracer="none",
+    position="off",
+    wasm_path=None,
+    plugin_config=None,
+    name="main",
+    failure_policy=None,
+    network_config=None,
+    hcm_options=None,
 ):
     """A loopback listener (port 0) whose HTTP connection manager routes everything to the
     `echo` cluster, traces with `tracer` and runs tracejoin at `position` (with the plugin's
@@ -178,6 +185,7 @@ def render_listener(
             ]
         },
         "http_filters": http_filters,
+        **(hcm_options or {}),
     }
     tracing = _tracing(tracer, "collector")
     if tracing:
@@ -208,10 +216,13 @@ def render_bootstrap(listeners, upstream_port):
     }
 
 
-def render_config(upstream_port, tracer="none", position="off", wasm_path=None, plugin_config=None, network_config=None):
+def render_config(
+    upstream_port, tracer="none", position="off", wasm_path=None, plugin_config=None, network_config=None, hcm_options=None
+):
     """An Envoy bootstrap (as a dict) for one test scenario."""
     return render_bootstrap(
-        [render_listener(tracer, position, wasm_path, plugin_config, network_config=network_config)], upstream_port
+        [render_listener(tracer, position, wasm_path, plugin_config, network_config=network_config, hcm_options=hcm_options)],
+        upstream_port,
     )
 
 
