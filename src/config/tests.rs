@@ -51,6 +51,17 @@ fn every_field_is_read() {
     assert_eq!(c.sampler.ratio(), 0.25);
     assert_eq!(c.response_header.as_deref(), Some("x-trace-id"));
     assert!(c.traceresponse);
+
+    let n = Config::from_json(
+        br#"{"position":"network","max_request_headers_kb":8,"max_request_headers_count":50,
+            "per_connection_buffer_limit_bytes":16384,"request_headers_timeout_ms":5000}"#,
+    )
+    .unwrap();
+    assert_eq!(n.limits.max_head_bytes, 8 * 1024);
+    assert_eq!(n.limits.max_headers, 50);
+    assert_eq!(n.limits.max_held_bytes, 16384);
+    assert_eq!(n.limits.held_head_timeout_ms, 5000);
+    assert_eq!(Config::default().limits.held_head_timeout_ms, 10_000);
 }
 
 #[test]

@@ -98,6 +98,16 @@ impl RootContext for TracejoinRoot {
             config.envoy,
             config.envoy_source.describe()
         );
+        if config.position == Position::Network {
+            // The filter cannot read the HCM's settings: say which it assumes.
+            log::info!(
+                "tracejoin: network position: heads rewritten up to max_request_headers_kb {} and max_request_headers_count {}, held up to per_connection_buffer_limit_bytes {} and request_headers_timeout_ms {}: set each to the HTTP connection manager's (listener's) value",
+                config.limits.max_head_bytes / 1024,
+                config.limits.max_headers,
+                config.limits.max_held_bytes,
+                config.limits.held_head_timeout_ms
+            );
+        }
         if config.envoy > EnvoyVersion::NEWEST_MEASURED
             || config.envoy < EnvoyVersion::OLDEST_MEASURED
         {
