@@ -174,8 +174,7 @@ pub fn parse(bytes: &[u8]) -> Result<RequestHead<'_>, Leave> {
     let connect = request.starts_with(b"CONNECT ");
     let fields_start = first.end + 2;
 
-    let mut content_length: Option<u64> = None;
-    let mut chunked = false;
+    let mut framing = FramingFields::default();
     let mut upgrade = false;
     let mut connection_upgrade = false;
     let mut field_count = 0usize;
@@ -196,17 +195,8 @@ pub fn parse(bytes: &[u8]) -> Result<RequestHead<'_>, Leave> {
         }
         let (name, value) = field_line(text).ok_or(Leave::Ambiguous)?;
         field_count += 1;
-        if name.eq_ignore_ascii_case(b"content-length") {
-            if content_length.is_some() {
-                // Envoy refuses a repeated Content-Length even with equal values.
-                return Err(Leave::Ambiguous);
-            }
-            content_length = Some(decimal(value).ok_or(Leave::Ambiguous)?);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            if chunked || !value.eq_ignore_ascii_case(b"chunked") {
-                return Err(Leave::Ambiguous);
-            }
-            chunked = true;
+        if framing.read(name, value).map_err(|()| Leave::Ambiguous)? {
+            // Content-Length or Transfer-Encoding.
         } else if name.eq_ignore_ascii_case(b"upgrade") {
             upgrade = true;
         } else if name.eq_ignore_ascii_case(b"connection") {
@@ -218,7 +208,7 @@ pub fn parse(bytes: &[u8]) -> Result<RequestHead<'_>, Leave> {
     if !ended {
         return Err(Leave::NotHttp1);
     }
-    let body = match (content_length, chunked) {
+    let body = match (framing.length, framing.chunked) {
         (Some(_), true) => return Err(Leave::Ambiguous),
         // Transfer-Encoding is HTTP/1.1's; a 1.0 message with it is read differently.
         (None, true) if version == b"HTTP/1.0" => return Err(Leave::Ambiguous),
@@ -236,6 +226,36 @@ pub fn parse(bytes: &[u8]) -> Result<RequestHead<'_>, Leave> {
         head_method: request.starts_with(b"HEAD "),
         field_count,
     })
+}
+
+/// A message's framing fields (Content-Length, Transfer-Encoding), read strictly: a repeat
+/// (Envoy refuses a repeated Content-Length even with equal values), a value that is not
+/// `1*DIGIT`, or a coding other than `chunked` is an error.
+#[derive(Default)]
+pub(super) struct FramingFields {
+    pub length: Option<u64>,
+    pub chunked: bool,
+}
+
+impl FramingFields {
+    /// Reads one field: `Ok(false)` when it frames nothing.
+    pub(super) fn read(&mut self, name: &[u8], value: &[u8]) -> Result<bool, ()> {
+        if name.eq_ignore_ascii_case(b"content-length") {
+            if self.length.is_some() {
+                return Err(());
+            }
+            self.length = Some(decimal(value).ok_or(())?);
+            Ok(true)
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            if self.chunked || !value.eq_ignore_ascii_case(b"chunked") {
+                return Err(());
+            }
+            self.chunked = true;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
 }
 
 /// `1*DIGIT` as a u64; anything else (signs, spaces, commas, overflow) is `None`.

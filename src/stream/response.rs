@@ -7,7 +7,7 @@
 //! following of the connection.
 
 use super::Leave;
-use super::head::{field_line, head_end};
+use super::head::{FramingFields, field_line, head_end};
 
 /// How a response's body is framed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,8 +41,7 @@ pub fn parse(bytes: &[u8], request_was_head: bool) -> Result<ResponseHead, Leave
     let mut lines = head.split(|b| *b == b'\n');
     let status_line = lines.next().ok_or(Leave::Response)?;
     let status = status(status_line.strip_suffix(b"\r").ok_or(Leave::Response)?)?;
-    let mut length: Option<u64> = None;
-    let mut chunked = false;
+    let mut framing = FramingFields::default();
     for line in lines {
         let Some(line) = line.strip_suffix(b"\r") else {
             // What follows the empty line's LF: nothing.
@@ -55,20 +54,10 @@ pub fn parse(bytes: &[u8], request_was_head: bool) -> Result<ResponseHead, Leave
             continue;
         }
         let (name, value) = field_line(line).ok_or(Leave::Response)?;
-        if name.eq_ignore_ascii_case(b"content-length") {
-            if length.is_some() {
-                return Err(Leave::Response);
-            }
-            length = Some(decimal(value).ok_or(Leave::Response)?);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            if chunked || !value.eq_ignore_ascii_case(b"chunked") {
-                return Err(Leave::Response);
-            }
-            chunked = true;
-        }
+        framing.read(name, value).map_err(|()| Leave::Response)?;
     }
     let no_body = request_was_head || (100..200).contains(&status) || matches!(status, 204 | 304);
-    let body = match (no_body, chunked, length) {
+    let body = match (no_body, framing.chunked, framing.length) {
         (true, _, _) => ResponseBody::None,
         (false, true, None) => ResponseBody::Chunked,
         (false, false, Some(0)) => ResponseBody::None,
@@ -92,16 +81,6 @@ fn status(line: &[u8]) -> Result<u16, Leave> {
     Ok(digits
         .iter()
         .fold(0u16, |n, d| n * 10 + u16::from(d - b'0')))
-}
-
-fn decimal(v: &[u8]) -> Option<u64> {
-    if v.is_empty() || v.len() > 19 {
-        return None;
-    }
-    v.iter().try_fold(0u64, |n, b| {
-        let d = u64::from(b.checked_sub(b'0').filter(|d| *d <= 9)?);
-        n.checked_mul(10)?.checked_add(d)
-    })
 }
 
 #[cfg(test)]
