@@ -28,7 +28,8 @@ pub struct RequestHead<'a> {
     fields_start: usize,
     pub body: Body,
     /// CONNECT, or an Upgrade request as Envoy's codec takes one (an `Upgrade` field and the
-    /// `upgrade` token in `Connection`): Envoy passes what follows on as the stream's
+    /// `upgrade` token in `Connection`, but for `Upgrade: h2c`, whose fields Envoy's codec
+    /// removes and reads on in HTTP/1): Envoy passes what follows on as the stream's
     /// payload, which may not be HTTP/1 at all.
     pub tunnel: bool,
     /// A HEAD request: its response has no body whatever its framing fields say.
@@ -175,7 +176,9 @@ pub fn parse(bytes: &[u8]) -> Result<RequestHead<'_>, Leave> {
     let fields_start = first.end + 2;
 
     let mut framing = FramingFields::default();
-    let mut upgrade = false;
+    // Upgrade fields, and whether the one there is says h2c.
+    let mut upgrades = 0usize;
+    let mut h2c = false;
     let mut connection_upgrade = false;
     let mut field_count = 0usize;
     let mut ended = false;
@@ -198,7 +201,8 @@ pub fn parse(bytes: &[u8]) -> Result<RequestHead<'_>, Leave> {
         if framing.read(name, value).map_err(|()| Leave::Ambiguous)? {
             // Content-Length or Transfer-Encoding.
         } else if name.eq_ignore_ascii_case(b"upgrade") {
-            upgrade = true;
+            upgrades += 1;
+            h2c = value.eq_ignore_ascii_case(b"h2c");
         } else if name.eq_ignore_ascii_case(b"connection") {
             connection_upgrade |= value
                 .split(|b| *b == b',')
@@ -222,7 +226,8 @@ pub fn parse(bytes: &[u8]) -> Result<RequestHead<'_>, Leave> {
         body,
         // An `Upgrade` without the `Connection` token is an ordinary request to Envoy (and to
         // RFC 9110 7.8): the connection goes on in HTTP/1, so the filter follows it too.
-        tunnel: connect || (upgrade && connection_upgrade),
+        // Envoy joins repeated Upgrade fields with commas before comparing with `h2c`.
+        tunnel: connect || (upgrades > 0 && connection_upgrade && !(upgrades == 1 && h2c)),
         head_method: request.starts_with(b"HEAD "),
         field_count,
     })

@@ -284,6 +284,16 @@ def client_trace_reached(upstream):
         ),
         pytest.param(
             [
+                (
+                    0.0,
+                    ("GET /h2c HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n" + B3 + "\r\n").encode(),
+                ),
+                (0.3, ("GET /after-h2c HTTP/1.1\r\nHost: a\r\n" + B3 + "\r\n").encode()),
+            ],
+            id="after-an-h2c-upgrade-envoy-ignores",
+        ),
+        pytest.param(
+            [
                 (0.0, b"GET /slow300 HTTP/1.1\r\nHost: a\r\n\r\n"),
                 (0.1, ("GET /while-waiting HTTP/1.1\r\nHost: a\r\n" + B3 + "\r\n").encode()),
                 (0.5, ("GET /after HTTP/1.1\r\nHost: a\r\n" + B3 + "\r\n").encode()),

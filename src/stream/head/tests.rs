@@ -73,6 +73,20 @@ fn an_upgrade_field_without_the_connection_token_is_an_ordinary_request() {
         body_of("GET / HTTP/1.1\r\nUpgrade: x\r\nConnection: upgraded\r\n\r\n"),
         Ok((Body::None, false))
     );
+    // Envoy's codec drops an h2c upgrade's fields and reads on in HTTP/1.
+    assert_eq!(
+        body_of(
+            "GET / HTTP/1.1\r\nUpgrade: H2C\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+        ),
+        Ok((Body::None, false))
+    );
+    // Two Upgrade fields are one value `h2c,websocket` to Envoy: a tunnel.
+    assert_eq!(
+        body_of(
+            "GET / HTTP/1.1\r\nUpgrade: h2c\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
+        ),
+        Ok((Body::None, true))
+    );
 }
 
 #[test]
