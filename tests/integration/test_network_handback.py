@@ -294,6 +294,13 @@ def client_trace_reached(upstream):
         ),
         pytest.param(
             [
+                (0.0, ("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n" + B3 + "\r\n").encode()),
+                (0.3, ("GET /after-connect HTTP/1.1\r\nHost: a\r\n" + B3 + "\r\n").encode()),
+            ],
+            id="after-a-refused-connect",
+        ),
+        pytest.param(
+            [
                 (0.0, b"GET /slow300 HTTP/1.1\r\nHost: a\r\n\r\n"),
                 (0.1, ("GET /while-waiting HTTP/1.1\r\nHost: a\r\n" + B3 + "\r\n").encode()),
                 (0.5, ("GET /after HTTP/1.1\r\nHost: a\r\n" + B3 + "\r\n").encode()),
