@@ -11,7 +11,7 @@
 //!
 //! Input: the binary form `config, flags, fail, n, n write sizes, stream...` (flags: bit 0
 //! end of stream, bit 1 answer at once, bits 2-7 answer after write i when bit 2 + i % 6
-//! is set), or the text form for hand-made seeds: a first line `#! config=2
+//! is set; after an odd write the answer's stream ends only after the next write), or the text form for hand-made seeds: a first line `#! config=2
 //! writes=1,7,64 eos fail=5 answers=3` (any subset), then the stream's bytes as they are.
 #![no_main]
 
@@ -141,6 +141,7 @@ fuzz_target!(|data: &[u8]| {
     envoy.auto_answer = input.answer_at_once;
     let mut at = 0usize;
     let mut call = 0usize;
+    let mut pending_end = false;
     while at < stream.len() && !envoy.closed {
         let size = input
             .writes
@@ -156,12 +157,26 @@ fuzz_target!(|data: &[u8]| {
         let eos = input.eos && end == stream.len();
         envoy.send(&stream[at..end], eos);
         at = end;
+        if pending_end {
+            envoy.end_answer();
+            pending_end = false;
+        }
         if input.answers >> (call % 6) & 1 == 1 && envoy.answering.is_some() {
-            envoy.answer_now();
+            if call % 2 == 1 {
+                // Written now, its stream ending after the next write (END_STREAM late).
+                let head = envoy.answering.unwrap_or(false);
+                envoy.write_answer(tracejoin::filter::envoy_loop::answer_for(head));
+                pending_end = true;
+            } else {
+                envoy.answer_now();
+            }
         }
         call += 1;
     }
     envoy.host.fail = 0;
+    if pending_end {
+        envoy.end_answer();
+    }
     envoy.answer_all();
     let passed = std::mem::take(&mut envoy.passed);
     let mut held = std::mem::take(&mut envoy.host.downstream);

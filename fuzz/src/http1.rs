@@ -292,6 +292,7 @@ pub fn read_head(s: &[u8], at: usize) -> HeadRead {
     // What the fields say about the body.
     let mut lengths = Vec::new();
     let mut codings = Vec::new();
+    let mut upgrade = false;
     let mut upgrades = Vec::new();
     let mut connection_upgrade = false;
     for f in &fields {
@@ -302,7 +303,11 @@ pub fn read_head(s: &[u8], at: usize) -> HeadRead {
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             codings.push(value);
         } else if name.eq_ignore_ascii_case(b"upgrade") {
-            upgrades.push(value);
+            upgrade = true;
+            // Envoy's header map leaves empty values out when it joins repeats.
+            if !value.is_empty() {
+                upgrades.push(value);
+            }
         } else if name.eq_ignore_ascii_case(b"connection") {
             connection_upgrade |= value
                 .split(|b| *b == b',')
@@ -329,7 +334,7 @@ pub fn read_head(s: &[u8], at: usize) -> HeadRead {
         // As Envoy's codec: an Upgrade field counts only with Connection's upgrade token, and
         // not when the fields, joined with commas, say h2c (Envoy drops those).
         tunnel: (connection_upgrade
-            && !upgrades.is_empty()
+            && upgrade
             && !upgrades.join(&b","[..]).eq_ignore_ascii_case(b"h2c"))
             || &s[method_r.clone()] == b"CONNECT",
         method: method_r,

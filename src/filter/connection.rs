@@ -69,6 +69,10 @@ enum State {
     /// Inside a Content-Length body: bytes left.
     Body(u64),
     Chunked(Chunked),
+    /// A CONNECT or Upgrade head was passed on: Envoy's codec reads what follows as the
+    /// tunnel's, unless it answers without switching (or is configured to ignore the
+    /// upgrade), when it reads HTTP/1 on. Settled by the answer.
+    TunnelPending,
     /// Left alone from here on.
     Left,
     /// To be closed: nothing more is passed on, and the next read closes the connection
@@ -80,6 +84,8 @@ enum State {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Request {
     head_method: bool,
+    /// CONNECT: a 2xx answer switches to the tunnel.
+    connect: bool,
     /// The filter made its head longer (a 431 for it is then worth a word in the log).
     grown: bool,
 }
@@ -109,9 +115,22 @@ pub struct ConnectionFilter {
     /// takes nothing more from the buffer.
     answering: Option<Request>,
     answer: Answer,
+    /// The last answer ended on framing Envoy may write before its stream ends
+    /// (Content-Length, or no body: END_STREAM can come later, from an HTTP/2 upstream's
+    /// trailers say), so the HCM may still be answering. A chunked answer's last chunk is
+    /// written with the stream's end; so is any byte of the next answer.
+    tentative: bool,
+    /// The first bytes of a buffer passed while `tentative`, on the view that the HCM took
+    /// it: if the next read begins with them, Envoy may be handing them back.
+    unconfirmed: Option<Vec<u8>>,
+    /// A head has been read on this connection (HTTP/2's preface counts only before).
+    seen_head: bool,
     /// When the head being held began to be held (host clock, ns).
     held_since: Option<u64>,
 }
+
+/// How many of a passed buffer's first bytes are kept to recognise it handed back.
+const UNCONFIRMED_BYTES: usize = 64;
 
 /// Where a read stands.
 struct Read {
@@ -121,6 +140,11 @@ struct Read {
     len: usize,
     /// A request ended within this read: which.
     ended: Option<Request>,
+    /// The buffer's first bytes as passed on (after a rewrite), when this read read them.
+    first: Vec<u8>,
+    /// The buffer holds only empty lines: handed back or not, they are read as empty lines
+    /// before the next head.
+    blank: bool,
 }
 
 /// A response ended: the HCM answered its request (or wrote an interim one).
@@ -162,28 +186,52 @@ impl ConnectionFilter {
                 return self.leave(host, config, Leave::Unsure);
             }
             host.increment(Counter::NetworkRepresented);
+            self.tentative = false;
+        }
+        if let Some(first) = self.unconfirmed.take() {
+            // Passed while the HCM may still have been answering: if this read begins with
+            // those bytes, Envoy may be handing them back (or the client sent them again),
+            // and which bytes are new cannot be told.
+            let again = len >= first.len()
+                && match host.read_downstream(0, first.len()) {
+                    Ok(bytes) => bytes == first,
+                    Err(_) => return self.leave(host, config, Leave::HostError),
+                };
+            if again {
+                return self.leave(host, config, Leave::Unsure);
+            }
+            self.tentative = false;
         }
         let ended = self.presented_end.take();
         let mut read = Read {
-            // Empty lines handed back between requests are read again, as empty lines
-            // before the next head.
-            at: if ended.is_none() && matches!(self.state, State::Idle) {
+            // A held head, and empty lines handed back between requests, are read again
+            // from the buffer's start.
+            at: if ended.is_none() && matches!(self.state, State::Idle | State::Head(_)) {
                 0
             } else {
                 self.presented
             },
             len,
             ended,
+            first: Vec::new(),
+            blank: false,
         };
         loop {
             match std::mem::take(&mut self.state) {
                 State::Left => return Verdict::Continue,
                 State::Closed => return Verdict::Close,
+                State::TunnelPending if read.at >= read.len => {
+                    self.state = State::TunnelPending;
+                    return self.pass(host, &read);
+                }
+                // Bytes after a tunnel's head before its answer: the tunnel's, or (if Envoy
+                // does not switch) HTTP/1 the filter has not read.
+                State::TunnelPending => return self.leave(host, config, Leave::Upgrade),
                 State::Body(left) => {
                     let available = (read.len.saturating_sub(read.at)) as u64;
                     if left > available {
                         self.state = State::Body(left - available);
-                        return self.pass(&read);
+                        return self.pass(host, &read);
                     }
                     read.at += usize::try_from(left).unwrap_or(usize::MAX);
                     read.ended = Some(self.reading);
@@ -192,15 +240,15 @@ impl ConnectionFilter {
                     Ok(true) => read.ended = Some(self.reading),
                     Ok(false) => {
                         self.state = State::Chunked(body);
-                        return self.pass(&read);
+                        return self.pass(host, &read);
                     }
                     Err(reason) => return self.leave(host, config, reason),
                 },
-                State::Idle if read.at >= read.len => return self.pass(&read),
+                State::Idle if read.at >= read.len => return self.pass(host, &read),
                 State::Idle if read.ended.is_some() => {
                     // Bytes after a complete request in the same buffer: another request.
                     return match only_empty_lines(host, &read) {
-                        Ok(true) => self.pass(&read),
+                        Ok(true) => self.pass(host, &read),
                         Ok(false) => self.leave(host, config, Leave::Pipelined),
                         Err(reason) => self.leave(host, config, reason),
                     };
@@ -227,11 +275,22 @@ impl ConnectionFilter {
     /// is answering a request; else everything up to the end of the request that ends in
     /// it, or everything. (Empty lines after that end may stay or not: the next read
     /// takes them for empty lines before a request either way.)
-    fn pass(&mut self, read: &Read) -> Verdict {
+    fn pass(&mut self, host: &mut dyn StreamHost, read: &Read) -> Verdict {
         if self.answering.is_some() {
             self.presented = read.len;
             self.presented_end = read.ended;
         } else {
+            if self.tentative && read.len > 0 && !read.blank {
+                let first = if read.first.is_empty() {
+                    match host.read_downstream(0, UNCONFIRMED_BYTES) {
+                        Ok(bytes) => bytes,
+                        Err(_) => return self.leave_for(host, Leave::HostError, true),
+                    }
+                } else {
+                    read.first.clone()
+                };
+                self.unconfirmed = Some(first);
+            }
             self.presented = 0;
             self.presented_end = None;
             if read.ended.is_some() {
@@ -242,20 +301,34 @@ impl ConnectionFilter {
     }
 
     fn leave(&mut self, host: &mut dyn StreamHost, config: &Config, reason: Leave) -> Verdict {
+        // HTTP/2 from the start is not followed at all (its own issue); a tunnel Envoy
+        // switched to carries no HTTP/1 request.
+        let trusted = config.trust != Trust::Continue && reason != Leave::Http2;
+        self.leave_for(host, reason, trusted)
+    }
+
+    /// Leaves the connection, or closes it (`close`, and always for a slow head).
+    fn leave_for(&mut self, host: &mut dyn StreamHost, reason: Leave, close: bool) -> Verdict {
         host.increment(Counter::NetworkLeft(reason));
         self.held_since = None;
-        // HTTP/2 from the start is not followed at all (its own issue); after a tunnel
-        // begins Envoy reads no HTTP/1 request on the connection.
-        let closes = reason == Leave::SlowHead
-            || (config.trust != Trust::Continue
-                && !matches!(reason, Leave::Http2 | Leave::Upgrade));
-        if closes {
+        self.unconfirmed = None;
+        if close || reason == Leave::SlowHead {
             host.increment(Counter::NetworkClosed);
             self.state = State::Closed;
             Verdict::Close
         } else {
             self.state = State::Left;
             Verdict::Continue
+        }
+    }
+
+    /// HTTP/2's preface counts only as a connection's first bytes: later, Envoy's HTTP/1
+    /// codec reads it as a bad request line.
+    fn after_first(&self, reason: Leave) -> Leave {
+        if reason == Leave::Http2 && self.seen_head {
+            Leave::NotHttp1
+        } else {
+            reason
         }
     }
 
@@ -300,7 +373,7 @@ impl ConnectionFilter {
                 break (lead, end);
             }
             if let Err(reason) = head::check_prefix(started) {
-                return Some(self.leave(host, config, reason));
+                return Some(self.leave(host, config, self.after_first(reason)));
             }
             if started.len() > limit {
                 return Some(self.leave(host, config, Leave::TooLarge));
@@ -310,7 +383,8 @@ impl ConnectionFilter {
                     // Only empty lines so far: Envoy's codec skips them, so they are passed
                     // on (and never timed as a held head: a client may end a request with
                     // one more CRLF and then idle).
-                    return Some(self.pass(read));
+                    read.blank = true;
+                    return Some(self.pass(host, read));
                 }
                 if end_of_stream {
                     return Some(self.leave(host, config, Leave::NotHttp1));
@@ -320,11 +394,14 @@ impl ConnectionFilter {
                     return Some(self.leave(host, config, Leave::TooLarge));
                 }
                 // Envoy's header timeout starts only when its codec sees the head: while
-                // the filter holds it, the filter keeps that time.
-                let now = host.now_nanos();
-                let since = *self.held_since.get_or_insert(now);
-                if now.saturating_sub(since) / 1_000_000 >= config.limits.held_head_timeout_ms {
-                    return Some(self.leave(host, config, Leave::SlowHead));
+                // the filter holds it, the filter keeps that time (from when the codec
+                // would have read it: not while the HCM is still answering).
+                if self.answering.is_none() {
+                    let now = host.now_nanos();
+                    let since = *self.held_since.get_or_insert(now);
+                    if now.saturating_sub(since) / 1_000_000 >= config.limits.held_head_timeout_ms {
+                        return Some(self.leave(host, config, Leave::SlowHead));
+                    }
                 }
                 self.state = State::Head(seen);
                 return Some(Verdict::Pause);
@@ -334,8 +411,9 @@ impl ConnectionFilter {
         let bytes = seen.get(lead..lead + end).unwrap_or_default();
         let parsed = match head::parse(bytes) {
             Ok(parsed) => parsed,
-            Err(reason) => return Some(self.leave(host, config, reason)),
+            Err(reason) => return Some(self.leave(host, config, self.after_first(reason))),
         };
+        self.seen_head = true;
         host.increment(Counter::NetworkHead);
         let carrier = Carrier::from_pairs(parsed.fields().map(|f| (f.name, f.value)));
         let plan = policy::decide(config, &carrier, ids);
@@ -343,6 +421,7 @@ impl ConnectionFilter {
         let mut head_len = end;
         self.reading = Request {
             head_method: parsed.head_method,
+            connect: parsed.connect,
             grown: false,
         };
         if let Some(rewrite::Rewritten {
@@ -367,18 +446,28 @@ impl ConnectionFilter {
                 self.reading.grown = new.len() > end;
                 head_len = new.len();
                 read.len = read.len - end + new.len();
+                read.first = prefix.iter().copied().take(UNCONFIRMED_BYTES).collect();
             } else {
                 host.increment(Counter::NetworkAtLimit);
             }
         }
+        // The buffer's first bytes as passed on: the new head, then what followed it.
+        let after_head = seen.get(lead + end..).unwrap_or_default();
+        let more = UNCONFIRMED_BYTES.saturating_sub(read.first.len());
+        if read.first.is_empty() {
+            read.first = seen.iter().copied().take(UNCONFIRMED_BYTES).collect();
+        } else {
+            read.first.extend(after_head.iter().copied().take(more));
+        }
         read.at = lead + head_len;
         if parsed.tunnel {
-            // What follows is the tunnel's, once Envoy passes it on as it is: pass this head
-            // on (rewritten) and leave the rest.
-            let verdict = self.pass(read);
-            host.increment(Counter::NetworkLeft(Leave::Upgrade));
-            self.state = State::Left;
-            return Some(verdict);
+            // The head is passed on (rewritten); what follows it is the tunnel's if Envoy
+            // switches, which its answer says. A client waits for that answer.
+            self.state = State::TunnelPending;
+            if read.at < read.len {
+                return Some(self.leave(host, config, Leave::Upgrade));
+            }
+            return Some(self.pass(host, read));
         }
         match parsed.body {
             Body::None => {
@@ -413,7 +502,12 @@ impl ConnectionFilter {
         loop {
             match std::mem::take(&mut self.answer) {
                 Answer::Idle if at >= len => return Verdict::Continue,
-                Answer::Idle => self.answer = Answer::Head(Vec::new()),
+                Answer::Idle => {
+                    // Envoy starts an answer only once the last one's stream has ended.
+                    self.tentative = false;
+                    self.unconfirmed = None;
+                    self.answer = Answer::Head(Vec::new());
+                }
                 Answer::Head(mut seen) => {
                     let before = seen.len();
                     let mut end = None;
@@ -442,7 +536,7 @@ impl ConnectionFilter {
                     at = at - (seen.len() - before) + (end - before);
                     match self.response_head(host, config, seen.get(..end).unwrap_or_default()) {
                         Ok(Written::More) => {}
-                        Ok(Written::Done) => self.answered(),
+                        Ok(Written::Done) => self.answered(true),
                         Err(verdict) => return verdict,
                     }
                 }
@@ -453,20 +547,22 @@ impl ConnectionFilter {
                         return Verdict::Continue;
                     }
                     at += usize::try_from(left).unwrap_or(usize::MAX);
-                    self.answered();
+                    self.answered(true);
                 }
                 Answer::Chunked(mut body) => {
                     let mut read = Read {
                         at,
                         len,
                         ended: None,
+                        first: Vec::new(),
+                        blank: false,
                     };
                     match follow_chunked_with(&mut body, &mut read, |start, n| {
                         host.read_upstream(start, n)
                     }) {
                         Ok(true) => {
                             at = read.at;
-                            self.answered();
+                            self.answered(false);
                         }
                         Ok(false) => {
                             self.answer = Answer::Chunked(body);
@@ -493,11 +589,22 @@ impl ConnectionFilter {
             // 100 Continue and the like: the final response follows.
             return Ok(Written::More);
         }
+        if matches!(self.state, State::TunnelPending) {
+            let switched = parsed.status == 101
+                || (self.reading.connect && (200..300).contains(&parsed.status));
+            if switched {
+                // The tunnel's bytes follow, and no request after them.
+                host.increment(Counter::NetworkLeft(Leave::Upgrade));
+                self.state = State::Left;
+                return Err(Verdict::Continue);
+            }
+            // Not switched: Envoy may read HTTP/1 on (or close); the filter cannot tell
+            // from where.
+            return Err(self.leave(host, config, Leave::Upgrade));
+        }
         if parsed.status == 101 {
-            // The tunnel's bytes follow, and no request after it.
-            host.increment(Counter::NetworkLeft(Leave::Upgrade));
-            self.state = State::Left;
-            return Err(Verdict::Continue);
+            // A switch to a request the filter did not take for a tunnel.
+            return Err(self.leave(host, config, Leave::Response));
         }
         let Some(request) = request else {
             // A final response before the request's end (a local reply to a head, an
@@ -519,18 +626,17 @@ impl ConnectionFilter {
                 self.answer = Answer::Chunked(Chunked::new(MAX_RESPONSE_HEAD));
                 Ok(Written::More)
             }
-            ResponseBody::UntilClose => {
-                // Envoy closes the connection after it: nothing to follow or to close.
-                host.increment(Counter::NetworkLeft(Leave::Response));
-                self.state = State::Left;
-                Err(Verdict::Continue)
-            }
+            // Envoy closes the connection after it; were it not to, where a next request
+            // starts could not be told.
+            ResponseBody::UntilClose => Err(self.leave(host, config, Leave::Response)),
         }
     }
 
-    /// The HCM answered the request it was answering: its codec reads on.
-    fn answered(&mut self) {
+    /// The HCM answered the request it was answering: its codec reads on, once the
+    /// answer's stream has ended (`tentative`: that may come later, unseen).
+    fn answered(&mut self, tentative: bool) {
         self.answering = None;
+        self.tentative = tentative;
     }
 }
 

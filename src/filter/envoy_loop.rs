@@ -227,12 +227,23 @@ impl<C: Codec> EnvoyLoop<C> {
         self.answer(answer_for(head_method));
     }
 
-    /// The HCM writes `response`, the whole answer to the request it is answering; its
-    /// codec then reads on, and Envoy hands back what it left.
+    /// The HCM writes `response`, the whole answer to the request it is answering, and
+    /// the answer's stream ends: its codec reads on, and Envoy hands back what it left.
     pub fn answer(&mut self, response: &[u8]) {
+        self.write_answer(response);
+        self.end_answer();
+    }
+
+    /// The HCM writes `response` (all or part of an answer); the stream goes on.
+    pub fn write_answer(&mut self, response: &[u8]) {
         self.host.upstream = response.to_vec();
         self.filter
             .on_response(&mut self.host, &self.config, response.len());
+    }
+
+    /// The answer's stream ends (with nothing more written: END_STREAM from an HTTP/2
+    /// upstream after a Content-Length body, say): the codec reads on.
+    pub fn end_answer(&mut self) {
         self.answering = None;
         if self.closed {
             return;

@@ -34,6 +34,7 @@ pub struct RequestHead<'a> {
     pub tunnel: bool,
     /// A HEAD request: its response has no body whatever its framing fields say.
     pub head_method: bool,
+    pub connect: bool,
     pub field_count: usize,
 }
 
@@ -176,7 +177,8 @@ pub fn parse(bytes: &[u8]) -> Result<RequestHead<'_>, Leave> {
     let fields_start = first.end + 2;
 
     let mut framing = FramingFields::default();
-    // Upgrade fields, and whether the one there is says h2c.
+    // Upgrade fields, those with a value, and whether the one value there is says h2c.
+    let mut upgrade = false;
     let mut upgrades = 0usize;
     let mut h2c = false;
     let mut connection_upgrade = false;
@@ -201,8 +203,12 @@ pub fn parse(bytes: &[u8]) -> Result<RequestHead<'_>, Leave> {
         if framing.read(name, value).map_err(|()| Leave::Ambiguous)? {
             // Content-Length or Transfer-Encoding.
         } else if name.eq_ignore_ascii_case(b"upgrade") {
-            upgrades += 1;
-            h2c = value.eq_ignore_ascii_case(b"h2c");
+            upgrade = true;
+            // Envoy's header map drops an empty value when it joins repeats.
+            if !value.is_empty() {
+                upgrades += 1;
+                h2c = value.eq_ignore_ascii_case(b"h2c");
+            }
         } else if name.eq_ignore_ascii_case(b"connection") {
             connection_upgrade |= value
                 .split(|b| *b == b',')
@@ -227,8 +233,9 @@ pub fn parse(bytes: &[u8]) -> Result<RequestHead<'_>, Leave> {
         // An `Upgrade` without the `Connection` token is an ordinary request to Envoy (and to
         // RFC 9110 7.8): the connection goes on in HTTP/1, so the filter follows it too.
         // Envoy joins repeated Upgrade fields with commas before comparing with `h2c`.
-        tunnel: connect || (upgrades > 0 && connection_upgrade && !(upgrades == 1 && h2c)),
+        tunnel: connect || (upgrade && connection_upgrade && !(upgrades == 1 && h2c)),
         head_method: request.starts_with(b"HEAD "),
+        connect,
         field_count,
     })
 }

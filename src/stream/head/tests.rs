@@ -80,6 +80,16 @@ fn an_upgrade_field_without_the_connection_token_is_an_ordinary_request() {
         ),
         Ok((Body::None, false))
     );
+    // Envoy joins repeated values with commas, leaving empty ones out: `h2c` again.
+    assert_eq!(
+        body_of("GET / HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: h2c\r\nUpgrade: \r\n\r\n"),
+        Ok((Body::None, false))
+    );
+    // An empty Upgrade value alone is still an upgrade to Envoy.
+    assert_eq!(
+        body_of("GET / HTTP/1.1\r\nConnection: upgrade\r\nUpgrade:\r\n\r\n"),
+        Ok((Body::None, true))
+    );
     // Two Upgrade fields are one value `h2c,websocket` to Envoy: a tunnel.
     assert_eq!(
         body_of(
