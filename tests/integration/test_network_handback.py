@@ -20,6 +20,7 @@ import pytest
 
 from tracejoin_tools.common import LOOPBACK, TRACE_HEADERS, S, T
 from tracejoin_tools.envoy import harness
+from tracejoin_tools.envoy.late_end_upstream import LateEndUpstream
 from tracejoin_tools.envoy.recording_upstream import RecordingUpstream
 
 # What Envoy adds to every request (and the trace headers its tracer writes): not part of
@@ -36,7 +37,7 @@ def upstream():
         yield up
 
 
-def start(upstream, wasm, network_config=None, hcm_options=None):
+def start(upstream, wasm, network_config=None, hcm_options=None, http2_upstream=False):
     position = "network" if network_config else "off"
     config = harness.render_config(
         upstream.port,
@@ -46,6 +47,14 @@ def start(upstream, wasm, network_config=None, hcm_options=None):
         network_config=network_config,
         hcm_options=hcm_options,
     )
+    if http2_upstream:
+        echo = next(c for c in config["static_resources"]["clusters"] if c["name"] == "echo")
+        echo["typed_extension_protocol_options"] = {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        }
     return harness.Envoy(config).__enter__()
 
 
@@ -241,6 +250,59 @@ def test_random_writes_and_answer_times(pair, upstream, seed):
             break
     got = same_upstream_requests(pair, upstream, writes)
     assert got, "requests reached the upstream"
+
+
+# --- an answer framed before its stream ends ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def late(wasm):
+    """An HTTP/2 upstream that ends each stream 0.5 s after its Content-Length body, behind a
+    plain Envoy, one with tracejoin in front and one with tracejoin and `trust: restart`."""
+    with LateEndUpstream(late=0.5) as up:
+        envoys = [
+            start(up, wasm, http2_upstream=True),
+            start(up, wasm, {"position": "network", "tracer": "zipkin"}, http2_upstream=True),
+            start(up, wasm, {"position": "network", "tracer": "zipkin", "trust": "restart"}, http2_upstream=True),
+        ]
+        yield up, envoys
+        for envoy in envoys:
+            envoy.__exit__(None, None, None)
+
+
+def test_an_answer_framed_before_its_stream_ends(late):
+    """Envoy writes /a's whole answer while its stream is open; the client's next request,
+    sent on that answer, is not taken until the stream ends, then handed back. The upstream
+    gets the same requests and bodies with and without the filter, and under trust the
+    client's context reaches no one."""
+    up, (plain, network, trusted) = late
+    # /b's body is a head as long as /b's own: a filter that counted /b's head handed back
+    # as body would take the body for the next head, and rewrite it.
+    fake = ("GET /fake HTTP/1.1\r\nHost: a\r\n" + TP + "\r\n").encode()
+    b_head = f"POST /b HTTP/1.1\r\nHost: a\r\nX-Pad: \r\nContent-Length: {len(fake)}\r\n\r\n".encode()
+    b_head = b_head.replace(b"X-Pad: ", b"X-Pad: " + b"p" * (len(fake) - len(b_head)))
+    assert len(fake) == len(b_head)
+    body = fake
+    writes = [
+        (0.0, b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n"),
+        (0.15, b_head),
+        (0.9, body),
+        (2.2, ("GET /c HTTP/1.1\r\nHost: a\r\n" + TP + "\r\n").encode()),
+    ]
+    got = {}
+    for envoy in (plain, network):
+        up.clear()
+        play(envoy.port, writes, quiet=1.0)
+        time.sleep(0.3)
+        got[envoy] = up.paths_and_bodies()
+    assert got[plain] == [("/a", b""), ("/b", body), ("/c", b"")], got[plain]
+    assert got[network] == got[plain]
+    assert stat(network, "network.left.unsure") >= 1, "the stream ended after its answer was written"
+    up.clear()
+    before = stat(trusted, "network.closed")
+    played = play(trusted.port, writes, quiet=1.0)
+    assert played.closed_at is not None and stat(trusted, "network.closed") == before + 1
+    assert [p for p, _ in up.paths_and_bodies()] == ["/a"], "nothing after the close reached the upstream"
 
 
 # --- trust ---------------------------------------------------------------------------
