@@ -161,6 +161,14 @@ pub struct DatadogValues {
     pub tags: Option<HeaderValue>,
 }
 
+/// Whether Datadog's headers can carry `ctx`: `x-datadog-trace-id` is the trace id's low
+/// 64 bits and must not be 0 (dd-trace refuses it), so a 128-bit id whose low half is zero
+/// has no Datadog form.
+pub fn carries(ctx: &SpanContext) -> bool {
+    ctx.trace_id.low_half() != [0; 8]
+}
+
+/// The values for `ctx` (meaningful where [`carries`] holds).
 pub fn render(ctx: &SpanContext) -> DatadogValues {
     let mut trace_id = HeaderValue::new();
     push_decimal(&mut trace_id, u64::from_be_bytes(ctx.trace_id.low_half()));
@@ -204,8 +212,22 @@ pub fn extract(carrier: &Carrier<'_>) -> Read {
 }
 
 /// Writes every Datadog header for `ctx`: no origin, and tags with `_dd.p.tid` alone
-/// (what arrived with the same trace is carried by the policy instead).
+/// (what arrived with the same trace is carried by the policy instead). A context Datadog
+/// cannot carry removes them all: a Datadog app then starts a trace of its own rather than
+/// read `x-datadog-trace-id: 0`.
 pub fn inject(ctx: &SpanContext, emit: &mut impl FnMut(Header, Option<HeaderValue>)) {
+    if !carries(ctx) {
+        for header in [
+            Header::XDatadogTraceId,
+            Header::XDatadogParentId,
+            Header::XDatadogSamplingPriority,
+            Header::XDatadogOrigin,
+            Header::XDatadogTags,
+        ] {
+            emit(header, None);
+        }
+        return;
+    }
     let v = render(ctx);
     emit(Header::XDatadogTraceId, Some(v.trace_id));
     emit(Header::XDatadogParentId, Some(v.parent_id));

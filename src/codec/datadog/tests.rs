@@ -212,3 +212,23 @@ fn datadog_extract_reads_the_first_of_a_repeat_and_rejects_partial_sets() {
         Some(&(Header::XDatadogOrigin, None))
     );
 }
+
+#[test]
+fn a_trace_id_whose_low_half_is_zero_has_no_datadog_form() {
+    // Found by the codecs fuzz target: `x-datadog-trace-id: 0` is invalid to dd-trace.
+    let c = ctx(
+        "4bf92f3577b34da60000000000000000",
+        OTEL_SPAN,
+        Sampling::Sampled,
+    );
+    assert!(!datadog::carries(&c));
+    let mut emitted = Vec::new();
+    datadog::inject(&c, &mut |h, v| emitted.push((h, v)));
+    assert_eq!(emitted.len(), 5);
+    assert!(emitted.iter().all(|(_, v)| v.is_none()), "all removed");
+    assert!(datadog::carries(&ctx(
+        OTEL_TRACE,
+        OTEL_SPAN,
+        Sampling::Sampled
+    )));
+}
