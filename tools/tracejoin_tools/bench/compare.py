@@ -41,7 +41,8 @@ length, not copied into the VM.
 
 `--variant LABEL=PATH` adds a case running another build of tracejoin with the default
 config, e.g. to compare optimisation levels or a change in the same run (a label ending in
-`+tracestate` sends the tracestate case's requests); `--only` and
+`+tracestate` sends the tracestate case's requests; a label starting with `network` runs
+the build in the network position, beside `network`); `--only` and
 `--shapes` narrow a run.
 """
 
@@ -154,6 +155,9 @@ FLOOR = {"upstream": "noop-upstream", "network": "noop-network"}
 def case_config(case, backend_port, tracejoin_wasm, noop_wasm, variants):
     if case in ("tracejoin", "tracestate"):
         listener = render_listener("none", "downstream", tracejoin_wasm, {})
+    elif case in variants and case.startswith("network"):
+        # A variant labelled network... runs in the network position, beside `network`.
+        listener = render_listener("none", "network", variants[case], {"position": "network"})
     elif case in variants:
         listener = render_listener("none", "downstream", variants[case], {})
     elif case == "upstream":
