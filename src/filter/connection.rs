@@ -44,7 +44,7 @@ const CHUNK_LINE_READ: usize = 64;
 const MAX_LEADING_EMPTY: usize = 8;
 /// The first read of a response head (Envoy writes the head in a write of its own or in
 /// front of the body).
-const RESPONSE_FIRST_READ: usize = 1024;
+const RESPONSE_FIRST_READ: usize = 512;
 /// A response head longer than this is not followed (Envoy's default limit is 60 KiB).
 const MAX_RESPONSE_HEAD: usize = 96 * 1024;
 
@@ -122,7 +122,7 @@ pub struct ConnectionFilter {
     tentative: bool,
     /// The first bytes of a buffer passed while `tentative`, on the view that the HCM took
     /// it: if the next read begins with them, Envoy may be handing them back.
-    unconfirmed: Option<Vec<u8>>,
+    unconfirmed: Option<Prefix>,
     /// A head has been read on this connection (HTTP/2's preface counts only before).
     seen_head: bool,
     /// When the head being held began to be held (host clock, ns).
@@ -131,6 +131,38 @@ pub struct ConnectionFilter {
 
 /// How many of a passed buffer's first bytes are kept to recognise it handed back.
 const UNCONFIRMED_BYTES: usize = 64;
+
+/// A buffer's first bytes, kept inline (one per request: no allocation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Prefix {
+    bytes: [u8; UNCONFIRMED_BYTES],
+    len: usize,
+}
+
+impl Default for Prefix {
+    fn default() -> Self {
+        Prefix {
+            bytes: [0; UNCONFIRMED_BYTES],
+            len: 0,
+        }
+    }
+}
+
+impl Prefix {
+    /// Appends from `more` while there is room.
+    fn extend(&mut self, more: &[u8]) {
+        let room = self.bytes.get_mut(self.len..).unwrap_or_default();
+        let n = room.len().min(more.len());
+        if let (Some(to), Some(from)) = (room.get_mut(..n), more.get(..n)) {
+            to.copy_from_slice(from);
+            self.len += n;
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+}
 
 /// Where a read stands.
 struct Read {
@@ -141,7 +173,7 @@ struct Read {
     /// A request ended within this read: which.
     ended: Option<Request>,
     /// The buffer's first bytes as passed on (after a rewrite), when this read read them.
-    first: Vec<u8>,
+    first: Prefix,
     /// The buffer holds only empty lines: handed back or not, they are read as empty lines
     /// before the next head.
     blank: bool,
@@ -192,6 +224,7 @@ impl ConnectionFilter {
             // Passed while the HCM may still have been answering: if this read begins with
             // those bytes, Envoy may be handing them back (or the client sent them again),
             // and which bytes are new cannot be told.
+            let first = first.as_slice();
             let again = len >= first.len()
                 && match host.read_downstream(0, first.len()) {
                     Ok(bytes) => bytes == first,
@@ -213,7 +246,7 @@ impl ConnectionFilter {
             },
             len,
             ended,
-            first: Vec::new(),
+            first: Prefix::default(),
             blank: false,
         };
         loop {
@@ -281,13 +314,15 @@ impl ConnectionFilter {
             self.presented_end = read.ended;
         } else {
             if self.tentative && read.len > 0 && !read.blank {
-                let first = if read.first.is_empty() {
+                let first = if read.first.len == 0 {
+                    let mut first = Prefix::default();
                     match host.read_downstream(0, UNCONFIRMED_BYTES) {
-                        Ok(bytes) => bytes,
+                        Ok(bytes) => first.extend(&bytes),
                         Err(_) => return self.leave_for(host, Leave::HostError, true),
                     }
+                    first
                 } else {
-                    read.first.clone()
+                    read.first
                 };
                 self.unconfirmed = Some(first);
             }
@@ -446,18 +481,17 @@ impl ConnectionFilter {
                 self.reading.grown = new.len() > end;
                 head_len = new.len();
                 read.len = read.len - end + new.len();
-                read.first = prefix.iter().copied().take(UNCONFIRMED_BYTES).collect();
+                read.first.extend(&prefix);
             } else {
                 host.increment(Counter::NetworkAtLimit);
             }
         }
         // The buffer's first bytes as passed on: the new head, then what followed it.
-        let after_head = seen.get(lead + end..).unwrap_or_default();
-        let more = UNCONFIRMED_BYTES.saturating_sub(read.first.len());
-        if read.first.is_empty() {
-            read.first = seen.iter().copied().take(UNCONFIRMED_BYTES).collect();
+        if read.first.len == 0 {
+            read.first.extend(&seen);
         } else {
-            read.first.extend(after_head.iter().copied().take(more));
+            read.first
+                .extend(seen.get(lead + end..).unwrap_or_default());
         }
         read.at = lead + head_len;
         if parsed.tunnel {
@@ -554,7 +588,7 @@ impl ConnectionFilter {
                         at,
                         len,
                         ended: None,
-                        first: Vec::new(),
+                        first: Prefix::default(),
                         blank: false,
                     };
                     match follow_chunked_with(&mut body, &mut read, |start, n| {
