@@ -570,7 +570,7 @@ impl ConnectionFilter {
                     at = at - (seen.len() - before) + (end - before);
                     match self.response_head(host, config, seen.get(..end).unwrap_or_default()) {
                         Ok(Written::More) => {}
-                        Ok(Written::Done) => self.answered(true),
+                        Ok(Written::Done) => self.answered(host, true),
                         Err(verdict) => return verdict,
                     }
                 }
@@ -581,7 +581,7 @@ impl ConnectionFilter {
                         return Verdict::Continue;
                     }
                     at += usize::try_from(left).unwrap_or(usize::MAX);
-                    self.answered(true);
+                    self.answered(host, true);
                 }
                 Answer::Chunked(mut body) => {
                     let mut read = Read {
@@ -596,7 +596,7 @@ impl ConnectionFilter {
                     }) {
                         Ok(true) => {
                             at = read.at;
-                            self.answered(false);
+                            self.answered(host, false);
                         }
                         Ok(false) => {
                             self.answer = Answer::Chunked(body);
@@ -623,7 +623,9 @@ impl ConnectionFilter {
             // 100 Continue and the like: the final response follows.
             return Ok(Written::More);
         }
-        if matches!(self.state, State::TunnelPending) {
+        // The tunnel's own answer comes once the HCM has taken its head: an answer while
+        // the HCM was answering an earlier request is that request's.
+        if matches!(self.state, State::TunnelPending) && request.is_none() {
             let switched = parsed.status == 101
                 || (self.reading.connect && (200..300).contains(&parsed.status));
             if switched {
@@ -668,9 +670,13 @@ impl ConnectionFilter {
 
     /// The HCM answered the request it was answering: its codec reads on, once the
     /// answer's stream has ended (`tentative`: that may come later, unseen).
-    fn answered(&mut self, tentative: bool) {
+    fn answered(&mut self, host: &mut dyn StreamHost, tentative: bool) {
         self.answering = None;
         self.tentative = tentative;
+        // A head held meanwhile is now one Envoy's codec would be reading: its time starts.
+        if matches!(self.state, State::Head(_)) && self.held_since.is_none() {
+            self.held_since = Some(host.now_nanos());
+        }
     }
 }
 

@@ -96,6 +96,8 @@ impl StreamContext for TracejoinStream {
         };
         let mut host = WasmStreamHost { shared };
         filter.on_response(&mut host, &shared.config, data_size);
+        // An answer may start the time of a head held behind it.
+        self.note_held(shared);
         Action::Continue
     }
 }

@@ -530,7 +530,7 @@ fn framing_and_other_bytes_survive_any_split_and_any_answer_time() {
             let end = (at + n).min(stream.len());
             wire.send(&stream[at..end]);
             at = end;
-            if wire.answering.is_some() && one_in(&mut r, 2) {
+            if wire.answering.is_some() && !pending_end && one_in(&mut r, 2) {
                 if one_in(&mut r, 3) {
                     // The answer written, its stream ending only after the next write.
                     wire.write_answer(ANSWER);
@@ -918,4 +918,43 @@ fn http2s_preface_after_a_request_is_not_http2() {
         Verdict::Close
     );
     assert_eq!(wire.left(Leave::NotHttp1), 1);
+}
+
+#[test]
+fn an_earlier_requests_answer_is_not_a_tunnels() {
+    // A CONNECT written while /a waits: /a's 200 is /a's, not the tunnel's switch.
+    let mut wire = Wire::new(TRUST);
+    wire.auto_answer = false;
+    wire.send(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n");
+    wire.send(b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n");
+    wire.answer(ANSWER); // /a's: the CONNECT is handed back and taken
+    assert_eq!(wire.left(Leave::Upgrade), 0);
+    // Refused: the next read closes.
+    wire.write_answer(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
+    assert_eq!(wire.send(w3c_request("/next").as_bytes()), Verdict::Close);
+    assert_no_client_context(&wire);
+
+    // A WebSocket head written while /a waits is not closed by /a's answer.
+    let mut wire = Wire::new(TRUST);
+    wire.auto_answer = false;
+    wire.send(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n");
+    wire.send(b"GET /ws HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n");
+    wire.answer(ANSWER);
+    wire.write_answer(b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
+    assert_eq!(wire.send(b"\x81\x05hello"), Verdict::Continue);
+    assert_eq!(wire.host.count(Counter::NetworkClosed), 0);
+}
+
+#[test]
+fn a_head_held_behind_an_answer_is_timed_from_the_answer() {
+    let mut wire =
+        Wire::new(r#"{"position":"network","tracer":"zipkin","request_headers_timeout_ms":5000}"#);
+    wire.auto_answer = false;
+    wire.host.now = 1_000_000_000;
+    wire.send(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n");
+    wire.send(b"GET /b HT"); // held while /a waits: not timed yet
+    assert_eq!(wire.filter.held_since(), None);
+    wire.host.now = 9_000_000_000;
+    wire.answer(ANSWER);
+    assert_eq!(wire.filter.held_since(), Some(9_000_000_000));
 }
