@@ -526,16 +526,12 @@ impl ConnectionFilter {
         self.follow_response(host, config, len);
     }
 
-    fn follow_response(
-        &mut self,
-        host: &mut dyn StreamHost,
-        config: &Config,
-        len: usize,
-    ) -> Verdict {
+    /// Where following fails, the filter leaves (or closes at the next read).
+    fn follow_response(&mut self, host: &mut dyn StreamHost, config: &Config, len: usize) {
         let mut at = 0usize;
         loop {
             match std::mem::take(&mut self.answer) {
-                Answer::Idle if at >= len => return Verdict::Continue,
+                Answer::Idle if at >= len => return,
                 Answer::Idle => {
                     // Envoy starts an answer only once the last one's stream has ended.
                     self.tentative = false;
@@ -550,78 +546,84 @@ impl ConnectionFilter {
                         match host.read_upstream(at, want) {
                             Ok(more) if !more.is_empty() => {
                                 at += more.len();
-                                seen.extend_from_slice(&more);
+                                if seen.is_empty() {
+                                    seen = more;
+                                } else {
+                                    seen.extend_from_slice(&more);
+                                }
                             }
-                            _ => return self.leave(host, config, Leave::HostError),
+                            _ => {
+                                self.leave(host, config, Leave::HostError);
+                                return;
+                            }
                         }
                         if let Some(e) = head::head_end(&seen) {
                             end = Some(e);
                             break;
                         }
                         if seen.len() > MAX_RESPONSE_HEAD {
-                            return self.leave(host, config, Leave::Response);
+                            self.leave(host, config, Leave::Response);
+                            return;
                         }
                     }
                     let Some(end) = end else {
                         self.answer = Answer::Head(seen);
-                        return Verdict::Continue;
+                        return;
                     };
                     // Bytes read past the head belong to the body.
                     at = at - (seen.len() - before) + (end - before);
                     match self.response_head(host, config, seen.get(..end).unwrap_or_default()) {
-                        Ok(Written::More) => {}
-                        Ok(Written::Done) => self.answered(host, true),
-                        Err(verdict) => return verdict,
+                        Some(Written::More) => {}
+                        Some(Written::Done) => self.answered(host, true),
+                        None => return,
                     }
                 }
                 Answer::Body(left) => {
                     let available = (len - at) as u64;
                     if left > available {
                         self.answer = Answer::Body(left - available);
-                        return Verdict::Continue;
+                        return;
                     }
                     at += usize::try_from(left).unwrap_or(usize::MAX);
                     self.answered(host, true);
                 }
                 Answer::Chunked(mut body) => {
-                    let mut read = Read {
-                        at,
-                        len,
-                        ended: None,
-                        first: Prefix::default(),
-                        blank: false,
-                    };
-                    match follow_chunked_with(&mut body, &mut read, |start, n| {
+                    match follow_chunked_with(&mut body, &mut at, len, |start, n| {
                         host.read_upstream(start, n)
                     }) {
-                        Ok(true) => {
-                            at = read.at;
-                            self.answered(host, false);
-                        }
+                        Ok(true) => self.answered(host, false),
                         Ok(false) => {
                             self.answer = Answer::Chunked(body);
-                            return Verdict::Continue;
+                            return;
                         }
-                        Err(_) => return self.leave(host, config, Leave::Response),
+                        Err(_) => {
+                            self.leave(host, config, Leave::Response);
+                            return;
+                        }
                     }
                 }
             }
         }
     }
 
-    /// A response head was written: sets how its body is followed.
+    /// A response head was written: sets how its body is followed (`None`: not followed).
     fn response_head(
         &mut self,
         host: &mut dyn StreamHost,
         config: &Config,
         bytes: &[u8],
-    ) -> Result<Written, Verdict> {
+    ) -> Option<Written> {
         let request = self.answering;
-        let parsed = response::parse(bytes, request.is_some_and(|r| r.head_method))
-            .map_err(|reason| self.leave(host, config, reason))?;
+        let parsed = match response::parse(bytes, request.is_some_and(|r| r.head_method)) {
+            Ok(parsed) => parsed,
+            Err(reason) => {
+                self.leave(host, config, reason);
+                return None;
+            }
+        };
         if parsed.is_interim() {
             // 100 Continue and the like: the final response follows.
-            return Ok(Written::More);
+            return Some(Written::More);
         }
         // The tunnel's own answer comes once the HCM has taken its head: an answer while
         // the HCM was answering an earlier request is that request's.
@@ -632,20 +634,23 @@ impl ConnectionFilter {
                 // The tunnel's bytes follow, and no request after them.
                 host.increment(Counter::NetworkLeft(Leave::Upgrade));
                 self.state = State::Left;
-                return Err(Verdict::Continue);
+                return None;
             }
             // Not switched: Envoy may read HTTP/1 on (or close); the filter cannot tell
             // from where.
-            return Err(self.leave(host, config, Leave::Upgrade));
+            self.leave(host, config, Leave::Upgrade);
+            return None;
         }
         if parsed.status == 101 {
             // A switch to a request the filter did not take for a tunnel.
-            return Err(self.leave(host, config, Leave::Response));
+            self.leave(host, config, Leave::Response);
+            return None;
         }
         let Some(request) = request else {
             // A final response before the request's end (a local reply to a head, an
             // error): Envoy's codec may read on from anywhere now, or close.
-            return Err(self.leave(host, config, Leave::Response));
+            self.leave(host, config, Leave::Response);
+            return None;
         };
         if parsed.status == 431 && request.grown {
             log::warn!(
@@ -653,18 +658,21 @@ impl ConnectionFilter {
             );
         }
         match parsed.body {
-            ResponseBody::None => Ok(Written::Done),
+            ResponseBody::None => Some(Written::Done),
             ResponseBody::Length(n) => {
                 self.answer = Answer::Body(n);
-                Ok(Written::More)
+                Some(Written::More)
             }
             ResponseBody::Chunked => {
                 self.answer = Answer::Chunked(Chunked::new(MAX_RESPONSE_HEAD));
-                Ok(Written::More)
+                Some(Written::More)
             }
             // Envoy closes the connection after it; were it not to, where a next request
             // starts could not be told.
-            ResponseBody::UntilClose => Err(self.leave(host, config, Leave::Response)),
+            ResponseBody::UntilClose => {
+                self.leave(host, config, Leave::Response);
+                None
+            }
         }
     }
 
@@ -686,37 +694,40 @@ fn follow_chunked(
     body: &mut Chunked,
     read: &mut Read,
 ) -> Result<bool, Leave> {
-    follow_chunked_with(body, read, |start, n| host.read_downstream(start, n))
+    follow_chunked_with(body, &mut read.at, read.len, |start, n| {
+        host.read_downstream(start, n)
+    })
 }
 
-/// Follows a chunked body through a buffer read with `read_bytes(start, len)`.
+/// Follows a chunked body from `at` to `len` in a buffer read with `read_bytes(start, len)`.
 fn follow_chunked_with(
     body: &mut Chunked,
-    read: &mut Read,
+    at: &mut usize,
+    len: usize,
     mut read_bytes: impl FnMut(usize, usize) -> Result<Vec<u8>, super::HostError>,
 ) -> Result<bool, Leave> {
     loop {
         if body.is_done() {
             return Ok(true);
         }
-        if read.at >= read.len {
+        if *at >= len {
             return Ok(false);
         }
-        let available = read.len - read.at;
+        let available = len - *at;
         let skip = body.skippable();
         if skip > 0 {
             let n = skip.min(available as u64);
             body.skip(n);
-            read.at += usize::try_from(n).unwrap_or(available);
+            *at += usize::try_from(n).unwrap_or(available);
             continue;
         }
         let bytes =
-            read_bytes(read.at, CHUNK_LINE_READ.min(available)).map_err(|_| Leave::HostError)?;
+            read_bytes(*at, CHUNK_LINE_READ.min(available)).map_err(|_| Leave::HostError)?;
         if bytes.is_empty() {
             return Err(Leave::HostError);
         }
         let fed = body.feed(&bytes)?;
-        read.at += fed.consumed;
+        *at += fed.consumed;
     }
 }
 

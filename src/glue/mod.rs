@@ -188,6 +188,7 @@ impl RootContext for TracejoinRoot {
             context_id,
             shared: self.shared.clone(),
             filter: None,
+            noted: None,
         }))
     }
 

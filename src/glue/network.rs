@@ -17,6 +17,8 @@ pub struct TracejoinStream {
     /// `None` when configuration failed: the bytes pass untouched.
     pub shared: Option<Rc<Shared>>,
     pub filter: Option<ConnectionFilter>,
+    /// What the root context's timer was last told for this connection.
+    pub noted: Option<u64>,
 }
 
 impl Context for TracejoinStream {
@@ -30,20 +32,22 @@ impl Context for TracejoinStream {
     }
 }
 
-impl TracejoinStream {
-    /// Tells the root context's timer whether this connection holds a head, and since when.
-    fn note_held(&self, shared: &Shared) {
-        let Some(filter) = &self.filter else { return };
-        let Ok(mut held) = shared.held.try_borrow_mut() else {
-            return;
-        };
-        match filter.held_since() {
-            Some(since) => {
-                held.insert(self.context_id, since);
-            }
-            None => {
-                held.remove(&self.context_id);
-            }
+/// Tells the root context's timer whether a connection holds a head, and since when;
+/// `noted` is what it was last told (most reads and writes change nothing: no map access).
+fn note_held(shared: &Shared, context_id: u32, since: Option<u64>, noted: &mut Option<u64>) {
+    if since == *noted {
+        return;
+    }
+    let Ok(mut held) = shared.held.try_borrow_mut() else {
+        return;
+    };
+    *noted = since;
+    match since {
+        Some(since) => {
+            held.insert(context_id, since);
+        }
+        None => {
+            held.remove(&context_id);
         }
     }
 }
@@ -86,7 +90,7 @@ impl StreamContext for TracejoinStream {
             end_of_stream,
         );
         drop(ids);
-        self.note_held(shared);
+        note_held(shared, self.context_id, filter.held_since(), &mut self.noted);
         act(verdict)
     }
 
@@ -97,7 +101,7 @@ impl StreamContext for TracejoinStream {
         let mut host = WasmStreamHost { shared };
         filter.on_response(&mut host, &shared.config, data_size);
         // An answer may start the time of a head held behind it.
-        self.note_held(shared);
+        note_held(shared, self.context_id, filter.held_since(), &mut self.noted);
         Action::Continue
     }
 }
