@@ -7,8 +7,6 @@ For the network position's test of answers framed before their stream ends
 (`tests/integration/test_network_handback.py`). Uses python-hyper's h2.
 """
 
-import socket
-import threading
 import time
 
 import h2.config
@@ -16,42 +14,19 @@ import h2.connection
 import h2.events
 import h2.exceptions
 
-from tracejoin_tools.common import LOOPBACK
+from tracejoin_tools.envoy.recording_upstream import LoopbackUpstream
 
 
-class LateEndUpstream:
-    """Use as a context manager; `requests` lists (path, body) in arrival order."""
+class LateEndUpstream(LoopbackUpstream):
+    """`requests` lists (path, body) in arrival order."""
 
     def __init__(self, late=0.5):
+        super().__init__()
         self.late = late
-        self.requests = []
-        self.lock = threading.Lock()
-        self.sock = socket.create_server((LOOPBACK, 0))
-        self.port = self.sock.getsockname()[1]
-
-    def __enter__(self):
-        threading.Thread(target=self._accept, daemon=True).start()
-        return self
-
-    def __exit__(self, *_exc):
-        self.sock.close()
-        return False
-
-    def clear(self):
-        with self.lock:
-            self.requests.clear()
 
     def paths_and_bodies(self):
         with self.lock:
             return list(self.requests)
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn):
         h2c = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))

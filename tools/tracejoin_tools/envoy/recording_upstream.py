@@ -39,28 +39,42 @@ class Request:
         return f"<{self.method.decode()} {self.target.decode()} body={len(self.body)}>"
 
 
-class RecordingUpstream:
-    """Use as a context manager; `requests` lists what arrived, in order, across connections."""
+class LoopbackUpstream:
+    """A loopback TCP server answering each connection in a thread (`_serve`, a subclass's),
+    recording what arrived in `requests`. Use as a context manager."""
 
     def __init__(self):
         self.requests = []
         self.lock = threading.Lock()
         self.sock = socket.create_server((LOOPBACK, 0))
         self.port = self.sock.getsockname()[1]
-        self.stopping = False
 
     def __enter__(self):
         threading.Thread(target=self._accept, daemon=True).start()
         return self
 
     def __exit__(self, *_exc):
-        self.stopping = True
         self.sock.close()
         return False
 
     def clear(self):
         with self.lock:
             self.requests.clear()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        raise NotImplementedError
+
+
+class RecordingUpstream(LoopbackUpstream):
+    """`requests` lists what arrived, in order, across connections."""
 
     def wait_for(self, count, timeout=10):
         deadline = time.monotonic() + timeout
@@ -71,14 +85,6 @@ class RecordingUpstream:
             time.sleep(0.02)
         with self.lock:
             return list(self.requests)
-
-    def _accept(self):
-        while not self.stopping:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn):
         conn.settimeout(30)
