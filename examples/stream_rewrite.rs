@@ -3,7 +3,8 @@
 //! parsers). Reads JSON lines on stdin:
 //!
 //! ```text
-//! {"config": "<plugin JSON>", "stream": "<base64>", "writes": [sizes...], "eos": false}
+//! {"config": "<plugin JSON>", "stream": "<base64>", "writes": [sizes...], "eos": false,
+//!  "delayed": false}
 //! ```
 //!
 //! and for each prints one JSON line:
@@ -16,8 +17,9 @@
 //!
 //! Each client write (the sizes in turn until the stream is written; none: one write) goes
 //! through the crate's simulated Envoy (`tracejoin::filter::envoy_loop`, as the unit tests
-//! use it): the HCM takes bytes up to a request's end, answers it at once, and Envoy hands
-//! back what the HCM left.
+//! use it): the HCM takes bytes up to a request's end, answers it at once (or, `delayed`,
+//! only after later writes, some answers' streams ending after the next write), and Envoy
+//! hands back what the HCM left.
 //! `cargo run --release --example stream_rewrite < lines.jsonl`
 #![allow(clippy::indexing_slicing)] // a test driver, not the filter: indexes are in range
 
@@ -89,11 +91,16 @@ fn run(line: &str) -> Result<Value, String> {
         _ => return Err("writes: not a list".into()),
     };
     let end_of_stream = request["eos"].as_bool().unwrap_or(false);
+    let delayed = request["delayed"].as_bool().unwrap_or(false);
 
     let mut envoy = EnvoyLoop::new(config, IdGenerator::from_seed(5), CrateCodec::default());
+    // Delayed: an answer comes only after every third write, and every other one is written
+    // whole with its stream ending only after the next write; the client writes on.
+    envoy.auto_answer = !delayed;
+    let mut pending_end = false;
     let mut at = 0usize;
     let mut call = 0usize;
-    while at < stream.len() {
+    while at < stream.len() && !envoy.closed {
         let size = match writes.len() {
             0 => stream.len(),
             n => writes[call % n],
@@ -102,7 +109,22 @@ fn run(line: &str) -> Result<Value, String> {
         let eos = end_of_stream && end == stream.len();
         envoy.send(&stream[at..end], eos);
         at = end;
+        if pending_end {
+            envoy.end_answer();
+            pending_end = false;
+        } else if delayed && call % 3 == 2 && envoy.answering.is_some() {
+            let head = envoy.answering.unwrap_or(false);
+            if call % 2 == 0 {
+                envoy.write_answer(tracejoin::filter::envoy_loop::answer_for(head));
+                pending_end = true;
+            } else {
+                envoy.answer_now();
+            }
+        }
         call += 1;
+    }
+    if pending_end {
+        envoy.end_answer();
     }
     envoy.answer_all();
     let host = &envoy.host;

@@ -252,6 +252,19 @@ def test_random_writes_and_answer_times(pair, upstream, seed):
     assert got, "requests reached the upstream"
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_one_byte_writes_while_answers_wait(pair, upstream, seed):
+    """Random requests written a byte per write, behind one answered late (and some of their
+    own answered late): every byte after the first request arrives while an answer waits,
+    and is handed back. The same requests, bodies and trailers reach the upstream."""
+    rng = random.Random(7000 + seed)
+    stream = b"".join(random_request(rng, i) for i in range(3))
+    writes = [(0.0, b"GET /slow400 HTTP/1.1\r\nHost: a\r\n\r\n")]
+    writes += [(0.05 + 0.002 * i, stream[i : i + 1]) for i in range(len(stream))]
+    got = same_upstream_requests(pair, upstream, writes)
+    assert len(got) >= 2, got
+
+
 # --- an answer framed before its stream ends ------------------------------------------
 
 

@@ -364,6 +364,11 @@ def same_messages(a, b, count, parser, stats):
             stats[f"{parser} rewritten heads checked"] += 1
 
 
+# Where llhttp stops where Envoy and the crate read on, framing nothing differently
+# (the module docstring says why for each).
+LLHTTP_STRICTER = ("unknown method", "url", "chunk extension", "te whitespace", "framing trailer")
+
+
 def envoy_reads_on_after(headers):
     """Whether Envoy's codec reads HTTP/1 on after a request llhttp takes for an upgrade:
     it drops the fields of an `Upgrade: h2c` (its values joined with commas, empty ones
@@ -401,7 +406,7 @@ def check_llhttp(data, out, held, stats):
     same_messages(ins, outs, k, "llhttp", stats)
     if how == "error":
         stats[f"llhttp error: {pin.error}"] += 1
-    if how in ("closed", "unknown method", "url", "chunk extension", "te whitespace", "framing trailer"):
+    if how in ("closed", *LLHTTP_STRICTER):
         return
     if held:
         # The crate judges a head's framing when the head is complete; llhttp may refuse
@@ -436,7 +441,9 @@ def check_closed(data, out, stats):
     assert len(outs) <= len(pin.messages) + 1, f"llhttp: {len(outs)} messages reached the HCM, {len(pin.messages)} were sent"
     k = min(len(outs), len(pin.messages))
     same_messages(pin.messages, outs, k, "llhttp", stats)
-    assert how_out in ("end", "error", "upgrade", "closed"), how_out
+    # Where llhttp stops for its own strictness (what check_llhttp also stops at), only the
+    # messages before are compared.
+    assert how_out in ("end", "error", "upgrade", "closed", *LLHTTP_STRICTER), how_out
     stats["closed"] += 1
 
 
@@ -465,7 +472,12 @@ def test_stream_differential(example, capsys):
         kind, data, writes = stream(rng)
         config = CONFIGS[i % len(CONFIGS)]
         cases.append((kind, data, writes, config))
-    lines = "".join(json.dumps({"config": json.dumps(c), "stream": base64.b64encode(d).decode(), "writes": w}) + "\n" for _, d, w, c in cases)
+    # Every other stream has its answers delayed behind later writes (Envoy then hands back
+    # what its codec left while an answer was pending).
+    lines = "".join(
+        json.dumps({"config": json.dumps(c), "stream": base64.b64encode(d).decode(), "writes": w, "delayed": i % 2 == 1}) + "\n"
+        for i, (_, d, w, c) in enumerate(cases)
+    )
     run = subprocess.run([str(example)], input=lines, capture_output=True, text=True, check=True)
     answers = [json.loads(line) for line in run.stdout.splitlines()]
     assert len(answers) == len(cases)
