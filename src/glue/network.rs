@@ -90,7 +90,12 @@ impl StreamContext for TracejoinStream {
             end_of_stream,
         );
         drop(ids);
-        note_held(shared, self.context_id, filter.held_since(), &mut self.noted);
+        note_held(
+            shared,
+            self.context_id,
+            filter.held_since(),
+            &mut self.noted,
+        );
         act(verdict)
     }
 
@@ -101,7 +106,12 @@ impl StreamContext for TracejoinStream {
         let mut host = WasmStreamHost { shared };
         filter.on_response(&mut host, &shared.config, data_size);
         // An answer may start the time of a head held behind it.
-        note_held(shared, self.context_id, filter.held_since(), &mut self.noted);
+        note_held(
+            shared,
+            self.context_id,
+            filter.held_since(),
+            &mut self.noted,
+        );
         Action::Continue
     }
 }
