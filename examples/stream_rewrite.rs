@@ -114,7 +114,7 @@ fn run(line: &str) -> Result<Value, String> {
             pending_end = false;
         } else if delayed && call % 3 == 2 && envoy.answering.is_some() {
             let head = envoy.answering.unwrap_or(false);
-            if call % 2 == 0 {
+            if call.is_multiple_of(2) {
                 envoy.write_answer(tracejoin::filter::envoy_loop::answer_for(head));
                 pending_end = true;
             } else {
