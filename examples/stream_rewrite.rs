@@ -16,7 +16,7 @@
 //! ```
 //!
 //! Each client write (the sizes in turn until the stream is written; none: one write) goes
-//! through the crate's simulated Envoy (`tracejoin::filter::envoy_loop`, as the unit tests
+//! through the crate's simulated Envoy (`tracejoin::network::envoy_loop`, as the unit tests
 //! use it): the HCM takes bytes up to a request's end, answers it at once (or, `delayed`,
 //! only after later writes, some answers' streams ending after the next write), and Envoy
 //! hands back what the HCM left.
@@ -28,9 +28,9 @@ use std::io::{self, BufRead, Write};
 use serde_json::{Value, json};
 use tracejoin::config::Config;
 use tracejoin::filter::Counter;
-use tracejoin::filter::envoy_loop::{CrateCodec, EnvoyLoop};
 use tracejoin::ids::IdGenerator;
-use tracejoin::stream::Leave;
+use tracejoin::network::Leave;
+use tracejoin::network::envoy_loop::{CrateCodec, EnvoyLoop};
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -115,7 +115,7 @@ fn run(line: &str) -> Result<Value, String> {
         } else if delayed && call % 3 == 2 && envoy.answering.is_some() {
             let head = envoy.answering.unwrap_or(false);
             if call.is_multiple_of(2) {
-                envoy.write_answer(tracejoin::filter::envoy_loop::answer_for(head));
+                envoy.write_answer(tracejoin::network::envoy_loop::answer_for(head));
                 pending_end = true;
             } else {
                 envoy.answer_now();

@@ -6,9 +6,9 @@
 //! - [`policy`]: decide, in named steps (choose the context, apply trust, what each format
 //!   gets, tracestate), as a pure function from a carrier and the [`config`] to a plan;
 //! - [`filter`]: the request path that reads headers from a [`filter::Host`], runs the
-//!   policy, writes the plan back and counts what happened; for the network position,
-//!   [`filter::connection`] does the same on request heads in the byte stream, which
-//!   [`stream`] parses;
+//!   policy, writes the plan back and counts what happened;
+//! - [`network`]: the same in front of Envoy's HTTP connection manager, on the request
+//!   heads (HTTP/1.1) and header blocks (HTTP/2) in a connection's byte stream;
 //! - `glue` (wasm only): the proxy-wasm adapter that implements the host with host calls.
 //!
 //! Beside them: [`external`] (ServiceEntry matching), [`sampling`] and [`ids`] (decisions
@@ -20,10 +20,10 @@ pub mod context;
 pub mod external;
 pub mod filter;
 pub mod ids;
+pub mod network;
 pub mod policy;
 pub mod printable;
 pub mod sampling;
-pub mod stream;
 
 #[cfg(all(target_arch = "wasm32", not(test)))]
 mod glue;

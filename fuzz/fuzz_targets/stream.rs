@@ -1,5 +1,5 @@
 //! The network position: a downstream byte stream, cut into client writes, through
-//! `ConnectionFilter` in the crate's simulated Envoy (`tracejoin::filter::envoy_loop`, as
+//! `ConnectionFilter` in the crate's simulated Envoy (`tracejoin::network::envoy_loop`, as
 //! the unit tests use it): the HCM's codec takes bytes up to a request's end and nothing
 //! more until the request is answered, Envoy hands back what it left, answers come after
 //! the writes the input chooses, and host calls may fail. The HCM's codec frames with the
@@ -20,10 +20,10 @@ use std::cell::RefCell;
 use libfuzzer_sys::fuzz_target;
 use tracejoin::config::Config;
 use tracejoin::filter::Counter;
-use tracejoin::filter::envoy_loop::EnvoyLoop;
+use tracejoin::network::envoy_loop::EnvoyLoop;
 use tracejoin::filter::recording_host::fail;
 use tracejoin::ids::IdGenerator;
-use tracejoin::stream::Leave;
+use tracejoin::network::Leave;
 use tracejoin_fuzz::show;
 use tracejoin_fuzz::stream::{IndependentCodec, Limits, check};
 
@@ -165,7 +165,7 @@ fuzz_target!(|data: &[u8]| {
             if call % 2 == 1 {
                 // Written now, its stream ending after the next write (END_STREAM late).
                 let head = envoy.answering.unwrap_or(false);
-                envoy.write_answer(tracejoin::filter::envoy_loop::answer_for(head));
+                envoy.write_answer(tracejoin::network::envoy_loop::answer_for(head));
                 pending_end = true;
             } else {
                 envoy.answer_now();

@@ -44,7 +44,7 @@ fn header_of(name: &[u8]) -> Option<Header> {
     })
 }
 
-/// The HCM's codec for [`tracejoin::filter::envoy_loop`], framed by [`crate::http1`]
+/// The HCM's codec for [`tracejoin::network::envoy_loop`], framed by [`crate::http1`]
 /// (written apart from the filter): it takes up to the end of the next request, or all.
 #[derive(Clone, Default)]
 pub struct IndependentCodec {
@@ -52,7 +52,7 @@ pub struct IndependentCodec {
     raw: bool,
 }
 
-impl tracejoin::filter::envoy_loop::Codec for IndependentCodec {
+impl tracejoin::network::envoy_loop::Codec for IndependentCodec {
     fn take(&mut self, bytes: &[u8]) -> (usize, Option<bool>) {
         if self.raw {
             return (bytes.len(), None);

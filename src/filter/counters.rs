@@ -2,7 +2,7 @@
 
 use crate::codec::Format;
 use crate::config::{Config, Position};
-use crate::stream::Leave;
+use crate::network::Leave;
 
 /// HTTP status classes, for the external-call counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,6 +1,6 @@
-//! What the filter needs from its host: for one HTTP request ([`Host`]) and for one
-//! connection's byte stream ([`StreamHost`]). The proxy-wasm glue implements them with host
-//! calls, [`super::recording_host::RecordingHost`] with a header list and a buffer.
+//! What the filter needs from its host for one HTTP request ([`Host`]; the network
+//! position's is [`crate::network::StreamHost`]). The proxy-wasm glue implements them with
+//! host calls, [`super::recording_host::RecordingHost`] with a header list and a buffer.
 
 use super::counters::Counter;
 
@@ -32,20 +32,4 @@ pub trait Host: Counting {
     fn final_response_code(&mut self) -> Result<Option<u16>, HostError>;
     /// A call left for a host no ServiceEntry names (the glue logs each host once).
     fn note_unregistered(&mut self, host: &[u8]);
-}
-
-/// What the network position needs: the connection's downstream read buffer (Envoy's
-/// `DownstreamData`), which holds what its HTTP connection manager has not taken yet, the
-/// bytes Envoy writes back (`UpstreamData`), and the time.
-pub trait StreamHost: Counting {
-    /// Up to `len` bytes of the buffer from `start` (fewer at its end; one host call).
-    fn read_downstream(&mut self, start: usize, len: usize) -> Result<Vec<u8>, HostError>;
-    /// Replaces the buffer's first `len` bytes with `bytes` (the only write Envoy allows
-    /// at the start of the buffer; the rest stays as it is).
-    fn replace_downstream_prefix(&mut self, len: usize, bytes: &[u8]) -> Result<(), HostError>;
-    /// Up to `len` bytes from `start` of what Envoy is writing to the client now (one host
-    /// call; each write is seen once).
-    fn read_upstream(&mut self, start: usize, len: usize) -> Result<Vec<u8>, HostError>;
-    /// The host's clock, in nanoseconds.
-    fn now_nanos(&mut self) -> u64;
 }

@@ -3,14 +3,12 @@
 //! [`Host`] with host calls; [`RecordingHost`] implements it with a header list for tests,
 //! benchmarks and fuzz targets.
 
-pub mod connection;
 pub mod counters;
-pub mod envoy_loop;
 pub mod host;
 pub mod recording_host;
 
 pub use counters::{Counter, StatusClass};
-pub use host::{Counting, Host, HostError, StreamHost};
+pub use host::{Counting, Host, HostError};
 pub use recording_host::RecordingHost;
 
 use crate::codec::{Carrier, Header, HeaderValue, header_map, tracecontext};
@@ -242,7 +240,7 @@ impl RequestFilter {
 const SERVER_TIMING: &str = "server-timing";
 
 /// The request counters for one decision (both positions kinds count the same way).
-fn count(host: &mut dyn Counting, plan: &Plan) {
+pub(crate) fn count(host: &mut dyn Counting, plan: &Plan) {
     let o = &plan.outcome;
     host.increment(match o.source {
         Source::Extracted(f) | Source::Injected(f) => Counter::Context(f),

@@ -4,8 +4,9 @@
 use std::hint::black_box;
 
 use super::counters::Counter;
-use super::host::{Counting, Host, HostError, StreamHost};
+use super::host::{Counting, Host, HostError};
 use crate::codec::header_map;
+use crate::network::StreamHost;
 
 /// Host calls that can be made to fail, as a bit set (`RecordingHost::fail`).
 pub mod fail {

@@ -19,7 +19,7 @@ use proxy_wasm::types::{ContextType, LogLevel};
 use crate::config::{Config, EnvoyVersion, Position};
 use crate::filter::{Counter, HostError, RequestFilter};
 use crate::ids::IdGenerator;
-use crate::stream::Leave;
+use crate::network::Leave;
 use metrics::Metrics;
 
 proxy_wasm::main! {{

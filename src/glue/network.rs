@@ -9,8 +9,8 @@ use proxy_wasm::types::Action;
 
 use super::Shared;
 use super::abi::{self, BUFFER_DOWNSTREAM_DATA, BUFFER_UPSTREAM_DATA};
-use crate::filter::connection::{ConnectionFilter, Verdict};
-use crate::filter::{Counter, Counting, HostError, StreamHost};
+use crate::filter::{Counter, Counting, HostError};
+use crate::network::{ConnectionFilter, StreamHost, Verdict};
 
 pub struct TracejoinStream {
     pub context_id: u32,

@@ -1,7 +1,7 @@
 //! One HTTP/1.1 response head as Envoy's codec writes it to the client (RFC 9112 sections 4
 //! and 6.3): the status and how the body is framed. The network position reads responses
 //! only to know when the HCM has answered a request, because Envoy's codec takes the next
-//! request from its buffer only then (see [`crate::filter::connection`]).
+//! request from its buffer only then (see [`crate::network::http1`]).
 //!
 //! These are Envoy's own bytes, so anything unexpected is not tolerated but ends the
 //! following of the connection.

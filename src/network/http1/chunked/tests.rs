@@ -1,7 +1,7 @@
 //! Chunked bodies followed without their data.
 
-use crate::stream::Leave;
-use crate::stream::chunked::Chunked;
+use crate::network::Leave;
+use crate::network::http1::chunked::Chunked;
 
 /// Follows `body` given in pieces of `step` bytes; returns where it ended (bytes consumed).
 fn follow(body: &[u8], step: usize) -> Result<Option<usize>, Leave> {

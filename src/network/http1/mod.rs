@@ -1,5 +1,4 @@
-//! The network position: one connection's downstream bytes, in front of Envoy's HTTP
-//! connection manager (HCM), so that Envoy's tracer reads the context tracejoin chose.
+//! HTTP/1.1 in the network position.
 //!
 //! Each read hands the filter the connection's buffer: what the HCM has not taken yet. A
 //! request head is read (in windows: a body behind it is not copied), decided by the same
@@ -21,18 +20,20 @@
 //! connection byte for byte ([`Leave`]), and where `trust` is set it closes it instead, so
 //! that no later request reaches Envoy's tracer with the client's context.
 
-use super::count;
-use super::counters::Counter;
-use super::host::StreamHost;
+pub mod chunked;
+pub mod head;
+pub mod response;
+pub mod rewrite;
+
+use super::{Leave, StreamHost, Verdict};
 use crate::codec::Carrier;
 use crate::config::{Config, Trust};
+use crate::filter::{Counter, count};
 use crate::ids::IdGenerator;
 use crate::policy;
-use crate::stream::Leave;
-use crate::stream::chunked::Chunked;
-use crate::stream::head::{self, Body};
-use crate::stream::response::{self, ResponseBody};
-use crate::stream::rewrite;
+use chunked::Chunked;
+use head::Body;
+use response::ResponseBody;
 
 /// The first read of a head: most heads fit (a browser's is about 1.5 KB); longer ones
 /// are read on in doubling windows.
@@ -47,17 +48,6 @@ const MAX_LEADING_EMPTY: usize = 8;
 const RESPONSE_FIRST_READ: usize = 512;
 /// A response head longer than this is not followed (Envoy's default limit is 60 KiB).
 const MAX_RESPONSE_HEAD: usize = 96 * 1024;
-
-/// What to tell Envoy about the read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Pass the buffer on to the HCM.
-    Continue,
-    /// Keep buffering: a head is not complete yet.
-    Pause,
-    /// Close the connection (what was written goes out first) and pass nothing on.
-    Close,
-}
 
 #[derive(Debug, Default)]
 enum State {
@@ -75,6 +65,8 @@ enum State {
     TunnelPending,
     /// Left alone from here on.
     Left,
+    /// The connection began with HTTP/2's preface: not this framer's.
+    Http2,
     /// To be closed: nothing more is passed on, and the next read closes the connection
     /// (a close asked for while Envoy writes would cut that write off).
     Closed,
@@ -101,9 +93,9 @@ enum Answer {
     Chunked(Chunked),
 }
 
-/// One connection's state.
+/// One HTTP/1 connection's state.
 #[derive(Debug, Default)]
-pub struct ConnectionFilter {
+pub struct Connection {
     state: State,
     /// The request whose head was read last.
     reading: Request,
@@ -127,6 +119,14 @@ pub struct ConnectionFilter {
     seen_head: bool,
     /// When the head being held began to be held (host clock, ns).
     held_since: Option<u64>,
+}
+
+/// A scan of the buffer for something framed: found whole, cut off at the buffer's end,
+/// or not what it should be.
+enum Framed<T> {
+    Complete(T),
+    Partial,
+    Leave(Leave),
 }
 
 /// How many of a passed buffer's first bytes are kept to recognise it handed back.
@@ -185,10 +185,10 @@ enum Written {
     Done,
 }
 
-impl ConnectionFilter {
-    pub fn new(host: &mut dyn StreamHost) -> Self {
-        host.increment(Counter::NetworkConnection);
-        ConnectionFilter::default()
+impl Connection {
+    /// The connection began with HTTP/2's preface (its HTTP/2 framer takes over).
+    pub fn is_http2(&self) -> bool {
+        matches!(self.state, State::Http2)
     }
 
     /// Since when a head is held, if one is (for the root context's timer).
@@ -207,7 +207,7 @@ impl ConnectionFilter {
         end_of_stream: bool,
     ) -> Verdict {
         match self.state {
-            State::Left => return Verdict::Continue,
+            State::Left | State::Http2 => return Verdict::Continue,
             State::Closed => return Verdict::Close,
             _ => {}
         }
@@ -252,6 +252,10 @@ impl ConnectionFilter {
         loop {
             match std::mem::take(&mut self.state) {
                 State::Left => return Verdict::Continue,
+                State::Http2 => {
+                    self.state = State::Http2;
+                    return Verdict::Continue;
+                }
                 State::Closed => return Verdict::Close,
                 State::TunnelPending if read.at >= read.len => {
                     self.state = State::TunnelPending;
@@ -336,10 +340,12 @@ impl ConnectionFilter {
     }
 
     fn leave(&mut self, host: &mut dyn StreamHost, config: &Config, reason: Leave) -> Verdict {
-        // HTTP/2 from the start is not followed at all (its own issue); a tunnel Envoy
-        // switched to carries no HTTP/1 request.
-        let trusted = config.trust != Trust::Continue && reason != Leave::Http2;
-        self.leave_for(host, reason, trusted)
+        if reason == Leave::Http2 {
+            // The connection's first bytes are HTTP/2's preface: handed to its framer.
+            self.state = State::Http2;
+            return Verdict::Continue;
+        }
+        self.leave_for(host, reason, config.trust != Trust::Continue)
     }
 
     /// Leaves the connection, or closes it (`close`, and always for a slow head).
@@ -367,9 +373,9 @@ impl ConnectionFilter {
         }
     }
 
-    /// Reads a head from the buffer's start (with `seen`, what earlier reads of this buffer
-    /// gave), decides and rewrites it, and sets the state for its body. `None`: go on with
-    /// the rest of the read.
+    /// A head at the buffer's start (with `seen`, what earlier reads of this buffer gave),
+    /// in steps: read it, hold it while it is partial, parse, decide and rewrite it, and
+    /// set the state for its body. `None`: go on with the rest of the read.
     fn head(
         &mut self,
         host: &mut dyn StreamHost,
@@ -383,64 +389,10 @@ impl ConnectionFilter {
             // A head starts the buffer, or follows a request in it (Pipelined).
             return Some(self.leave(host, config, Leave::Unsure));
         }
-        let limit = config.limits.max_head_bytes;
-        let (lead, end) = loop {
-            if seen.len() < read.len {
-                let want = seen
-                    .len()
-                    .max(FIRST_READ)
-                    .min(read.len - seen.len())
-                    .min(limit.saturating_add(MAX_LEADING_EMPTY + 4));
-                match host.read_downstream(seen.len(), want) {
-                    Ok(more) if !more.is_empty() => seen.extend_from_slice(&more),
-                    _ => return Some(self.leave(host, config, Leave::HostError)),
-                }
-            }
-            let lead = seen
-                .iter()
-                .take_while(|b| matches!(b, b'\r' | b'\n'))
-                .count();
-            if lead > MAX_LEADING_EMPTY {
-                return Some(self.leave(host, config, Leave::NotHttp1));
-            }
-            let started = seen.get(lead..).unwrap_or_default();
-            if let Some(end) = head::head_end(started) {
-                break (lead, end);
-            }
-            if let Err(reason) = head::check_prefix(started) {
-                return Some(self.leave(host, config, self.after_first(reason)));
-            }
-            if started.len() > limit {
-                return Some(self.leave(host, config, Leave::TooLarge));
-            }
-            if seen.len() >= read.len {
-                if started.is_empty() {
-                    // Only empty lines so far: Envoy's codec skips them, so they are passed
-                    // on (and never timed as a held head: a client may end a request with
-                    // one more CRLF and then idle).
-                    read.blank = true;
-                    return Some(self.pass(host, read));
-                }
-                if end_of_stream {
-                    return Some(self.leave(host, config, Leave::NotHttp1));
-                }
-                // Holding more than the connection's buffer limit would stall it.
-                if read.len >= config.limits.max_held_bytes {
-                    return Some(self.leave(host, config, Leave::TooLarge));
-                }
-                // Envoy's header timeout starts only when its codec sees the head: while
-                // the filter holds it, the filter keeps that time (from when the codec
-                // would have read it: not while the HCM is still answering).
-                if self.answering.is_none() {
-                    let now = host.now_nanos();
-                    let since = *self.held_since.get_or_insert(now);
-                    if now.saturating_sub(since) / 1_000_000 >= config.limits.held_head_timeout_ms {
-                        return Some(self.leave(host, config, Leave::SlowHead));
-                    }
-                }
-                self.state = State::Head(seen);
-                return Some(Verdict::Pause);
-            }
+        let (lead, end) = match self.read_head(host, config, &mut seen, read.len) {
+            Framed::Complete(at) => at,
+            Framed::Partial => return Some(self.hold(host, config, seen, read, end_of_stream)),
+            Framed::Leave(reason) => return Some(self.leave(host, config, reason)),
         };
         self.held_since = None;
         let bytes = seen.get(lead..lead + end).unwrap_or_default();
@@ -450,43 +402,16 @@ impl ConnectionFilter {
         };
         self.seen_head = true;
         host.increment(Counter::NetworkHead);
-        let carrier = Carrier::from_pairs(parsed.fields().map(|f| (f.name, f.value)));
-        let plan = policy::decide(config, &carrier, ids);
-        count(host, &plan);
-        let mut head_len = end;
         self.reading = Request {
             head_method: parsed.head_method,
             connect: parsed.connect,
             grown: false,
         };
-        if let Some(rewrite::Rewritten {
-            head: new,
-            field_count: fields,
-        }) = rewrite::rewrite(&parsed, &plan)
-        {
-            let limits = &config.limits;
-            // Envoy refuses a head over its limits with a 431: never make one cross them.
-            if end <= limits.max_head_bytes
-                && new.len() <= limits.max_head_bytes
-                && parsed.field_count <= limits.max_headers
-                && fields <= limits.max_headers
-            {
-                let mut prefix = Vec::with_capacity(lead + new.len());
-                prefix.extend_from_slice(seen.get(..lead).unwrap_or_default());
-                prefix.extend_from_slice(&new);
-                if host.replace_downstream_prefix(lead + end, &prefix).is_err() {
-                    return Some(self.leave(host, config, Leave::HostError));
-                }
-                host.increment(Counter::NetworkRewritten);
-                self.reading.grown = new.len() > end;
-                head_len = new.len();
-                read.len = read.len - end + new.len();
-                read.first.extend(&prefix);
-            } else {
-                host.increment(Counter::NetworkAtLimit);
-            }
-        }
-        // The buffer's first bytes as passed on: the new head, then what followed it.
+        let head_len = match self.rewrite(host, config, ids, &parsed, &seen, lead, read) {
+            Ok(len) => len,
+            Err(reason) => return Some(self.leave(host, config, reason)),
+        };
+        // The buffer's first bytes as passed on: the (new) head, then what followed it.
         if read.first.len == 0 {
             read.first.extend(&seen);
         } else {
@@ -494,6 +419,146 @@ impl ConnectionFilter {
                 .extend(seen.get(lead + end..).unwrap_or_default());
         }
         read.at = lead + head_len;
+        self.after_head(host, config, &parsed, read)
+    }
+
+    /// Reads the buffer on from `seen` until a head is complete: its leading empty lines
+    /// and its length.
+    fn read_head(
+        &self,
+        host: &mut dyn StreamHost,
+        config: &Config,
+        seen: &mut Vec<u8>,
+        len: usize,
+    ) -> Framed<(usize, usize)> {
+        let limit = config.limits.max_head_bytes;
+        loop {
+            if seen.len() < len {
+                let want = seen
+                    .len()
+                    .max(FIRST_READ)
+                    .min(len - seen.len())
+                    .min(limit.saturating_add(MAX_LEADING_EMPTY + 4));
+                match host.read_downstream(seen.len(), want) {
+                    Ok(more) if !more.is_empty() => seen.extend_from_slice(&more),
+                    _ => return Framed::Leave(Leave::HostError),
+                }
+            }
+            let lead = seen
+                .iter()
+                .take_while(|b| matches!(b, b'\r' | b'\n'))
+                .count();
+            if lead > MAX_LEADING_EMPTY {
+                return Framed::Leave(Leave::NotHttp1);
+            }
+            let started = seen.get(lead..).unwrap_or_default();
+            if let Some(end) = head::head_end(started) {
+                return Framed::Complete((lead, end));
+            }
+            if let Err(reason) = head::check_prefix(started) {
+                return Framed::Leave(self.after_first(reason));
+            }
+            if started.len() > limit {
+                return Framed::Leave(Leave::TooLarge);
+            }
+            if seen.len() >= len {
+                return Framed::Partial;
+            }
+        }
+    }
+
+    /// A partial head: held until it is complete (Pause), within the limits of time and
+    /// size; only empty lines are passed on.
+    fn hold(
+        &mut self,
+        host: &mut dyn StreamHost,
+        config: &Config,
+        seen: Vec<u8>,
+        read: &mut Read,
+        end_of_stream: bool,
+    ) -> Verdict {
+        if seen.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+            // Only empty lines so far: Envoy's codec skips them, so they are passed on (and
+            // never timed as a held head: a client may end a request with one more CRLF
+            // and then idle).
+            read.blank = true;
+            return self.pass(host, read);
+        }
+        if end_of_stream {
+            return self.leave(host, config, Leave::NotHttp1);
+        }
+        // Holding more than the connection's buffer limit would stall it.
+        if read.len >= config.limits.max_held_bytes {
+            return self.leave(host, config, Leave::TooLarge);
+        }
+        // Envoy's header timeout starts only when its codec sees the head: while the filter
+        // holds it, the filter keeps that time (from when the codec would have read it: not
+        // while the HCM is still answering).
+        if self.answering.is_none() {
+            let now = host.now_nanos();
+            let since = *self.held_since.get_or_insert(now);
+            if now.saturating_sub(since) / 1_000_000 >= config.limits.held_head_timeout_ms {
+                return self.leave(host, config, Leave::SlowHead);
+            }
+        }
+        self.state = State::Head(seen);
+        Verdict::Pause
+    }
+
+    /// Decides the head's trace context and writes the head back where it changes: the
+    /// head's length as passed on.
+    #[allow(clippy::too_many_arguments)] // the steps of one head, each named
+    fn rewrite(
+        &mut self,
+        host: &mut dyn StreamHost,
+        config: &Config,
+        ids: &mut IdGenerator,
+        parsed: &head::RequestHead<'_>,
+        seen: &[u8],
+        lead: usize,
+        read: &mut Read,
+    ) -> Result<usize, Leave> {
+        let end = parsed.bytes().len();
+        let carrier = Carrier::from_pairs(parsed.fields().map(|f| (f.name, f.value)));
+        let plan = policy::decide(config, &carrier, ids);
+        count(host, &plan);
+        let Some(rewrite::Rewritten {
+            head: new,
+            field_count: fields,
+        }) = rewrite::rewrite(parsed, &plan)
+        else {
+            return Ok(end);
+        };
+        let limits = &config.limits;
+        // Envoy refuses a head over its limits with a 431: never make one cross them.
+        if end > limits.max_head_bytes
+            || new.len() > limits.max_head_bytes
+            || parsed.field_count > limits.max_headers
+            || fields > limits.max_headers
+        {
+            host.increment(Counter::NetworkAtLimit);
+            return Ok(end);
+        }
+        let mut prefix = Vec::with_capacity(lead + new.len());
+        prefix.extend_from_slice(seen.get(..lead).unwrap_or_default());
+        prefix.extend_from_slice(&new);
+        host.replace_downstream_prefix(lead + end, &prefix)
+            .map_err(|_| Leave::HostError)?;
+        host.increment(Counter::NetworkRewritten);
+        self.reading.grown = new.len() > end;
+        read.len = read.len - end + new.len();
+        read.first.extend(&prefix);
+        Ok(new.len())
+    }
+
+    /// The state for what follows a head passed on: its body, a tunnel, or the next head.
+    fn after_head(
+        &mut self,
+        host: &mut dyn StreamHost,
+        config: &Config,
+        parsed: &head::RequestHead<'_>,
+        read: &mut Read,
+    ) -> Option<Verdict> {
         if parsed.tunnel {
             // The head is passed on (rewritten); what follows it is the tunnel's if Envoy
             // switches, which its answer says. A client waits for that answer.
@@ -520,7 +585,7 @@ impl ConnectionFilter {
     /// requests are; each write is seen once. Always lets the write through: where the
     /// connection is to be closed, the next read closes it.
     pub fn on_response(&mut self, host: &mut dyn StreamHost, config: &Config, len: usize) {
-        if matches!(self.state, State::Left | State::Closed) {
+        if matches!(self.state, State::Left | State::Closed | State::Http2) {
             return;
         }
         self.follow_response(host, config, len);

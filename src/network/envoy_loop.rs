@@ -10,12 +10,12 @@
 //! the connection. Where requests end is the [`Codec`]'s to say, so that a fuzz target can
 //! frame with a parser written apart from the filter's.
 
-use super::connection::{ConnectionFilter, Verdict};
-use super::recording_host::RecordingHost;
+use super::{ConnectionFilter, Verdict};
 use crate::config::Config;
+use crate::filter::RecordingHost;
 use crate::ids::IdGenerator;
-use crate::stream::chunked::Chunked;
-use crate::stream::head::{self, Body};
+use crate::network::http1::chunked::Chunked;
+use crate::network::http1::head::{self, Body};
 
 /// Where requests end, as the HCM's codec reads them.
 pub trait Codec: Clone {

@@ -1,10 +1,10 @@
 //! Head rewrites: only trace-header lines change.
 
 use crate::codec::{Header, HeaderValue, PerHeader};
+use crate::network::http1::head::parse;
+use crate::network::http1::rewrite::rewrite;
 use crate::policy::plan::{Outcome, Source};
 use crate::policy::{Op, Plan};
-use crate::stream::head::parse;
-use crate::stream::rewrite::rewrite;
 
 fn plan(ops: &[(Header, Op)]) -> Plan {
     let mut table: PerHeader<Op> = PerHeader::default();

@@ -1,22 +1,22 @@
 //! The network position over a simulated Envoy read loop and HTTP/1 codec
-//! ([`crate::filter::envoy_loop`]): what the HCM takes, what it hands back, when it answers.
+//! ([`crate::network::envoy_loop`]): what the HCM takes, what it hands back, when it answers.
 
 use rand::RngCore;
 use rand::rngs::SmallRng;
 
 use crate::config::Config;
 use crate::filter::Counter;
-use crate::filter::connection::Verdict;
-use crate::filter::envoy_loop::{CrateCodec, EnvoyLoop};
 use crate::filter::recording_host::fail;
 use crate::ids::IdGenerator;
-use crate::stream::Leave;
+use crate::network::Leave;
+use crate::network::Verdict;
+use crate::network::envoy_loop::{CrateCodec, EnvoyLoop};
 use crate::testing::generate::{below, one_in, rng};
 
 const T: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const S: &str = "00f067aa0ba902b7";
 
-/// The simulated Envoy ([`crate::filter::envoy_loop`]) on the crate's own framing, with
+/// The simulated Envoy ([`crate::network::envoy_loop`]) on the crate's own framing, with
 /// the test's shorthands.
 struct Wire(EnvoyLoop<CrateCodec>);
 

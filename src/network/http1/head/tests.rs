@@ -1,7 +1,7 @@
 //! Request heads per RFC 9112: what is parsed, and what is left to Envoy.
 
-use crate::stream::Leave;
-use crate::stream::head::{Body, Field, check_prefix, head_end, parse};
+use crate::network::Leave;
+use crate::network::http1::head::{Body, Field, check_prefix, head_end, parse};
 
 fn body_of(head: &str) -> Result<(Body, bool), Leave> {
     parse(head.as_bytes()).map(|h| (h.body, h.tunnel))

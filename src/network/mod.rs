@@ -1,0 +1,153 @@
+//! The network position: one connection's downstream bytes, in front of Envoy's HTTP
+//! connection manager (HCM), so that Envoy's tracer reads the context tracejoin chose.
+//!
+//! Bytes in, one framer per protocol, the same policy as the HTTP filter, bytes out:
+//! - [`http1`]: request heads in the byte stream, their bodies followed by length only, the
+//!   framing of the responses Envoy writes back (to know which bytes Envoy hands back);
+//! - [`ConnectionFilter`]: which of the two a connection speaks, what Envoy is told
+//!   ([`Verdict`]), and why a connection is left alone ([`Leave`]);
+//! - [`envoy_loop`]: Envoy's read loop simulated, for tests and fuzz targets.
+//!
+//! The host is behind [`StreamHost`]; the proxy-wasm glue implements it with host calls.
+
+pub mod envoy_loop;
+pub mod http1;
+
+use crate::config::Config;
+use crate::filter::{Counter, Counting, HostError};
+use crate::ids::IdGenerator;
+
+/// What the network position needs: the connection's downstream read buffer (Envoy's
+/// `DownstreamData`), which holds what its HTTP connection manager has not taken yet, the
+/// bytes Envoy writes back (`UpstreamData`), and the time.
+pub trait StreamHost: Counting {
+    /// Up to `len` bytes of the buffer from `start` (fewer at its end; one host call).
+    fn read_downstream(&mut self, start: usize, len: usize) -> Result<Vec<u8>, HostError>;
+    /// Replaces the buffer's first `len` bytes with `bytes` (the only write Envoy allows
+    /// at the start of the buffer; the rest stays as it is).
+    fn replace_downstream_prefix(&mut self, len: usize, bytes: &[u8]) -> Result<(), HostError>;
+    /// Up to `len` bytes from `start` of what Envoy is writing to the client now (one host
+    /// call; each write is seen once).
+    fn read_upstream(&mut self, start: usize, len: usize) -> Result<Vec<u8>, HostError>;
+    /// The host's clock, in nanoseconds.
+    fn now_nanos(&mut self) -> u64;
+}
+
+/// What to tell Envoy about the read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Pass the buffer on to the HCM.
+    Continue,
+    /// Keep buffering: a head (or header block) is not complete yet.
+    Pause,
+    /// Close the connection (what was written goes out first) and pass nothing on.
+    Close,
+}
+
+/// One connection: HTTP/1.1 until its first bytes are HTTP/2's preface.
+#[derive(Debug)]
+pub enum ConnectionFilter {
+    Http1(http1::Connection),
+}
+
+impl ConnectionFilter {
+    pub fn new(host: &mut dyn StreamHost) -> Self {
+        host.increment(Counter::NetworkConnection);
+        ConnectionFilter::Http1(http1::Connection::default())
+    }
+
+    /// Since when a head is held, if one is (for the root context's timer).
+    pub fn held_since(&self) -> Option<u64> {
+        match self {
+            ConnectionFilter::Http1(c) => c.held_since(),
+        }
+    }
+
+    /// Envoy read more bytes; the buffer now holds `len` bytes the HCM has not taken.
+    /// `end_of_stream`: no more will come.
+    pub fn on_data(
+        &mut self,
+        host: &mut dyn StreamHost,
+        config: &Config,
+        ids: &mut IdGenerator,
+        len: usize,
+        end_of_stream: bool,
+    ) -> Verdict {
+        match self {
+            ConnectionFilter::Http1(c) => {
+                let before = c.is_http2();
+                let verdict = c.on_data(host, config, ids, len, end_of_stream);
+                if c.is_http2() && !before {
+                    host.increment(Counter::NetworkLeft(Leave::Http2));
+                }
+                verdict
+            }
+        }
+    }
+
+    /// Envoy writes `len` bytes to the client.
+    pub fn on_response(&mut self, host: &mut dyn StreamHost, config: &Config, len: usize) {
+        match self {
+            ConnectionFilter::Http1(c) => c.on_response(host, config, len),
+        }
+    }
+}
+
+/// Why a connection (or a head) is left as it is, byte for byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Leave {
+    /// HTTP/2's preface after HTTP/1 (Envoy's HTTP/1 codec refuses it).
+    Http2,
+    /// Not an HTTP/1.0 or 1.1 request line (TLS on a plaintext port, a probe, garbage).
+    NotHttp1,
+    /// Framing a reader could take two ways: obs-fold, bare CR or LF, Content-Length with
+    /// Transfer-Encoding, two Content-Lengths, a coding other than chunked, control bytes.
+    Ambiguous,
+    /// A head (or chunk line, or trailer) over the limit.
+    TooLarge,
+    /// A request followed another in one buffer: how much of it Envoy's codec takes depends
+    /// on whether the first is answered before the codec returns, which the filter cannot
+    /// see, so it no longer knows which bytes Envoy will hand back.
+    Pipelined,
+    /// What Envoy handed back did not match the bytes the filter knows it passed on.
+    Unsure,
+    /// The responses Envoy wrote could not be followed (or one came before its request's
+    /// end), so the filter no longer knows when Envoy's codec reads on.
+    Response,
+    /// A head not complete within `request_headers_timeout_ms`: the connection is closed.
+    SlowHead,
+    /// CONNECT or Upgrade: what follows is a tunnel.
+    Upgrade,
+    /// A host call on the buffer failed.
+    HostError,
+}
+
+impl Leave {
+    pub const ALL: [Leave; 10] = [
+        Leave::Http2,
+        Leave::NotHttp1,
+        Leave::Ambiguous,
+        Leave::TooLarge,
+        Leave::Pipelined,
+        Leave::Unsure,
+        Leave::Response,
+        Leave::SlowHead,
+        Leave::Upgrade,
+        Leave::HostError,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Leave::Http2 => "http2",
+            Leave::NotHttp1 => "not_http1",
+            Leave::Ambiguous => "ambiguous",
+            Leave::TooLarge => "too_large",
+            Leave::Pipelined => "pipelined",
+            Leave::Unsure => "unsure",
+            Leave::Response => "response",
+            Leave::SlowHead => "slow_head",
+            Leave::Upgrade => "upgrade",
+            Leave::HostError => "host_error",
+        }
+    }
+}
