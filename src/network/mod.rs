@@ -4,6 +4,8 @@
 //! Bytes in, one framer per protocol, the same policy as the HTTP filter, bytes out:
 //! - [`http1`]: request heads in the byte stream, their bodies followed by length only, the
 //!   framing of the responses Envoy writes back (to know which bytes Envoy hands back);
+//! - [`http2`]: the frames after the connection preface, request header blocks decoded
+//!   with a mirror of Envoy's HPACK table and written back with only trace headers changed;
 //! - [`ConnectionFilter`]: which of the two a connection speaks, what Envoy is told
 //!   ([`Verdict`]), and why a connection is left alone ([`Leave`]);
 //! - [`envoy_loop`]: Envoy's read loop simulated, for tests and fuzz targets.
@@ -12,6 +14,7 @@
 
 pub mod envoy_loop;
 pub mod http1;
+pub mod http2;
 
 use crate::config::Config;
 use crate::filter::{Counter, Counting, HostError};
@@ -48,6 +51,7 @@ pub enum Verdict {
 #[derive(Debug)]
 pub enum ConnectionFilter {
     Http1(http1::Connection),
+    Http2(http2::Connection),
 }
 
 impl ConnectionFilter {
@@ -60,6 +64,7 @@ impl ConnectionFilter {
     pub fn held_since(&self) -> Option<u64> {
         match self {
             ConnectionFilter::Http1(c) => c.held_since(),
+            ConnectionFilter::Http2(c) => c.held_since(),
         }
     }
 
@@ -75,13 +80,17 @@ impl ConnectionFilter {
     ) -> Verdict {
         match self {
             ConnectionFilter::Http1(c) => {
-                let before = c.is_http2();
                 let verdict = c.on_data(host, config, ids, len, end_of_stream);
-                if c.is_http2() && !before {
-                    host.increment(Counter::NetworkLeft(Leave::Http2));
+                if !c.is_http2() {
+                    return verdict;
                 }
+                // The first bytes began HTTP/2's preface: its framer reads them again.
+                let mut h2 = http2::Connection::new(config);
+                let verdict = h2.on_data(host, config, ids, len, end_of_stream);
+                *self = ConnectionFilter::Http2(h2);
                 verdict
             }
+            ConnectionFilter::Http2(c) => c.on_data(host, config, ids, len, end_of_stream),
         }
     }
 
@@ -89,6 +98,8 @@ impl ConnectionFilter {
     pub fn on_response(&mut self, host: &mut dyn StreamHost, config: &Config, len: usize) {
         match self {
             ConnectionFilter::Http1(c) => c.on_response(host, config, len),
+            // Requests and answers are multiplexed: no request waits on an answer.
+            ConnectionFilter::Http2(_) => {}
         }
     }
 }
@@ -96,8 +107,13 @@ impl ConnectionFilter {
 /// Why a connection (or a head) is left as it is, byte for byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Leave {
-    /// HTTP/2's preface after HTTP/1 (Envoy's HTTP/1 codec refuses it).
+    /// HTTP/2 framing Envoy answers with a connection error (a CONTINUATION out of place,
+    /// a PUSH_PROMISE, padding longer than its frame, a frame cut off at the end), or the
+    /// preface anywhere but at the connection's start.
     Http2,
+    /// An HTTP/2 header block that does not decode, or a table size over the mirror's cap:
+    /// the dynamic table Envoy holds can no longer be known.
+    Hpack,
     /// Not an HTTP/1.0 or 1.1 request line (TLS on a plaintext port, a probe, garbage).
     NotHttp1,
     /// Framing a reader could take two ways: obs-fold, bare CR or LF, Content-Length with
@@ -123,8 +139,9 @@ pub enum Leave {
 }
 
 impl Leave {
-    pub const ALL: [Leave; 10] = [
+    pub const ALL: [Leave; 11] = [
         Leave::Http2,
+        Leave::Hpack,
         Leave::NotHttp1,
         Leave::Ambiguous,
         Leave::TooLarge,
@@ -139,6 +156,7 @@ impl Leave {
     pub fn name(self) -> &'static str {
         match self {
             Leave::Http2 => "http2",
+            Leave::Hpack => "hpack",
             Leave::NotHttp1 => "not_http1",
             Leave::Ambiguous => "ambiguous",
             Leave::TooLarge => "too_large",

@@ -2,4 +2,5 @@
 //! generators of the property tests.
 
 pub mod generate;
+pub mod h2;
 pub mod vectors;

@@ -1,0 +1,452 @@
+//! HTTP/2 in the network position (RFC 9113): after the connection preface, the frames
+//! of the client's connection are followed by their headers, and only request header
+//! blocks (a stream's first HEADERS and its CONTINUATION frames) are rewritten, so that
+//! Envoy's tracer reads the context tracejoin chose, as for HTTP/1.1 heads.
+//!
+//! - Every block is decoded in order ([`hpack`]) to keep a mirror of Envoy's dynamic table;
+//!   trailers and blocks of streams already open pass as they are (unless Envoy's table
+//!   differs from the client's; see [`hpack`]).
+//! - Every other frame passes byte for byte; their payloads are skipped by length, never
+//!   read. A block is read whole: while it is cut off at the buffer's end, the buffer is
+//!   held (Pause) as an HTTP/1 head is, within the same limits of size and time.
+//! - Envoy's HTTP/2 codec takes every byte it is given (`ConnectionImpl::dispatch` drains
+//!   the buffer; it never hands bytes back as its HTTP/1 codec does), so each read starts
+//!   where the last one passed on ended.
+//! - A rewritten block is written back in place: the buffer's first bytes up to its end are
+//!   replaced (the one write Envoy allows), so frames before it in the same read are
+//!   copied through the VM.
+//! - What the mirror cannot follow (framing Envoy answers with a connection error, a block
+//!   that does not decode) ends the following: the connection passes untouched from there
+//!   (counted by reason), or is closed where `trust` is set.
+
+pub mod frame;
+pub mod hpack;
+pub(crate) mod huffman;
+
+use std::ops::Range;
+
+use super::{Leave, StreamHost, Verdict};
+use crate::codec::{Carrier, Header, PerHeader};
+use crate::config::{Config, Trust};
+use crate::filter::{Counter, count};
+use crate::ids::IdGenerator;
+use crate::policy::{self, Op, Plan};
+use frame::{FrameHeader, HeadersPayload};
+use hpack::{Block, Edit};
+
+#[derive(Debug, Default, PartialEq, Eq)]
+enum State {
+    #[default]
+    Following,
+    Left,
+    /// To be closed: the next read closes the connection.
+    Closed,
+}
+
+/// One HTTP/2 connection's state.
+#[derive(Debug)]
+pub struct Connection {
+    state: State,
+    /// Preface bytes still to come.
+    preface_left: usize,
+    /// Payload bytes of a frame already passed on that are still to come.
+    skip: u64,
+    /// Where the next read starts: after a Pause, what this buffer's earlier reads followed.
+    resume: usize,
+    /// The highest stream a request header block opened: a block on a stream up to it is
+    /// trailers (or an error Envoy answers).
+    last_stream: u32,
+    decoder: hpack::Decoder,
+    held_since: Option<u64>,
+}
+
+/// A header block's frames, read whole from the buffer.
+struct BlockFrames {
+    first: FrameHeader,
+    /// The first frame's payload (for its priority and padding).
+    payload: Vec<u8>,
+    /// The block: the fragments of every frame, in order.
+    fragments: Vec<u8>,
+    /// Where its frames end in the buffer.
+    end: usize,
+}
+
+/// A header field: name and value.
+type Field<'a> = (&'a [u8], &'a [u8]);
+
+enum Step<T> {
+    Complete(T),
+    /// Cut off at the buffer's end.
+    Partial,
+    Leave(Leave),
+}
+
+impl Connection {
+    pub fn new(_config: &Config) -> Self {
+        Connection {
+            state: State::Following,
+            preface_left: frame::PREFACE.len(),
+            skip: 0,
+            resume: 0,
+            last_stream: 0,
+            decoder: hpack::Decoder::default(),
+            held_since: None,
+        }
+    }
+
+    /// Since when a block is held, if one is.
+    pub fn held_since(&self) -> Option<u64> {
+        self.held_since
+    }
+
+    /// The mirror of the client's and Envoy's tables (for tests).
+    pub fn decoder(&self) -> &hpack::Decoder {
+        &self.decoder
+    }
+
+    /// Envoy read more bytes; the buffer now holds `len` bytes.
+    pub fn on_data(
+        &mut self,
+        host: &mut dyn StreamHost,
+        config: &Config,
+        ids: &mut IdGenerator,
+        len: usize,
+        end_of_stream: bool,
+    ) -> Verdict {
+        match self.state {
+            State::Left => return Verdict::Continue,
+            State::Closed => return Verdict::Close,
+            State::Following => {}
+        }
+        let mut at = std::mem::take(&mut self.resume);
+        let mut edits: Vec<(Range<usize>, Vec<u8>)> = Vec::new();
+        let partial = loop {
+            match self.next(host, config, ids, at, len, &mut edits) {
+                Step::Complete(Some(next)) => at = next,
+                Step::Complete(None) => break false,
+                Step::Partial => break true,
+                Step::Leave(reason) => return self.leave(host, config, reason),
+            }
+        };
+        let shift = match write_edits(host, &edits) {
+            Ok(shift) => shift,
+            Err(reason) => return self.leave(host, config, reason),
+        };
+        if !partial {
+            self.held_since = None;
+            return Verdict::Continue;
+        }
+        if end_of_stream {
+            // A frame cut off for good: Envoy's codec answers it.
+            return self.leave(host, config, Leave::Http2);
+        }
+        let held = len.saturating_add_signed(shift);
+        if held >= config.limits.max_held_bytes {
+            return self.leave(host, config, Leave::TooLarge);
+        }
+        let now = host.now_nanos();
+        let since = *self.held_since.get_or_insert(now);
+        if now.saturating_sub(since) / 1_000_000 >= config.limits.held_head_timeout_ms {
+            return self.leave(host, config, Leave::SlowHead);
+        }
+        self.resume = at.saturating_add_signed(shift);
+        Verdict::Pause
+    }
+
+    /// Follows what starts at `at`: the preface, the rest of a frame, or a frame. The next
+    /// offset, or `None` at the buffer's end.
+    fn next(
+        &mut self,
+        host: &mut dyn StreamHost,
+        config: &Config,
+        ids: &mut IdGenerator,
+        at: usize,
+        len: usize,
+        edits: &mut Vec<(Range<usize>, Vec<u8>)>,
+    ) -> Step<Option<usize>> {
+        if at >= len {
+            return Step::Complete(None);
+        }
+        if self.preface_left > 0 {
+            let done = frame::PREFACE.len() - self.preface_left;
+            let n = self.preface_left.min(len - at);
+            let Ok(bytes) = host.read_downstream(at, n) else {
+                return Step::Leave(Leave::HostError);
+            };
+            if frame::PREFACE.get(done..done + n) != Some(bytes.as_slice()) {
+                return Step::Leave(Leave::Http2);
+            }
+            self.preface_left -= n;
+            return Step::Complete(Some(at + n));
+        }
+        if self.skip > 0 {
+            let n = self.skip.min((len - at) as u64);
+            self.skip -= n;
+            return Step::Complete(Some(at + n as usize));
+        }
+        if len - at < frame::HEADER_LEN {
+            return Step::Partial;
+        }
+        let Ok(bytes) = host.read_downstream(at, frame::HEADER_LEN) else {
+            return Step::Leave(Leave::HostError);
+        };
+        let Some(header) = FrameHeader::parse(&bytes) else {
+            return Step::Leave(Leave::HostError);
+        };
+        match header.kind {
+            frame::HEADERS => match read_block(host, config, header, at, len) {
+                Step::Complete(frames) => {
+                    let end = frames.end;
+                    match self.block(host, config, ids, frames) {
+                        Ok(Some(new)) => edits.push((at..end, new)),
+                        Ok(None) => {}
+                        Err(reason) => return Step::Leave(reason),
+                    }
+                    Step::Complete(Some(end))
+                }
+                Step::Partial => Step::Partial,
+                Step::Leave(reason) => Step::Leave(reason),
+            },
+            // A CONTINUATION after END_HEADERS, or a block a client may not send: Envoy
+            // ends the connection.
+            frame::CONTINUATION | frame::PUSH_PROMISE => Step::Leave(Leave::Http2),
+            _ => {
+                self.skip = header.len as u64;
+                Step::Complete(Some(at + frame::HEADER_LEN))
+            }
+        }
+    }
+
+    /// Decodes a block; a request's is decided and written back (the frames to replace
+    /// its own, if it changes).
+    fn block(
+        &mut self,
+        host: &mut dyn StreamHost,
+        config: &Config,
+        ids: &mut IdGenerator,
+        frames: BlockFrames,
+    ) -> Result<Option<Vec<u8>>, Leave> {
+        let stream = frames.first.stream;
+        // Client streams are odd (RFC 9113 section 5.1.1).
+        if stream == 0 || stream.is_multiple_of(2) {
+            return Err(Leave::Http2);
+        }
+        let Some(payload) = HeadersPayload::parse(frames.first.flags, &frames.payload) else {
+            return Err(Leave::Http2);
+        };
+        let block = self
+            .decoder
+            .decode(&frames.fragments)
+            .map_err(|_| Leave::Hpack)?;
+        let request = stream > self.last_stream;
+        let mut edits = Vec::new();
+        let mut added = Vec::new();
+        let plan;
+        if request {
+            self.last_stream = stream;
+            host.increment(Counter::NetworkHead);
+            let carrier = Carrier::from_pairs(block.fields());
+            plan = policy::decide(config, &carrier, ids);
+            count(host, &plan);
+            (edits, added) = plan_edits(&block, &plan);
+            if !edits.is_empty() && !within_limits(config, &block, &edits, &added) {
+                host.increment(Counter::NetworkAtLimit);
+                edits.clear();
+                added.clear();
+            }
+        }
+        let Some(new) = self
+            .decoder
+            .encode(&frames.fragments, &block, &edits, &added)
+        else {
+            return Ok(None);
+        };
+        if request && !(edits.is_empty() && added.is_empty()) {
+            host.increment(Counter::NetworkRewritten);
+        }
+        let mut out = Vec::with_capacity(new.len() + 64);
+        frame::write_block(&mut out, &frames.first, &payload, &new);
+        Ok(Some(out))
+    }
+
+    fn leave(&mut self, host: &mut dyn StreamHost, config: &Config, reason: Leave) -> Verdict {
+        host.increment(Counter::NetworkLeft(reason));
+        self.held_since = None;
+        if config.trust != Trust::Continue || reason == Leave::SlowHead {
+            // Under `trust`, no later request may reach Envoy's tracer with the client's
+            // context: the connection ends.
+            host.increment(Counter::NetworkClosed);
+            self.state = State::Closed;
+            Verdict::Close
+        } else {
+            self.state = State::Left;
+            Verdict::Continue
+        }
+    }
+}
+
+/// Reads the block that starts with `first` at `at`: its HEADERS frame and CONTINUATION
+/// frames up to END_HEADERS.
+fn read_block(
+    host: &mut dyn StreamHost,
+    config: &Config,
+    first: FrameHeader,
+    at: usize,
+    len: usize,
+) -> Step<BlockFrames> {
+    let mut frames = BlockFrames {
+        first,
+        payload: Vec::new(),
+        fragments: Vec::new(),
+        end: at,
+    };
+    let mut header = first;
+    loop {
+        let start = frames.end + frame::HEADER_LEN;
+        if len.saturating_sub(start) < header.len {
+            return Step::Partial;
+        }
+        if frames.end + header.len > at + config.limits.max_held_bytes {
+            return Step::Leave(Leave::TooLarge);
+        }
+        // The payload, and the next frame's header with it when it is there.
+        let want = header.len + frame::HEADER_LEN.min(len - start - header.len);
+        let Ok(bytes) = host.read_downstream(start, want) else {
+            return Step::Leave(Leave::HostError);
+        };
+        let (payload, next) = bytes.split_at(header.len.min(bytes.len()));
+        if payload.len() < header.len {
+            return Step::Leave(Leave::HostError);
+        }
+        if header.kind == frame::HEADERS {
+            match HeadersPayload::parse(header.flags, payload) {
+                Some(parts) => frames.fragments.extend_from_slice(parts.fragment),
+                None => return Step::Leave(Leave::Http2),
+            }
+            frames.payload = payload.to_vec();
+        } else {
+            frames.fragments.extend_from_slice(payload);
+        }
+        frames.end = start + header.len;
+        if header.flags & frame::END_HEADERS != 0 {
+            return Step::Complete(frames);
+        }
+        // Only CONTINUATION frames of the same stream may follow (RFC 9113 section 6.10).
+        let Some(next) = FrameHeader::parse(next) else {
+            return Step::Partial;
+        };
+        if next.kind != frame::CONTINUATION || next.stream != first.stream {
+            return Step::Leave(Leave::Http2);
+        }
+        header = next;
+    }
+}
+
+/// What the plan does to a block's fields: an edit per representation, and what is added
+/// at its end. A set replaces the first field of its header; its repeats go.
+fn plan_edits<'p>(block: &Block, plan: &'p Plan) -> (Vec<Edit<'p>>, Vec<Field<'p>>) {
+    if plan.ops.iter().all(|(_, op)| *op == Op::Keep) {
+        return (Vec::new(), Vec::new());
+    }
+    let mut written: PerHeader<bool> = PerHeader::default();
+    let mut edits = Vec::with_capacity(block.representations.len());
+    for r in &block.representations {
+        let (name, _) = block.field(r);
+        let edit = match Header::from_name(name) {
+            // HTTP/2 field names are lowercase: another spelling is Envoy's to refuse.
+            Some(header) if name.iter().all(|b| !b.is_ascii_uppercase()) => match plan.op(header) {
+                Op::Keep => Edit::Keep,
+                Op::Remove => Edit::Drop,
+                Op::Set(_) | Op::SetText(_) if written[header] => Edit::Drop,
+                op => {
+                    written[header] = true;
+                    Edit::Replace(header.name().as_bytes(), op_value(op))
+                }
+            },
+            _ => Edit::Keep,
+        };
+        edits.push(edit);
+    }
+    let added = plan
+        .ops
+        .iter()
+        .filter(|(header, op)| matches!(op, Op::Set(_) | Op::SetText(_)) && !written[*header])
+        .map(|(header, op)| (header.name().as_bytes(), op_value(op)))
+        .collect();
+    (edits, added)
+}
+
+fn op_value(op: &Op) -> &[u8] {
+    match op {
+        Op::Set(v) => v.as_bytes(),
+        Op::SetText(s) => s.as_bytes(),
+        Op::Keep | Op::Remove => b"",
+    }
+}
+
+/// Whether the block, and the block written back, stay within Envoy's header limits
+/// (`max_request_headers_kb`, counted as SETTINGS_MAX_HEADER_LIST_SIZE counts, and
+/// `max_request_headers_count`): a rewrite never makes a request cross them.
+fn within_limits(
+    config: &Config,
+    block: &Block,
+    edits: &[Edit<'_>],
+    added: &[(&[u8], &[u8])],
+) -> bool {
+    let limits = &config.limits;
+    let size = |(n, v): (&[u8], &[u8])| n.len() + v.len() + 32;
+    let before: usize = block.fields().map(size).sum();
+    let count_before = block.fields().count();
+    let mut after = 0usize;
+    let mut count_after = 0usize;
+    for (i, r) in block.representations.iter().enumerate() {
+        if r.kind == hpack::Kind::SizeUpdate {
+            continue;
+        }
+        match edits.get(i).copied().unwrap_or(Edit::Keep) {
+            Edit::Keep => after += size(block.field(r)),
+            Edit::Drop => continue,
+            Edit::Replace(n, v) => after += size((n, v)),
+        }
+        count_after += 1;
+    }
+    after += added.iter().map(|f| size(*f)).sum::<usize>();
+    count_after += added.len();
+    before <= limits.max_head_bytes
+        && after <= limits.max_head_bytes
+        && count_before <= limits.max_headers
+        && count_after <= limits.max_headers
+}
+
+/// Replaces the buffer's first bytes up to the last edit's end: the bytes between edits
+/// as they are, each edit's range with its frames. How much longer the buffer got.
+fn write_edits(
+    host: &mut dyn StreamHost,
+    edits: &[(Range<usize>, Vec<u8>)],
+) -> Result<isize, Leave> {
+    let Some((last, _)) = edits.last() else {
+        return Ok(0);
+    };
+    let mut prefix =
+        Vec::with_capacity(last.end + edits.iter().map(|(_, f)| f.len()).sum::<usize>());
+    let mut at = 0;
+    for (range, frames) in edits {
+        if range.start > at {
+            let kept = host
+                .read_downstream(at, range.start - at)
+                .map_err(|_| Leave::HostError)?;
+            if kept.len() != range.start - at {
+                return Err(Leave::HostError);
+            }
+            prefix.extend_from_slice(&kept);
+        }
+        prefix.extend_from_slice(frames);
+        at = range.end;
+    }
+    host.replace_downstream_prefix(last.end, &prefix)
+        .map_err(|_| Leave::HostError)?;
+    Ok(prefix.len() as isize - last.end as isize)
+}
+
+#[cfg(test)]
+mod tests;
