@@ -83,7 +83,7 @@ pub enum Counter {
 
 impl Counter {
     /// The counters defined up front; `External` and `Unregistered` are defined on first use.
-    pub const ALL: [Counter; 41] = [
+    pub const ALL: [Counter; 42] = [
         Counter::Context(Format::TraceContext),
         Counter::Context(Format::B3),
         Counter::Context(Format::B3Multi),
@@ -114,6 +114,7 @@ impl Counter {
         Counter::NetworkRewritten,
         Counter::NetworkAtLimit,
         Counter::NetworkLeft(Leave::Http2),
+        Counter::NetworkLeft(Leave::Hpack),
         Counter::NetworkLeft(Leave::NotHttp1),
         Counter::NetworkLeft(Leave::Ambiguous),
         Counter::NetworkLeft(Leave::TooLarge),

@@ -255,7 +255,7 @@ def test_expect_100_continue(envoys):
         conn.close()
 
 
-def test_http2_prior_knowledge_passes_untouched(envoys):
+def test_http2_prior_knowledge_joins_the_trace_too(envoys):
     envoy = envoys.get("network", "zipkin")
     out = subprocess.run(
         ["curl", "-s", "--http2-prior-knowledge", "-H", f"traceparent: 00-{T}-{S}-01", f"http://{LOOPBACK}:{envoy.port}/h2"],
@@ -265,9 +265,12 @@ def test_http2_prior_knowledge_passes_untouched(envoys):
     )
     answer = json.loads(out.stdout)
     assert answer["path"] == "/h2"
-    # Not rewritten (HPACK frames are left alone), so Envoy's B3-only tracer starts fresh.
-    assert one(answer["headers"], "x-b3-traceid") != T
-    assert stat(envoy, "network.left.http2") >= 1
+    # The header block is rewritten (tests/integration/test_network_http2.py has the rest):
+    # Envoy's B3-only tracer continues the W3C client's trace, under the client's span.
+    assert one(answer["headers"], "x-b3-traceid") == T
+    assert one(answer["headers"], "x-b3-parentspanid") == S
+    assert stat(envoy, "network.rewritten") >= 1
+    assert stat(envoy, "network.left.http2") == 0
 
 
 # Requests Envoy's own codec answers: the network filter must not change the answer.

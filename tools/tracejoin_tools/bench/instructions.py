@@ -27,11 +27,13 @@ from tracejoin_tools.bench.compare import (
     GRPC_MESSAGE,
     GRPC_PATH,
     SHAPES,
+    TARGET_CASES,
     TARGETS,
     case_config,
     floor_of,
     select_cases,
     shape_headers,
+    target_of,
 )
 from tracejoin_tools.bench.load import backend_config
 from tracejoin_tools.common import BUILD, LOOPBACK
@@ -127,8 +129,9 @@ def render(counts, args, cases):
     for shape in args.shapes:
         target = TARGETS.get(shape)
         parts = []
-        for case in ("tracejoin", "all-formats", "tracestate", "upstream", "network"):
+        for case in TARGET_CASES:
             if case in counts and floor_of(case) in counts:
+                target = target_of(shape, case)
                 x = counts[floor_of(case)][shape] / counts[case][shape]
                 verdict = "" if target is None else (" met" if x >= target else " NOT met")
                 parts.append(f"{case} {x:.3f}{verdict}")
