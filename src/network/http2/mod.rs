@@ -58,6 +58,9 @@ pub struct Connection {
     last_stream: u32,
     decoder: hpack::Decoder,
     held_since: Option<u64>,
+    /// The header of the frame after a block, read with the block's last payload (saves a
+    /// host call): its offset in this read's buffer.
+    peeked: Option<(usize, FrameHeader)>,
 }
 
 /// A header block's frames, read whole from the buffer.
@@ -69,6 +72,8 @@ struct BlockFrames {
     fragments: Vec<u8>,
     /// Where its frames end in the buffer.
     end: usize,
+    /// The header of the frame after it, when the buffer holds it.
+    next: Option<FrameHeader>,
 }
 
 /// A header field: name and value.
@@ -91,6 +96,7 @@ impl Connection {
             last_stream: 0,
             decoder: hpack::Decoder::default(),
             held_since: None,
+            peeked: None,
         }
     }
 
@@ -119,6 +125,7 @@ impl Connection {
             State::Following => {}
         }
         let mut at = std::mem::take(&mut self.resume);
+        self.peeked = None;
         let mut edits: Vec<(Range<usize>, Vec<u8>)> = Vec::new();
         let partial = loop {
             match self.next(host, config, ids, at, len, &mut edits) {
@@ -187,16 +194,23 @@ impl Connection {
         if len - at < frame::HEADER_LEN {
             return Step::Partial;
         }
-        let Ok(bytes) = host.read_downstream(at, frame::HEADER_LEN) else {
-            return Step::Leave(Leave::HostError);
-        };
-        let Some(header) = FrameHeader::parse(&bytes) else {
-            return Step::Leave(Leave::HostError);
+        let header = match self.peeked.take() {
+            Some((offset, header)) if offset == at => header,
+            _ => {
+                let Ok(bytes) = host.read_downstream(at, frame::HEADER_LEN) else {
+                    return Step::Leave(Leave::HostError);
+                };
+                let Some(header) = FrameHeader::parse(&bytes) else {
+                    return Step::Leave(Leave::HostError);
+                };
+                header
+            }
         };
         match header.kind {
             frame::HEADERS => match read_block(host, config, header, at, len) {
                 Step::Complete(frames) => {
                     let end = frames.end;
+                    self.peeked = frames.next.map(|next| (end, next));
                     match self.block(host, config, ids, frames) {
                         Ok(Some(new)) => edits.push((at..end, new)),
                         Ok(None) => {}
@@ -299,6 +313,7 @@ fn read_block(
         payload: Vec::new(),
         fragments: Vec::new(),
         end: at,
+        next: None,
     };
     let mut header = first;
     loop {
@@ -328,11 +343,13 @@ fn read_block(
             frames.fragments.extend_from_slice(payload);
         }
         frames.end = start + header.len;
+        let next = FrameHeader::parse(next);
         if header.flags & frame::END_HEADERS != 0 {
+            frames.next = next;
             return Step::Complete(frames);
         }
         // Only CONTINUATION frames of the same stream may follow (RFC 9113 section 6.10).
-        let Some(next) = FrameHeader::parse(next) else {
+        let Some(next) = next else {
             return Step::Partial;
         };
         if next.kind != frame::CONTINUATION || next.stream != first.stream {

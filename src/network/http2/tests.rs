@@ -494,3 +494,31 @@ fn random_request(r: &mut SmallRng) -> Fields {
 fn r_u64(r: &mut SmallRng) -> u64 {
     rand::RngCore::next_u64(r) | 1
 }
+
+/// A unary gRPC call on a connection already open: its frame header, its block with the
+/// DATA frame's header behind it, and the write; the message itself is never read. A call
+/// the plan leaves as it is: two reads.
+#[test]
+fn a_grpc_call_costs_three_host_calls_and_no_body_byte() {
+    let mut wire = envoy(r#"{"position":"network","tracer":"zipkin"}"#);
+    let mut client = Encoder::default();
+    let tp = format!("00-{T}-{S}-01");
+    wire.send(&h2::preface(), false);
+    wire.send(&grpc_call(&mut client, 1, &[("traceparent", &tp)]), false);
+    let message = vec![7u8; 100_000];
+    let mut call = grpc_call(&mut client, 3, &[("traceparent", &tp)]);
+    call.truncate(call.len() - 16);
+    call.extend(h2::frame(frame::DATA, frame::END_STREAM, 3, &message));
+    wire.host.calls = 0;
+    wire.send(&call, false);
+    assert_eq!(wire.host.calls, 3);
+    assert_eq!(wire.host.count(Counter::NetworkRewritten), 2);
+    let mut wire =
+        envoy(r#"{"position":"network","tracer":"opentelemetry","propagate":["tracecontext"]}"#);
+    let mut client = Encoder::default();
+    wire.send(&h2::preface(), false);
+    wire.host.calls = 0;
+    wire.send(&grpc_call(&mut client, 1, &[("traceparent", &tp)]), false);
+    assert_eq!(wire.host.count(Counter::NetworkRewritten), 0);
+    assert_eq!(wire.host.calls, 2);
+}
