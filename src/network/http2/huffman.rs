@@ -1,46 +1,97 @@
 //! HPACK's Huffman code (RFC 7541 section 5.2, Appendix B). The code is canonical (codes
 //! of one length are consecutive and follow the shorter ones), so it decodes from two
-//! small tables: how many codes each length has, and the symbols in code order.
+//! small tables: how many codes each length has, and the symbols in code order. A symbol
+//! is found from the next 32 bits by comparing them with each length's upper bound
+//! (the common 5- to 8-bit codes within four comparisons), not bit by bit.
 
 /// Why a Huffman string does not decode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HuffmanError;
 
+/// One code length in use: codes of this length, read as the next 32 bits of the string
+/// (left-aligned), lie below `limit` and at or above the previous length's limit.
+#[derive(Clone, Copy)]
+struct Length {
+    bits: u32,
+    limit: u64,
+    first: u32,
+    /// Index in [`SYMBOLS`] of this length's first code.
+    offset: u32,
+}
+
+const LENGTHS_IN_USE: usize = 21;
+
+/// The lengths in use, shortest first, from [`CODES_OF_LENGTH`].
+#[allow(clippy::indexing_slicing)] // evaluated by the compiler: out of range fails the build
+const LENGTHS: [Length; LENGTHS_IN_USE] = {
+    let mut out = [Length {
+        bits: 0,
+        limit: 0,
+        first: 0,
+        offset: 0,
+    }; LENGTHS_IN_USE];
+    let mut code: u32 = 0;
+    let mut offset: u32 = 0;
+    let mut len = 1;
+    let mut k = 0;
+    while len < CODES_OF_LENGTH.len() {
+        code <<= 1;
+        let count = CODES_OF_LENGTH[len] as u32;
+        if count > 0 {
+            out[k] = Length {
+                bits: len as u32,
+                limit: ((code + count) as u64) << (32 - len),
+                first: code,
+                offset,
+            };
+            k += 1;
+        }
+        code += count;
+        offset += count;
+        len += 1;
+    }
+    out
+};
+
 /// Appends the decoded `bytes` to `out`.
 pub fn decode(bytes: &[u8], out: &mut Vec<u8>) -> Result<(), HuffmanError> {
-    // The code read so far, its length, and where its length's codes start.
-    let mut code: u32 = 0;
-    let mut len: usize = 0;
-    let mut first: u32 = 0;
-    let mut offset: usize = 0;
-    for byte in bytes {
-        for shift in (0..8).rev() {
-            code = (code << 1) | u32::from((byte >> shift) & 1);
-            len += 1;
-            let count = u32::from(CODES_OF_LENGTH.get(len).copied().ok_or(HuffmanError)?);
-            let index = code.wrapping_sub(first);
-            if index < count {
-                // EOS (the last code) never appears in a string (section 5.2).
-                let symbol = SYMBOLS
-                    .get(offset + index as usize)
-                    .copied()
-                    .ok_or(HuffmanError)?;
-                out.push(symbol);
-                code = 0;
-                len = 0;
-                first = 0;
-                offset = 0;
-            } else {
-                first = (first + count) << 1;
-                offset += count as usize;
+    // The bits not decoded yet, left-aligned, and how many there are.
+    let mut acc: u64 = 0;
+    let mut bits: u32 = 0;
+    let mut rest = bytes.iter();
+    loop {
+        while bits <= 56 {
+            let Some(&byte) = rest.next() else {
+                break;
+            };
+            acc |= u64::from(byte) << (56 - bits);
+            bits += 8;
+        }
+        if bits == 0 {
+            return Ok(());
+        }
+        // At most 7 bits left, all ones: the padding (the most significant bits of EOS).
+        if bits < 8 {
+            let padding = !0u64 << (64 - bits);
+            if acc & padding == padding {
+                return Ok(());
             }
         }
+        // The next 32 bits, ones where the string has ended.
+        let next = ((acc >> 32) as u32) | u32::MAX.checked_shr(bits).unwrap_or(0);
+        let Some(length) = LENGTHS.iter().find(|l| u64::from(next) < l.limit) else {
+            return Err(HuffmanError);
+        };
+        if length.bits > bits {
+            return Err(HuffmanError);
+        }
+        let index = length.offset + ((next >> (32 - length.bits)) - length.first);
+        // EOS, the last code, is not in SYMBOLS: it never appears in a string (section 5.2).
+        let symbol = SYMBOLS.get(index as usize).ok_or(HuffmanError)?;
+        out.push(*symbol);
+        acc <<= length.bits;
+        bits -= length.bits;
     }
-    // Padding: at most 7 bits, the most significant bits of EOS (all ones).
-    if len > 7 || code != (1u32 << len) - 1 {
-        return Err(HuffmanError);
-    }
-    Ok(())
 }
 
 /// RFC 7541 Appendix B as a canonical code: how many codes have each bit length (0-30).
@@ -103,6 +154,64 @@ pub fn encode(bytes: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::generate::{below, random_bytes, rng};
+
+    /// The code walked a bit at a time: what the table-driven decoder must agree with.
+    fn decode_bit_by_bit(bytes: &[u8]) -> Result<Vec<u8>, HuffmanError> {
+        let mut out = Vec::new();
+        let (mut code, mut len, mut first, mut offset) = (0u32, 0usize, 0u32, 0usize);
+        for byte in bytes {
+            for shift in (0..8).rev() {
+                code = (code << 1) | u32::from((byte >> shift) & 1);
+                len += 1;
+                let count = u32::from(*CODES_OF_LENGTH.get(len).ok_or(HuffmanError)?);
+                if code.wrapping_sub(first) < count {
+                    out.push(
+                        *SYMBOLS
+                            .get(offset + (code - first) as usize)
+                            .ok_or(HuffmanError)?,
+                    );
+                    (code, len, first, offset) = (0, 0, 0, 0);
+                } else {
+                    first = (first + count) << 1;
+                    offset += count as usize;
+                }
+            }
+        }
+        if len > 7 || code != (1u32 << len) - 1 {
+            return Err(HuffmanError);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn the_table_decoder_agrees_with_a_bit_walk() {
+        let mut r = rng(7);
+        for i in 0..20_000 {
+            let input = if i % 2 == 0 {
+                let plain = random_bytes(&mut r, 40);
+                let mut coded = encode(&plain);
+                // Damage some: a flipped bit, a byte cut off or added.
+                match below(&mut r, 4) {
+                    0 if !coded.is_empty() => {
+                        let at = below(&mut r, coded.len());
+                        coded[at] ^= 1 << below(&mut r, 8);
+                    }
+                    1 => {
+                        coded.pop();
+                    }
+                    2 => coded.push(0xff),
+                    _ => {}
+                }
+                coded
+            } else {
+                random_bytes(&mut r, 12)
+            };
+            let mut fast = Vec::new();
+            let got = decode(&input, &mut fast).map(|()| fast);
+            assert_eq!(got, decode_bit_by_bit(&input), "{input:02x?}");
+        }
+    }
 
     #[test]
     fn every_byte_round_trips_and_padding_is_checked() {

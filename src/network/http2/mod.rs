@@ -28,7 +28,7 @@ use std::ops::Range;
 use super::{Leave, StreamHost, Verdict};
 use crate::codec::{Carrier, Header, PerHeader};
 use crate::config::{Config, Trust};
-use crate::filter::{Counter, count};
+use crate::filter::{Counter, HostError, count};
 use crate::ids::IdGenerator;
 use crate::policy::{self, Op, Plan};
 use frame::{FrameHeader, HeadersPayload};
@@ -58,9 +58,6 @@ pub struct Connection {
     last_stream: u32,
     decoder: hpack::Decoder,
     held_since: Option<u64>,
-    /// The header of the frame after a block, read with the block's last payload (saves a
-    /// host call): its offset in this read's buffer.
-    peeked: Option<(usize, FrameHeader)>,
 }
 
 /// A header block's frames, read whole from the buffer.
@@ -72,8 +69,6 @@ struct BlockFrames {
     fragments: Vec<u8>,
     /// Where its frames end in the buffer.
     end: usize,
-    /// The header of the frame after it, when the buffer holds it.
-    next: Option<FrameHeader>,
 }
 
 /// A header field: name and value.
@@ -96,7 +91,6 @@ impl Connection {
             last_stream: 0,
             decoder: hpack::Decoder::default(),
             held_since: None,
-            peeked: None,
         }
     }
 
@@ -125,17 +119,17 @@ impl Connection {
             State::Following => {}
         }
         let mut at = std::mem::take(&mut self.resume);
-        self.peeked = None;
+        let mut window = Window::default();
         let mut edits: Vec<(Range<usize>, Vec<u8>)> = Vec::new();
         let partial = loop {
-            match self.next(host, config, ids, at, len, &mut edits) {
+            match self.next(host, config, ids, &mut window, at, len, &mut edits) {
                 Step::Complete(Some(next)) => at = next,
                 Step::Complete(None) => break false,
                 Step::Partial => break true,
                 Step::Leave(reason) => return self.leave(host, config, reason),
             }
         };
-        let shift = match write_edits(host, &edits) {
+        let shift = match write_edits(host, &mut window, &edits) {
             Ok(shift) => shift,
             Err(reason) => return self.leave(host, config, reason),
         };
@@ -162,11 +156,13 @@ impl Connection {
 
     /// Follows what starts at `at`: the preface, the rest of a frame, or a frame. The next
     /// offset, or `None` at the buffer's end.
+    #[allow(clippy::too_many_arguments)] // one read's state, each named
     fn next(
         &mut self,
         host: &mut dyn StreamHost,
         config: &Config,
         ids: &mut IdGenerator,
+        window: &mut Window,
         at: usize,
         len: usize,
         edits: &mut Vec<(Range<usize>, Vec<u8>)>,
@@ -177,10 +173,10 @@ impl Connection {
         if self.preface_left > 0 {
             let done = frame::PREFACE.len() - self.preface_left;
             let n = self.preface_left.min(len - at);
-            let Ok(bytes) = host.read_downstream(at, n) else {
+            let Ok(bytes) = window.get(host, at, n, len) else {
                 return Step::Leave(Leave::HostError);
             };
-            if frame::PREFACE.get(done..done + n) != Some(bytes.as_slice()) {
+            if frame::PREFACE.get(done..done + n) != Some(bytes) {
                 return Step::Leave(Leave::Http2);
             }
             self.preface_left -= n;
@@ -194,23 +190,16 @@ impl Connection {
         if len - at < frame::HEADER_LEN {
             return Step::Partial;
         }
-        let header = match self.peeked.take() {
-            Some((offset, header)) if offset == at => header,
-            _ => {
-                let Ok(bytes) = host.read_downstream(at, frame::HEADER_LEN) else {
-                    return Step::Leave(Leave::HostError);
-                };
-                let Some(header) = FrameHeader::parse(&bytes) else {
-                    return Step::Leave(Leave::HostError);
-                };
-                header
-            }
+        let Ok(bytes) = window.get(host, at, frame::HEADER_LEN, len) else {
+            return Step::Leave(Leave::HostError);
+        };
+        let Some(header) = FrameHeader::parse(bytes) else {
+            return Step::Leave(Leave::HostError);
         };
         match header.kind {
-            frame::HEADERS => match read_block(host, config, header, at, len) {
+            frame::HEADERS => match read_block(host, config, window, header, at, len) {
                 Step::Complete(frames) => {
                     let end = frames.end;
-                    self.peeked = frames.next.map(|next| (end, next));
                     match self.block(host, config, ids, frames) {
                         Ok(Some(new)) => edits.push((at..end, new)),
                         Ok(None) => {}
@@ -304,6 +293,7 @@ impl Connection {
 fn read_block(
     host: &mut dyn StreamHost,
     config: &Config,
+    window: &mut Window,
     first: FrameHeader,
     at: usize,
     len: usize,
@@ -313,7 +303,6 @@ fn read_block(
         payload: Vec::new(),
         fragments: Vec::new(),
         end: at,
-        next: None,
     };
     let mut header = first;
     loop {
@@ -326,7 +315,7 @@ fn read_block(
         }
         // The payload, and the next frame's header with it when it is there.
         let want = header.len + frame::HEADER_LEN.min(len - start - header.len);
-        let Ok(bytes) = host.read_downstream(start, want) else {
+        let Ok(bytes) = window.get(host, start, want, len) else {
             return Step::Leave(Leave::HostError);
         };
         let (payload, next) = bytes.split_at(header.len.min(bytes.len()));
@@ -345,7 +334,6 @@ fn read_block(
         frames.end = start + header.len;
         let next = FrameHeader::parse(next);
         if header.flags & frame::END_HEADERS != 0 {
-            frames.next = next;
             return Step::Complete(frames);
         }
         // Only CONTINUATION frames of the same stream may follow (RFC 9113 section 6.10).
@@ -439,6 +427,7 @@ fn within_limits(
 /// as they are, each edit's range with its frames. How much longer the buffer got.
 fn write_edits(
     host: &mut dyn StreamHost,
+    window: &mut Window,
     edits: &[(Range<usize>, Vec<u8>)],
 ) -> Result<isize, Leave> {
     let Some((last, _)) = edits.last() else {
@@ -449,13 +438,10 @@ fn write_edits(
     let mut at = 0;
     for (range, frames) in edits {
         if range.start > at {
-            let kept = host
-                .read_downstream(at, range.start - at)
+            let kept = window
+                .get(host, at, range.start - at, range.start)
                 .map_err(|_| Leave::HostError)?;
-            if kept.len() != range.start - at {
-                return Err(Leave::HostError);
-            }
-            prefix.extend_from_slice(&kept);
+            prefix.extend_from_slice(kept);
         }
         prefix.extend_from_slice(frames);
         at = range.end;
@@ -463,6 +449,41 @@ fn write_edits(
     host.replace_downstream_prefix(last.end, &prefix)
         .map_err(|_| Leave::HostError)?;
     Ok(prefix.len() as isize - last.end as isize)
+}
+
+/// The bytes of the buffer read so far in this read: frames are read in windows of at
+/// least [`WINDOW`] bytes, so that a small read (a gRPC call: HEADERS, then a DATA frame) is
+/// one host call, whose cost is mostly the call's own, not the bytes'. A larger payload
+/// behind a frame header is skipped without being read.
+#[derive(Default)]
+struct Window {
+    start: usize,
+    bytes: Vec<u8>,
+}
+
+const WINDOW: usize = 2048;
+
+impl Window {
+    /// The buffer's bytes `at..at + n` (the buffer holds `len`), read if need be.
+    fn get(
+        &mut self,
+        host: &mut dyn StreamHost,
+        at: usize,
+        n: usize,
+        len: usize,
+    ) -> Result<&[u8], HostError> {
+        let inside = at >= self.start && at + n <= self.start + self.bytes.len();
+        if !inside {
+            let want = n.max(WINDOW).min(len.saturating_sub(at)).max(n);
+            self.bytes = host.read_downstream(at, want)?;
+            self.start = at;
+            if self.bytes.len() < n {
+                return Err(HostError(0));
+            }
+        }
+        let from = at - self.start;
+        self.bytes.get(from..from + n).ok_or(HostError(0))
+    }
 }
 
 #[cfg(test)]
