@@ -11,7 +11,8 @@
 //!
 //! ```text
 //! {"output": "<base64: what the HCM received>", "held": <bytes still buffered>,
-//!  "closed": <the filter closed the connection>,
+//!  "closed": <the filter closed the connection>, "diverged": <HTTP/2: Envoy's HPACK
+//!  table differed from the client's when the filter stopped following>,
 //!  "left": ["tracejoin.network.left.<reason>", ...], "heads": n, "rewritten": n}
 //! ```
 //!
@@ -135,10 +136,18 @@ fn run(line: &str) -> Result<Value, String> {
         .filter(|c| host.count(*c) > 0)
         .map(|c| c.name(config))
         .collect();
+    // HTTP/2: whether Envoy's HPACK table differed from the client's (a dropped indexed
+    // literal) when the filter stopped following: the connection is then closed, `trust` or
+    // not.
+    let diverged = match &envoy.filter {
+        tracejoin::network::ConnectionFilter::Http2(c) => c.left_diverged(),
+        tracejoin::network::ConnectionFilter::Http1(_) => false,
+    };
     Ok(json!({
         "output": base64_encode(&envoy.passed),
         "held": host.downstream.len() + envoy.socket.len(),
         "closed": envoy.closed,
+        "diverged": diverged,
         "left": left,
         "heads": host.count(Counter::NetworkHead),
         "rewritten": host.count(Counter::NetworkRewritten),

@@ -289,6 +289,11 @@ impl Decoder {
         self.envoy.as_ref().unwrap_or(&self.client)
     }
 
+    /// Whether Envoy's table differs from the client's.
+    pub fn diverged(&self) -> bool {
+        self.envoy.is_some()
+    }
+
     /// The table the client holds.
     pub fn client_table(&self) -> &Table {
         &self.client

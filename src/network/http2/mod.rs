@@ -58,6 +58,8 @@ pub struct Connection {
     last_stream: u32,
     decoder: hpack::Decoder,
     held_since: Option<u64>,
+    /// The tables differed when the filter stopped following.
+    left_diverged: bool,
 }
 
 /// A header block's frames, read whole from the buffer.
@@ -91,6 +93,7 @@ impl Connection {
             last_stream: 0,
             decoder: hpack::Decoder::default(),
             held_since: None,
+            left_diverged: false,
         }
     }
 
@@ -102,6 +105,12 @@ impl Connection {
     /// The mirror of the client's and Envoy's tables (for tests).
     pub fn decoder(&self) -> &hpack::Decoder {
         &self.decoder
+    }
+
+    /// Whether Envoy's table differed from the client's when the filter stopped following
+    /// (for tests: such a connection is closed).
+    pub fn left_diverged(&self) -> bool {
+        self.left_diverged
     }
 
     /// Envoy read more bytes; the buffer now holds `len` bytes.
@@ -121,34 +130,40 @@ impl Connection {
         let mut at = std::mem::take(&mut self.resume);
         let mut window = Window::default();
         let mut edits: Vec<(Range<usize>, Vec<u8>)> = Vec::new();
+        // Whether Envoy's table already differs from the client's: then leaving would hand
+        // Envoy blocks it decodes against the wrong table.
+        let diverged = self.decoder.diverged();
         let partial = loop {
             match self.next(host, config, ids, &mut window, at, len, &mut edits) {
                 Step::Complete(Some(next)) => at = next,
                 Step::Complete(None) => break false,
                 Step::Partial => break true,
-                Step::Leave(reason) => return self.leave(host, config, reason),
+                // The blocks of this read go on as the client sent them.
+                Step::Leave(reason) => return self.leave(host, config, reason, diverged),
             }
         };
         let shift = match write_edits(host, &mut window, &edits) {
             Ok(shift) => shift,
-            Err(reason) => return self.leave(host, config, reason),
+            Err(reason) => return self.leave(host, config, reason, diverged),
         };
+        // From here the rewritten blocks are in the buffer Envoy reads.
+        let diverged = diverged || self.decoder.diverged();
         if !partial {
             self.held_since = None;
             return Verdict::Continue;
         }
         if end_of_stream {
             // A frame cut off for good: Envoy's codec answers it.
-            return self.leave(host, config, Leave::Http2);
+            return self.leave(host, config, Leave::Http2, diverged);
         }
         let held = len.saturating_add_signed(shift);
         if held >= config.limits.max_held_bytes {
-            return self.leave(host, config, Leave::TooLarge);
+            return self.leave(host, config, Leave::TooLarge, diverged);
         }
         let now = host.now_nanos();
         let since = *self.held_since.get_or_insert(now);
         if now.saturating_sub(since) / 1_000_000 >= config.limits.held_head_timeout_ms {
-            return self.leave(host, config, Leave::SlowHead);
+            return self.leave(host, config, Leave::SlowHead, diverged);
         }
         self.resume = at.saturating_add_signed(shift);
         Verdict::Pause
@@ -196,6 +211,9 @@ impl Connection {
         let Some(header) = FrameHeader::parse(bytes) else {
             return Step::Leave(Leave::HostError);
         };
+        if !self.acceptable(host, window, &header, at, len) {
+            return Step::Leave(Leave::Http2);
+        }
         match header.kind {
             frame::HEADERS => match read_block(host, config, window, header, at, len) {
                 Step::Complete(frames) => {
@@ -272,10 +290,73 @@ impl Connection {
         Ok(Some(out))
     }
 
-    fn leave(&mut self, host: &mut dyn StreamHost, config: &Config, reason: Leave) -> Verdict {
+    /// Whether Envoy's codec accepts the frame (beyond what [`read_block`] checks): one it
+    /// answers with a connection error (RFC 9113 sections 4.2 and 6) ends the following.
+    fn acceptable(
+        &self,
+        host: &mut dyn StreamHost,
+        window: &mut Window,
+        header: &FrameHeader,
+        at: usize,
+        len: usize,
+    ) -> bool {
+        // Envoy announces no larger SETTINGS_MAX_FRAME_SIZE.
+        if header.len > frame::MAX_FRAME {
+            return false;
+        }
+        let on_connection = header.stream == 0;
+        // A stream no HEADERS has opened (client streams are odd).
+        let idle = header.stream > self.last_stream || header.stream.is_multiple_of(2);
+        match header.kind {
+            frame::DATA => {
+                if on_connection || idle {
+                    return false;
+                }
+                if header.flags & frame::PADDED == 0 {
+                    return true;
+                }
+                // The pad length must leave room for itself.
+                if header.len == 0 {
+                    return false;
+                }
+                let first = at + frame::HEADER_LEN;
+                if first >= len {
+                    // Not here yet: checked by Envoy alone.
+                    return true;
+                }
+                match window.get(host, first, 1, len) {
+                    Ok([pad]) => usize::from(*pad) < header.len,
+                    _ => true,
+                }
+            }
+            frame::PRIORITY_FRAME => !on_connection,
+            frame::RST_STREAM => !on_connection && !idle && header.len == 4,
+            frame::SETTINGS => {
+                on_connection
+                    && header.len.is_multiple_of(6)
+                    && (header.flags & 0x1 == 0 || header.len == 0)
+            }
+            frame::PING => on_connection && header.len == 8,
+            frame::GOAWAY => on_connection && header.len >= 8,
+            frame::WINDOW_UPDATE => header.len == 4,
+            _ => true,
+        }
+    }
+
+    /// Stops following the connection, or closes it: under `trust`, for a head held too
+    /// long, and where Envoy's table differs from the client's (`diverged`: blocks passed
+    /// on as they are would be decoded into fields the client never sent).
+    fn leave(
+        &mut self,
+        host: &mut dyn StreamHost,
+        config: &Config,
+        reason: Leave,
+        diverged: bool,
+    ) -> Verdict {
         host.increment(Counter::NetworkLeft(reason));
         self.held_since = None;
-        if config.trust != Trust::Continue || reason == Leave::SlowHead {
+        self.left_diverged = diverged;
+        if config.trust != Trust::Continue || reason == Leave::SlowHead || diverged {
             // Under `trust`, no later request may reach Envoy's tracer with the client's
             // context: the connection ends.
             host.increment(Counter::NetworkClosed);

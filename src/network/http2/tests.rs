@@ -496,7 +496,7 @@ fn r_u64(r: &mut SmallRng) -> u64 {
 }
 
 /// A unary gRPC call on a connection already open: one read (a window of 2 KiB holds its
-/// HEADERS frame and its DATA frame's header) and the write; the 100 KB message past the
+/// HEADERS frame and its DATA frame's header) and the write; the 16 KB message past the
 /// window is skipped, not read. A call the plan leaves as it is: the read alone.
 #[test]
 fn a_grpc_call_costs_one_read_and_one_write() {
@@ -505,7 +505,7 @@ fn a_grpc_call_costs_one_read_and_one_write() {
     let tp = format!("00-{T}-{S}-01");
     wire.send(&h2::preface(), false);
     wire.send(&grpc_call(&mut client, 1, &[("traceparent", &tp)]), false);
-    let message = vec![7u8; 100_000];
+    let message = vec![7u8; 16_000];
     let mut call = grpc_call(&mut client, 3, &[("traceparent", &tp)]);
     call.truncate(call.len() - 16);
     call.extend(h2::frame(frame::DATA, frame::END_STREAM, 3, &message));
@@ -521,4 +521,54 @@ fn a_grpc_call_costs_one_read_and_one_write() {
     wire.send(&grpc_call(&mut client, 1, &[("traceparent", &tp)]), false);
     assert_eq!(wire.host.count(Counter::NetworkRewritten), 0);
     assert_eq!(wire.host.calls, 1);
+}
+
+/// Once a dropped indexed literal has made Envoy's table differ from the client's, the
+/// filter cannot stop following: blocks passed on as they are would be decoded against the
+/// wrong table. So what would leave the connection closes it, `trust` or not.
+#[test]
+fn a_connection_whose_tables_differ_is_closed_not_left() {
+    let mut wire = envoy(r#"{"position":"network","tracer":"zipkin"}"#);
+    let mut client = Encoder::default();
+    let mut bytes = h2::preface();
+    // An invalid traceparent, indexed by the client: removed, so the tables differ.
+    bytes.extend(grpc_call(
+        &mut client,
+        1,
+        &[("traceparent", "garbage"), ("x-a", "1")],
+    ));
+    wire.send(&bytes, false);
+    assert_eq!(value(&decoded(&wire.passed)[0].1, "traceparent"), None);
+    let ConnectionFilter::Http2(c) = &wire.filter else {
+        panic!()
+    };
+    assert!(c.decoder().diverged());
+    // A block over the buffer limit.
+    let mut block = Vec::new();
+    client.field(
+        &mut block,
+        b"x-big",
+        "v".repeat(40_000).as_bytes(),
+        Style::WithoutIndexing,
+    );
+    let big = h2::headers(3, &block, false, 16_000);
+    for piece in big.chunks(8_000) {
+        if wire.send(piece, false) == Verdict::Close {
+            break;
+        }
+    }
+    assert_eq!(wire.host.count(Counter::NetworkLeft(Leave::TooLarge)), 1);
+    assert_eq!(wire.host.count(Counter::NetworkClosed), 1);
+    assert!(wire.closed);
+    // While the tables agree, the same only leaves.
+    let mut wire = envoy(r#"{"position":"network","tracer":"zipkin"}"#);
+    let mut client = Encoder::default();
+    let mut bytes = h2::preface();
+    bytes.extend(grpc_call(&mut client, 1, &[("x-a", "1")]));
+    wire.send(&bytes, false);
+    for piece in big.chunks(8_000) {
+        wire.send(piece, false);
+    }
+    assert_eq!(wire.host.count(Counter::NetworkLeft(Leave::TooLarge)), 1);
+    assert_eq!(wire.host.count(Counter::NetworkClosed), 0);
 }
