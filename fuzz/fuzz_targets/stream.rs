@@ -132,6 +132,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let config = LOADED.with(|c| c.borrow()[input.config].clone());
     let stream = input.stream;
+    // HTTP/2 from the first byte is the `h2` target's.
+    if stream.starts_with(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") {
+        return;
+    }
 
     let mut envoy = EnvoyLoop::new(
         config.clone(),

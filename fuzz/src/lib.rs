@@ -4,6 +4,8 @@
 
 use tracejoin::codec::Header;
 
+pub mod h2;
+pub mod hpack;
 pub mod http1;
 pub mod stream;
 

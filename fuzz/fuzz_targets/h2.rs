@@ -1,0 +1,234 @@
+//! The network position on HTTP/2: a client's connection built from the input (request
+//! header blocks of trace and ordinary fields in every HPACK representation, raw blocks,
+//! trailers, DATA, raw bytes that may break the framing), cut into writes, through
+//! `ConnectionFilter` in the crate's simulated Envoy (whose HTTP/2 codec takes every byte).
+//!
+//! The oracle is written apart from the filter: `tracejoin_fuzz::h2` splits frames,
+//! `tracejoin_fuzz::hpack` decodes blocks (its Huffman a bit walk of a tree). What the HCM
+//! received must decode, block for block, to what the client sent with only trace headers
+//! changed in request heads (trailers exactly as sent), up to the client's first block that
+//! does not decode; where the client's stream is whole and valid and the filter followed it
+//! to the end, every other frame is unchanged and the filter's view of both tables is the
+//! oracle's.
+//!
+//! Input: `config, write size, then chunks of (tag, length, bytes)`; tag % 5: 0 a raw
+//! block (split into CONTINUATION frames when tag bit 3 is set), 1 a block of fields the
+//! bytes pick, 2 trailers the bytes pick, 3 a DATA frame, 4 raw bytes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tracejoin::codec::Header;
+use tracejoin::config::Config;
+use tracejoin::ids::IdGenerator;
+use tracejoin::network::envoy_loop::{CrateCodec, EnvoyLoop};
+use tracejoin::filter::Counter;
+use tracejoin::network::{ConnectionFilter, Leave};
+use tracejoin_fuzz::h2::{self, Stop};
+use tracejoin_fuzz::hpack::{self, Decoder};
+
+const CONFIGS: [&str; 5] = [
+    r#"{"position":"network","tracer":"zipkin"}"#,
+    r#"{"position":"network","tracer":"opentelemetry","propagate":["tracecontext","b3","b3multi","jaeger"]}"#,
+    r#"{"position":"network","tracer":"none","trust":"restart"}"#,
+    r#"{"position":"network","tracer":"zipkin_w3c","trust":"resample","sampling_ratio":0}"#,
+    r#"{"position":"network","tracer":"zipkin","max_request_headers_kb":1,"max_request_headers_count":8,"per_connection_buffer_limit_bytes":1024}"#,
+];
+
+const FIELDS: [(&[u8], &[u8]); 16] = [
+    (b":method", b"POST"),
+    (b":path", b"/svc.Stock/Get"),
+    (b":authority", b"inventory:50051"),
+    (b":scheme", b"http"),
+    (b"content-type", b"application/grpc"),
+    (b"te", b"trailers"),
+    (b"traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    (b"traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"),
+    (b"traceparent", b"garbage"),
+    (b"tracestate", b"congo=t61rcWkgMzE"),
+    (b"b3", b"4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1"),
+    (b"x-b3-traceid", b"0af7651916cd43dd8448eb211c80319c"),
+    (b"x-b3-spanid", b"b7ad6b7169203331"),
+    (b"x-b3-sampled", b"1"),
+    (b"uber-trace-id", b"4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:1"),
+    (b"user-agent", b"grpc-go/1.68.0"),
+];
+
+fn integer(out: &mut Vec<u8>, flags: u8, prefix: u32, value: usize) {
+    let max = (1usize << prefix) - 1;
+    if value < max {
+        out.push(flags | value as u8);
+        return;
+    }
+    out.push(flags | max as u8);
+    let mut rest = value - max;
+    while rest >= 128 {
+        out.push((rest % 128) as u8 | 0x80);
+        rest /= 128;
+    }
+    out.push(rest as u8);
+}
+
+fn string(out: &mut Vec<u8>, bytes: &[u8], huffman: bool) {
+    if huffman {
+        let coded = hpack::huffman_encode(bytes);
+        integer(out, 0x80, 7, coded.len());
+        out.extend_from_slice(&coded);
+    } else {
+        integer(out, 0, 7, bytes.len());
+        out.extend_from_slice(bytes);
+    }
+}
+
+/// A block of the fields `picks` choose: each byte a field (low 4 bits), a representation
+/// (bits 4-5: incremental, without, never, or indexed from the client's table when it can
+/// be, by the oracle's own decoder) and Huffman or not (bit 6).
+fn block_of(picks: &[u8], client: &Decoder) -> Vec<u8> {
+    let mut out = Vec::new();
+    let table = client.table();
+    for &b in picks {
+        let (name, value) = FIELDS[usize::from(b & 0xf)];
+        let huffman = b & 0x40 != 0;
+        match (b >> 4) & 3 {
+            0 => {
+                if let Some(i) = table.iter().position(|(n, v)| n == name && v == value) {
+                    integer(&mut out, 0x80, 7, 62 + i);
+                    continue;
+                }
+                integer(&mut out, 0x40, 6, 0);
+            }
+            1 => integer(&mut out, 0x40, 6, 0),
+            2 => integer(&mut out, 0x00, 4, 0),
+            _ => integer(&mut out, 0x10, 4, 0),
+        }
+        string(&mut out, name, huffman);
+        string(&mut out, value, huffman);
+    }
+    out
+}
+
+fn headers(out: &mut Vec<u8>, stream: u32, block: &[u8], end_stream: bool, piece: usize) {
+    let chunks: Vec<&[u8]> = if block.is_empty() {
+        vec![&[]]
+    } else {
+        block.chunks(piece.max(1)).collect()
+    };
+    for (i, chunk) in chunks.iter().enumerate() {
+        let mut flags = if i + 1 == chunks.len() { 0x4 } else { 0 };
+        if i == 0 && end_stream {
+            flags |= 0x1;
+        }
+        let kind = if i == 0 { 0x1 } else { 0x9 };
+        out.extend_from_slice(&h2::frame(kind, flags, stream, chunk));
+    }
+}
+
+fn is_trace(name: &[u8]) -> bool {
+    Header::from_name(name).is_some()
+}
+
+fn without_trace(fields: &[(Vec<u8>, Vec<u8>)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fields.iter().filter(|(n, _)| !is_trace(n)).cloned().collect()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let [config, write, rest @ ..] = data else {
+        return;
+    };
+    let config = CONFIGS[usize::from(*config) % CONFIGS.len()];
+    let write = if *write == 0 { usize::MAX } else { usize::from(*write) * 3 };
+    // The client's stream, with the oracle's decoder as the client's table.
+    let mut stream = h2::PREFACE.to_vec();
+    stream.extend_from_slice(&h2::frame(0x4, 0, 0, &[]));
+    let mut client = Decoder::new(4096);
+    let mut last = 0u32;
+    let mut rest = rest;
+    while let [tag, len, more @ ..] = rest {
+        let n = usize::from(*len).min(more.len());
+        let (bytes, after) = more.split_at(n);
+        rest = after;
+        match tag % 5 {
+            0 | 1 => {
+                let block = if tag % 5 == 0 { bytes.to_vec() } else { block_of(bytes, &client) };
+                last += 2;
+                let piece = if tag & 8 != 0 { 1 + usize::from(tag >> 4) } else { 1 << 20 };
+                headers(&mut stream, last.max(1) | 1, &block, tag & 0x40 != 0, piece);
+                last = last.max(1) | 1;
+                if client.decode(&block).is_err() {
+                    client = Decoder::new(4096);
+                }
+            }
+            2 if last > 0 => {
+                let block = block_of(bytes, &client);
+                headers(&mut stream, last, &block, true, 1 << 20);
+                if client.decode(&block).is_err() {
+                    client = Decoder::new(4096);
+                }
+            }
+            3 if last > 0 => stream.extend_from_slice(&h2::frame(0x0, 0, last, bytes)),
+            _ => stream.extend_from_slice(bytes),
+        }
+    }
+
+    let mut envoy = EnvoyLoop::new(
+        Config::from_json(config.as_bytes()).expect("a valid configuration"),
+        IdGenerator::from_seed(5),
+        CrateCodec::default(),
+    );
+    for piece in stream.chunks(write.min(stream.len()).max(1)) {
+        if envoy.closed {
+            break;
+        }
+        envoy.send(piece, false);
+    }
+    let passed = &envoy.passed;
+
+    let input = h2::split(&stream, h2::DEFAULT_MAX_FRAME_SIZE);
+    let output = h2::split(passed, h2::DEFAULT_MAX_FRAME_SIZE);
+    // The client's blocks decoded in order, up to the first that does not decode.
+    let mut sent = Decoder::new(4096);
+    let mut valid = Vec::new();
+    for block in &input.blocks {
+        match sent.decode(&block.fragment) {
+            Ok(fields) => valid.push((block.first, fields)),
+            Err(_) => break,
+        }
+    }
+    let all_valid = valid.len() == input.blocks.len();
+    // What the HCM decodes: the same fields, trace headers apart, block for block.
+    let mut hcm = Decoder::new(4096);
+    for (i, (block, (first, fields))) in output.blocks.iter().zip(&valid).enumerate() {
+        let got = hcm
+            .decode(&block.fragment)
+            .unwrap_or_else(|e| panic!("block {i}: the HCM cannot decode what the filter passed: {e}"));
+        if *first {
+            assert_eq!(without_trace(&got), without_trace(fields), "block {i}: a request's fields changed");
+        } else {
+            assert_eq!(&got, fields, "block {i}: trailers changed");
+        }
+    }
+    // The filter followed the whole connection: neither left nor closed it.
+    let followed = matches!(envoy.filter, ConnectionFilter::Http2(_))
+        && !envoy.closed
+        && Leave::ALL
+            .iter()
+            .all(|r| envoy.host.count(Counter::NetworkLeft(*r)) == 0);
+    if followed && all_valid && matches!(input.stop, Some(Stop::End)) {
+        assert!(envoy.host.downstream.is_empty(), "bytes held at a frame boundary");
+        assert_eq!(output.blocks.len(), input.blocks.len(), "blocks lost or added");
+        let others = |s: &h2::Split, bytes: &[u8]| -> Vec<Vec<u8>> {
+            s.frames
+                .iter()
+                .filter(|f| f.kind != 0x1 && f.kind != 0x9)
+                .map(|f| bytes[f.range.clone()].to_vec())
+                .collect()
+        };
+        assert_eq!(others(&output, passed), others(&input, &stream), "a frame other than a block changed");
+        if let ConnectionFilter::Http2(c) = &envoy.filter {
+            let table = |t: &tracejoin::network::http2::hpack::Table| -> Vec<(Vec<u8>, Vec<u8>)> {
+                t.entries().map(|(n, v)| (n.to_vec(), v.to_vec())).collect()
+            };
+            assert_eq!(table(c.decoder().client_table()), sent.table(), "the client's table");
+            assert_eq!(table(c.decoder().envoy_table()), hcm.table(), "Envoy's table");
+        }
+    }
+});
