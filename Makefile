@@ -43,6 +43,8 @@ setup: $(VENV)/.installed $(NODE_APP)/node_modules/.installed
 	@command -v wasm-opt >/dev/null || ./scripts/apt-install.sh binaryen
 	@# A registry and a client for tests/integration/test_oci.py's push and pull (Debian's CNCF distribution and skopeo)
 	@command -v docker-registry >/dev/null && command -v skopeo >/dev/null || ./scripts/apt-install.sh docker-registry skopeo
+	@# h2load for tests/integration/test_network_http2.py's many-streams test (and `make bench`)
+	@command -v h2load >/dev/null || ./scripts/apt-install.sh nghttp2-client
 
 # The Python tooling (tools/, package tracejoin_tools) is installed editable, so the tests and
 # `python -m tracejoin_tools.<module>` run the tree's code.
@@ -81,6 +83,8 @@ lint: setup
 ## unit: the crate's tests, natively
 unit:
 	$(CARGO) test --lib
+	@# The fuzz targets' oracles (an HTTP/1.1 framer, an HTTP/2 splitter, an HPACK decoder) have tests of their own
+	$(CARGO) test --manifest-path fuzz/Cargo.toml --lib
 
 ## wasm-unit: the same tests compiled to wasm32-wasip1 and run under Node's WASI
 wasm-unit: setup
@@ -93,6 +97,7 @@ integration: build envoy
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TRACEJOIN_WASM="$(CURDIR)/$(WASM)" ENVOY_BIN="$(CURDIR)/$(ENVOY_VENV)/bin/envoy" \
 		$(PYTHON) -m pytest -q tests/integration
 	@echo "e2e matrix on Envoy $(ENVOY_VERSION) (build/mesh-matrix-$(ENVOY_VERSION).md):" && cat build/mesh-matrix-$(ENVOY_VERSION).md
+	@echo "its HTTP/2 variant, deployments 2 and 3 (build/mesh-matrix-http2-$(ENVOY_VERSION).md):" && cat build/mesh-matrix-http2-$(ENVOY_VERSION).md
 
 ## integration-versions: `make integration` on each of ENVOY_VERSIONS in turn, timed
 integration-versions: build
@@ -109,7 +114,8 @@ integration-versions: build
 test: lint unit wasm-unit integration-versions fuzz
 
 ## demo: the local mesh (gateway, sidecars, apps on the OpenTelemetry Python and Node SDKs,
-## Envoy's Zipkin tracer) without and with tracejoin: trace trees, verdicts, a Mermaid service graph
+## Envoy's Zipkin tracer) without and with tracejoin: trace trees, verdicts, a Mermaid service graph;
+## then its HTTP/2 variant with the gRPC hop
 demo: build
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m tracejoin_tools.mesh.demo --wasm $(CURDIR)/$(WASM)
 
@@ -117,9 +123,11 @@ demo: build
 demo-sidecars: build
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m tracejoin_tools.envoy.local_demo --wasm $(CURDIR)/$(WASM)
 
-## matrix: the e2e matrix (tracer x app propagators x tracejoin mode) as a table
+## matrix: the e2e matrix (tracer x app propagators x tracejoin mode) as a table;
+## PROTOCOL=http2 for the mesh's HTTP/2 variant (h2c, HTTP/2 between Envoys, the gRPC hop)
+PROTOCOL ?= http1
 matrix: build
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m tracejoin_tools.mesh.matrix $(CURDIR)/$(WASM)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m tracejoin_tools.mesh.matrix $(CURDIR)/$(WASM) --protocol $(PROTOCOL)
 
 ## mesh-compose: regenerate envoy/mesh/docker-compose.yaml and its Envoy configs
 mesh-compose: setup

@@ -8,6 +8,10 @@
 //   OTEL_PROPAGATORS         read by the SDK itself (NodeSDK; default tracecontext,baggage)
 //   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT   where spans go (OTLP/HTTP JSON, the collector's /v1/traces)
 //   EGRESS_URL               the app's outbound sidecar; calls carry the logical Host
+//   EGRESS_PROTOCOL          http1 (default) | http2: calls to the sidecar over h2c (HTTP/2 with
+//                            prior knowledge; Node's http2 module)
+//
+// The HTTP/2 variant's gRPC call (INVENTORY_GRPC) is the Python app's alone: this app ignores it.
 //
 // Run: node app.js PORT (after `npm ci` in this folder; `make setup` does it).
 'use strict';
@@ -38,6 +42,10 @@ if ((process.env.OTEL_ENABLED || 'true').toLowerCase() !== 'false') {
 }
 
 const http = require('http');
+const http2 = require('http2');
+const { context, propagation, trace, SpanKind, SpanStatusCode } = require('@opentelemetry/api');
+
+const HTTP2 = (process.env.EGRESS_PROTOCOL || 'http1') === 'http2';
 
 // One call through the outbound sidecar, with the Host the app means (what iptables
 // redirection gives a pod in Istio). Resolves to the response status.
@@ -62,16 +70,67 @@ function egress(method, path, host, body) {
   });
 }
 
+// The same call over h2c (prior knowledge). @opentelemetry/instrumentation-http does not cover
+// Node's http2 module, so the client span is made here with the API, named and tagged as that
+// instrumentation names and tags its own, and the context is injected through the SDK's
+// propagator (OTEL_PROPAGATORS), as the instrumentation does for http.
+const http2Tracer = trace.getTracer('http2');
+function egressHttp2(method, path, host, body) {
+  const span = http2Tracer.startSpan(method, {
+    kind: SpanKind.CLIENT,
+    attributes: { 'http.method': method, 'http.url': `${EGRESS_URL.origin}${path}`, 'http.flavor': '2.0' },
+  });
+  const headers = { ':method': method, ':path': path, ':authority': host };
+  if (body !== undefined) {
+    headers['content-type'] = 'application/x-www-form-urlencoded';
+    headers['content-length'] = Buffer.byteLength(body);
+  }
+  propagation.inject(trace.setSpan(context.active(), span), headers);
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(EGRESS_URL.origin);
+    let done = false;
+    const finish = (err, status) => {
+      if (done) return;
+      done = true;
+      if (status !== undefined) span.setAttribute('http.status_code', status);
+      if (err || status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: err ? String(err) : undefined });
+      if (err) span.recordException(err);
+      span.end();
+      session.close();
+      if (err) {
+        session.destroy();
+        reject(err);
+      } else resolve(status);
+    };
+    session.on('error', (err) => finish(err));
+    const req = session.request(headers);
+    let status;
+    req.setTimeout(5000, () => {
+      req.close(http2.constants.NGHTTP2_CANCEL);
+      finish(new Error(`${method} ${host}${path} timed out`));
+    });
+    req.on('response', (head) => {
+      status = head[':status'];
+    });
+    req.on('error', (err) => finish(err));
+    req.on('end', () => finish(null, status));
+    req.resume();
+    req.end(body);
+  });
+}
+
+const call = HTTP2 ? egressHttp2 : egress;
+
 const routes = {
   'GET /healthz': async () => ({ app: APP_NAME }),
   // Exchanges the OAuth code with Kakao (an external host), then asks profile-api.
   'POST /api/v1/auth/kakao/callback': async () => {
-    const token = await egress('POST', '/oauth/token', 'kauth.kakao.com', 'code=demo');
-    const profile = await egress('GET', '/api/v1/profiles/me', 'profile-api:8080');
+    const token = await call('POST', '/oauth/token', 'kauth.kakao.com', 'code=demo');
+    const profile = await call('GET', '/api/v1/profiles/me', 'profile-api:8080');
     return { token_status: token, profile_status: profile };
   },
   'GET /api/v1/profiles/me': async () => {
-    const character = await egress('GET', '/api/v1/characters/me', 'character-api:8080');
+    const character = await call('GET', '/api/v1/characters/me', 'character-api:8080');
     return { profile: 'demo-user', character_status: character };
   },
   'GET /api/v1/characters/me': async () => ({ name: 'demo-character', level: 7 }),

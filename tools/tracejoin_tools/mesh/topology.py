@@ -4,6 +4,13 @@ inbound and an outbound listener, named and traced the way Istio names and trace
 One function builds every config from an `Addressing` (where each piece listens and how the
 others reach it), so the native runner (loopback ports) and docker-compose (service names)
 run the same configs. tracejoin runs in every Envoy, in the position asked for.
+
+Two variants (`protocol`): "http1", the default, HTTP/1.1 on every hop; "http2", where the
+apps call their outbound sidecar over h2c (prior knowledge), Envoy talks HTTP/2 to Envoy
+(gateway to sidecar, sidecar to sidecar), and character-api also calls a gRPC service,
+inventory-grpc (grpc_app.py), behind its own sidecar. The inbound listeners take either
+(the HCM's codec_type AUTO); a sidecar talks HTTP/1.1 to its HTTP app (uvicorn and Node's
+`http` server) and HTTP/2 to the gRPC one.
 """
 
 import json
@@ -17,8 +24,10 @@ MODES = ("off", "downstream", "upstream", "network", "network+downstream", "netw
 # auth-api calls Kakao and profile-api, profile-api calls character-api.
 APPS = ("auth-api", "profile-api", "character-api")
 # Which OpenTelemetry SDK each app runs on: the Python app (app.py) or the Node.js one
-# (tools/mesh-node/app.js); both serve every route, so any app can run on either.
-APP_SDKS = {"auth-api": "python", "profile-api": "node", "character-api": "python"}
+# (tools/mesh-node/app.js); both serve every route, so any app can run on either (but for the
+# HTTP/2 variant's gRPC call, which only the Python app makes). The HTTP/2 variant's gRPC
+# service runs grpc_app.py (grpcio on the Python SDK).
+APP_SDKS = {"auth-api": "python", "profile-api": "node", "character-api": "python", "inventory-grpc": "grpc"}
 # The logical hosts each app's outbound sidecar routes: {app: [(route name, host, cluster)]}.
 OUTBOUND = {
     "auth-api": [
@@ -31,6 +40,34 @@ APP_PORT = 8080
 
 # What the outbound sidecars know about the third party auth-api calls.
 EXTERNAL_SERVICES = [{"name": "kakao-external", "namespace": "default", "hosts": ["kauth.kakao.com"], "ports": [80]}]
+
+# The variants (module docstring).
+PROTOCOLS = ("http1", "http2")
+# The HTTP/2 variant's gRPC service (grpc_app.py, on grpcio and the OpenTelemetry Python SDK),
+# called by character-api (the Python app, grpcio's client) through its outbound sidecar.
+GRPC_APP = "inventory-grpc"
+GRPC_PORT = 50051
+GRPC_CALLER = "character-api"
+GRPC_OUTBOUND = {GRPC_CALLER: [(GRPC_APP, GRPC_APP, f"outbound|{GRPC_PORT}||{GRPC_APP}.default.svc.cluster.local")]}
+
+
+def apps(protocol="http1"):
+    """The mesh's apps in a variant: the HTTP/2 one adds the gRPC service."""
+    return APPS + ((GRPC_APP,) if protocol == "http2" else ())
+
+
+def outbound(protocol="http1"):
+    """OUTBOUND, with the gRPC call in the HTTP/2 variant."""
+    if protocol == "http1":
+        return OUTBOUND
+    routes = {app: list(hosts) for app, hosts in OUTBOUND.items()}
+    for app, hosts in GRPC_OUTBOUND.items():
+        routes.setdefault(app, []).extend(hosts)
+    return routes
+
+
+def _app_port(app):
+    return GRPC_PORT if app == GRPC_APP else APP_PORT
 
 
 @dataclass
@@ -50,8 +87,8 @@ class Addressing:
     admin: dict = field(default_factory=dict)  # envoy name -> admin port (0: any)
 
 
-def _cluster(name, endpoint, dns):
-    return {
+def _cluster(name, endpoint, dns, http2=False):
+    cluster = {
         "name": name,
         "type": "STRICT_DNS" if dns else "STATIC",
         "connect_timeout": "1s",
@@ -60,6 +97,15 @@ def _cluster(name, endpoint, dns):
             "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": endpoint.host, "port_value": endpoint.port}}}}]}],
         },
     }
+    if http2:
+        # HTTP/2 to the upstream with prior knowledge, as Istio's sidecars talk to each other.
+        cluster["typed_extension_protocol_options"] = {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        }
+    return cluster
 
 
 NEWEST = (1, 40)  # the release docker-compose runs (envoyproxy/envoy:v1.40-latest)
@@ -179,10 +225,14 @@ def _bootstrap(service, admin_port, addressing, listeners, clusters):
     }
 
 
-def mesh_configs(tracer, mode, addressing, wasm_path, envoy_release=NEWEST):
+def mesh_configs(tracer, mode, addressing, wasm_path, envoy_release=NEWEST, protocol="http1"):
     """{envoy name: bootstrap} for the gateway and one sidecar per app, for an Envoy release
-    given as (major, minor)."""
+    given as (major, minor), in a variant of PROTOCOLS."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}")
     reach, listen, dns = addressing.reach, addressing.listen, addressing.dns
+    http2 = protocol == "http2"
+    routes = outbound(protocol)
     auth_svc = "outbound|8080||auth-api.default.svc.cluster.local"
 
     gateway = _listener(
@@ -210,32 +260,37 @@ def mesh_configs(tracer, mode, addressing, wasm_path, envoy_release=NEWEST):
     configs = {
         "istio-ingressgateway": _bootstrap(
             "istio-ingressgateway", addressing.admin.get("istio-ingressgateway", 0), addressing, [gateway],
-            [_cluster(auth_svc, reach["auth-api-inbound"], dns)],
+            [_cluster(auth_svc, reach["auth-api-inbound"], dns, http2)],
         )
     }
-    for app in APPS:
+    for app in apps(protocol):
         sidecar = f"{app}-sidecar"
         inbound = _listener(
             f"{app}-inbound", listen[f"{app}-inbound"], addressing, "INBOUND",
-            [{"name": "inbound", "domains": ["*"], "routes": [_route("/", f"inbound|{APP_PORT}||")]}],
+            [{"name": "inbound", "domains": ["*"], "routes": [_route("/", f"inbound|{_app_port(app)}||")]}],
             tracer, sidecar, mode, wasm_path, envoy_release=envoy_release,
         )
         listeners = [inbound]
-        clusters = [_cluster(f"inbound|{APP_PORT}||", reach[app], dns)]
-        if app in OUTBOUND:
-            outbound = _listener(
+        # gRPC needs HTTP/2 to its app; the HTTP apps speak HTTP/1.1.
+        clusters = [_cluster(f"inbound|{_app_port(app)}||", reach[app], dns, app == GRPC_APP)]
+        if app in routes:
+            egress = _listener(
                 f"{app}-outbound", listen[f"{app}-outbound"], addressing, "OUTBOUND",
-                [{"name": name, "domains": [host, f"{host}:*"], "routes": [_route("/", cluster)]} for name, host, cluster in OUTBOUND[app]],
+                [{"name": name, "domains": [host, f"{host}:*"], "routes": [_route("/", cluster)]} for name, host, cluster in routes[app]],
                 tracer, sidecar, mode, wasm_path, external=True, envoy_release=envoy_release,
             )
-            listeners.append(outbound)
-            # A mesh service is reached at its sidecar's inbound listener, Kakao directly.
-            clusters += [_cluster(cluster, reach[f"{name}-inbound" if name in APPS else name], dns) for name, _host, cluster in OUTBOUND[app]]
+            listeners.append(egress)
+            # A mesh service is reached at its sidecar's inbound listener (Envoy to Envoy:
+            # HTTP/2 in that variant), Kakao directly (HTTP/1.1).
+            clusters += [
+                _cluster(cluster, reach[f"{name}-inbound"], dns, http2) if name in apps(protocol) else _cluster(cluster, reach[name], dns)
+                for name, _host, cluster in routes[app]
+            ]
         configs[sidecar] = _bootstrap(sidecar, addressing.admin.get(sidecar, 0), addressing, listeners, clusters)
     return configs
 
 
-def app_env(app, propagators, collector_otlp_url, egress_url):
+def app_env(app, propagators, collector_otlp_url, egress_url, protocol="http1"):
     """The environment the real apps run with."""
     env = {
         "APP_NAME": app,
@@ -249,4 +304,10 @@ def app_env(app, propagators, collector_otlp_url, egress_url):
     }
     if propagators:
         env["OTEL_PROPAGATORS"] = propagators
+    if protocol == "http2":
+        # The apps' calls to their outbound sidecar go over h2c (prior knowledge).
+        env["EGRESS_PROTOCOL"] = "http2"
+        if app in GRPC_OUTBOUND:
+            # The authority the gRPC call carries (what the outbound sidecar routes on).
+            env["INVENTORY_GRPC"] = f"{GRPC_APP}:{GRPC_PORT}"
     return env

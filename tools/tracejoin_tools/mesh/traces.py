@@ -34,7 +34,8 @@ def label(span):
             text = f"{span['service']}{side}: {method} {url.netloc}{url.path}"
     elif span["kind"] == "CLIENT":
         url = urlparse(_url(span))
-        text = f"{span['service']} {_client_library(span)}: {span['name']} {url.netloc}{url.path}"
+        # A gRPC client span has no URL: its name is the method.
+        text = f"{span['service']} {_client_library(span)}: {span['name']} {url.netloc}{url.path}".rstrip()
     else:
         # Node's http instrumentation names a server span by its method alone.
         path = tags.get("http.target") or tags.get("url.path") or ""
@@ -71,8 +72,9 @@ def tree(spans):
     return lines
 
 
-def figures(spans):
-    """The e2e matrix's columns for one request's spans."""
+def figures(spans, apps=APPS):
+    """The e2e matrix's columns for one request's spans (`apps`: the mesh's apps,
+    topology.apps(protocol))."""
     ids = {s["span_id"]: s for s in spans}
     gateway = [s for s in spans if s["service"] == GATEWAY]
     main_trace = gateway[0]["trace_id"] if gateway else None
@@ -91,7 +93,7 @@ def figures(spans):
         "outside_gateway_trace": sum(1 for s in spans if s["trace_id"] != main_trace),
         "missing_parent": len(missing_parent),
         # {app: whether its server span hangs under its own sidecar's inbound span}
-        "parent_is_sidecar": {app: server_parent_is_proxy(app) for app in APPS},
+        "parent_is_sidecar": {app: server_parent_is_proxy(app) for app in apps},
         "apps_in_gateway_trace": all(s["trace_id"] == main_trace for s in spans if s["source"] == "otlp" and not s["service"].endswith("sidecar")),
     }
 
