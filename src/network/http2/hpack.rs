@@ -305,7 +305,7 @@ impl Decoder {
         self.changes.clear();
         let mut out = Block {
             arena: Vec::with_capacity(block.len() * 2),
-            representations: Vec::new(),
+            representations: Vec::with_capacity(16),
         };
         let mut at = 0usize;
         while let Some(&first) = block.get(at) {

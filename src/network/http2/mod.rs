@@ -65,12 +65,19 @@ pub struct Connection {
 /// A header block's frames, read whole from the buffer.
 struct BlockFrames {
     first: FrameHeader,
-    /// The first frame's payload (for its priority and padding).
-    payload: Vec<u8>,
-    /// The block: the fragments of every frame, in order.
-    fragments: Vec<u8>,
+    /// The first frame's priority fields and padding, as sent.
+    priority: Option<[u8; 5]>,
+    padding: Option<Vec<u8>>,
+    fragments: Fragments,
     /// Where its frames end in the buffer.
     end: usize,
+}
+
+/// The block's bytes: where they are in the read window (a block in one frame, the common
+/// case: not copied again), or gathered from its frames.
+enum Fragments {
+    InWindow(Range<usize>),
+    Gathered(Vec<u8>),
 }
 
 /// A header field: name and value.
@@ -218,7 +225,7 @@ impl Connection {
             frame::HEADERS => match read_block(host, config, window, header, at, len) {
                 Step::Complete(frames) => {
                     let end = frames.end;
-                    match self.block(host, config, ids, frames) {
+                    match self.block(host, config, ids, window, frames) {
                         Ok(Some(new)) => edits.push((at..end, new)),
                         Ok(None) => {}
                         Err(reason) => return Step::Leave(reason),
@@ -245,6 +252,7 @@ impl Connection {
         host: &mut dyn StreamHost,
         config: &Config,
         ids: &mut IdGenerator,
+        window: &Window,
         frames: BlockFrames,
     ) -> Result<Option<Vec<u8>>, Leave> {
         let stream = frames.first.stream;
@@ -252,13 +260,11 @@ impl Connection {
         if stream == 0 || stream.is_multiple_of(2) {
             return Err(Leave::Http2);
         }
-        let Some(payload) = HeadersPayload::parse(frames.first.flags, &frames.payload) else {
-            return Err(Leave::Http2);
+        let fragments = match &frames.fragments {
+            Fragments::InWindow(range) => window.slice(range.clone()).ok_or(Leave::HostError)?,
+            Fragments::Gathered(bytes) => bytes.as_slice(),
         };
-        let block = self
-            .decoder
-            .decode(&frames.fragments)
-            .map_err(|_| Leave::Hpack)?;
+        let block = self.decoder.decode(fragments).map_err(|_| Leave::Hpack)?;
         let request = stream > self.last_stream;
         let mut edits = Vec::new();
         let mut added = Vec::new();
@@ -276,15 +282,17 @@ impl Connection {
                 added.clear();
             }
         }
-        let Some(new) = self
-            .decoder
-            .encode(&frames.fragments, &block, &edits, &added)
-        else {
+        let Some(new) = self.decoder.encode(fragments, &block, &edits, &added) else {
             return Ok(None);
         };
         if request && !(edits.is_empty() && added.is_empty()) {
             host.increment(Counter::NetworkRewritten);
         }
+        let payload = HeadersPayload {
+            priority: frames.priority.as_ref().map(|p| p.as_slice()),
+            padding: frames.padding.as_deref(),
+            fragment: &[],
+        };
         let mut out = Vec::with_capacity(new.len() + 64);
         frame::write_block(&mut out, &frames.first, &payload, &new);
         Ok(Some(out))
@@ -381,8 +389,9 @@ fn read_block(
 ) -> Step<BlockFrames> {
     let mut frames = BlockFrames {
         first,
-        payload: Vec::new(),
-        fragments: Vec::new(),
+        priority: None,
+        padding: None,
+        fragments: Fragments::Gathered(Vec::new()),
         end: at,
     };
     let mut header = first;
@@ -403,22 +412,30 @@ fn read_block(
         if payload.len() < header.len {
             return Step::Leave(Leave::HostError);
         }
+        let whole = header.flags & frame::END_HEADERS != 0;
         if header.kind == frame::HEADERS {
-            match HeadersPayload::parse(header.flags, payload) {
-                Some(parts) => frames.fragments.extend_from_slice(parts.fragment),
-                None => return Step::Leave(Leave::Http2),
+            let Some(parts) = HeadersPayload::parse(header.flags, payload) else {
+                return Step::Leave(Leave::Http2);
+            };
+            frames.priority = parts.priority.and_then(|p| p.try_into().ok());
+            frames.padding = parts.padding.map(<[u8]>::to_vec);
+            let skipped =
+                usize::from(parts.padding.is_some()) + parts.priority.map_or(0, <[u8]>::len);
+            if whole {
+                let from = start + skipped;
+                frames.fragments = Fragments::InWindow(from..from + parts.fragment.len());
+            } else {
+                frames.fragments = Fragments::Gathered(parts.fragment.to_vec());
             }
-            frames.payload = payload.to_vec();
-        } else {
-            frames.fragments.extend_from_slice(payload);
+        } else if let Fragments::Gathered(gathered) = &mut frames.fragments {
+            gathered.extend_from_slice(payload);
         }
         frames.end = start + header.len;
-        let next = FrameHeader::parse(next);
-        if header.flags & frame::END_HEADERS != 0 {
+        if whole {
             return Step::Complete(frames);
         }
         // Only CONTINUATION frames of the same stream may follow (RFC 9113 section 6.10).
-        let Some(next) = next else {
+        let Some(next) = FrameHeader::parse(next) else {
             return Step::Partial;
         };
         if next.kind != frame::CONTINUATION || next.stream != first.stream {
@@ -514,6 +531,14 @@ fn write_edits(
     let Some((last, _)) = edits.last() else {
         return Ok(0);
     };
+    // One block at the buffer's start (the common case): its frames are the new prefix.
+    if let [(range, frames)] = edits
+        && range.start == 0
+    {
+        host.replace_downstream_prefix(range.end, frames)
+            .map_err(|_| Leave::HostError)?;
+        return Ok(frames.len() as isize - range.end as isize);
+    }
     let mut prefix =
         Vec::with_capacity(last.end + edits.iter().map(|(_, f)| f.len()).sum::<usize>());
     let mut at = 0;
@@ -564,6 +589,12 @@ impl Window {
         }
         let from = at - self.start;
         self.bytes.get(from..from + n).ok_or(HostError(0))
+    }
+
+    /// The buffer's bytes in `range`, if this window holds them.
+    fn slice(&self, range: Range<usize>) -> Option<&[u8]> {
+        let from = range.start.checked_sub(self.start)?;
+        self.bytes.get(from..from + range.len())
     }
 }
 
