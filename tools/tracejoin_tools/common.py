@@ -67,13 +67,22 @@ _PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range (32768-60999)
 def free_port():
     """A loopback port that is free now and that the kernel will not hand out by itself
     (port 0 binds and client connections draw from the ephemeral range above), so nothing
-    else started meanwhile takes it before the caller binds it."""
+    else started meanwhile takes it before the caller binds it. Never the same port twice in
+    one process: callers that ask for several before binding any (the listeners of one Envoy
+    update) would otherwise get a duplicate now and then."""
     for _ in range(200):
         port = random.randrange(*_PORT_RANGE)
+        if port in _HANDED_OUT:
+            continue
         with socket.socket() as s:
             try:
                 s.bind((LOOPBACK, port))
             except OSError:
                 continue
+        _HANDED_OUT.add(port)
         return port
     raise RuntimeError("no free port below the ephemeral range")
+
+
+# The ports free_port returned in this process.
+_HANDED_OUT = set()
