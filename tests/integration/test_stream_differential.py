@@ -494,6 +494,15 @@ def test_stream_differential(example, capsys):
         for reason in answer["left"]:
             stats[reason.removeprefix("tracejoin.network.")] += 1
         try:
+            if data.startswith(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"):
+                # HTTP/2 from the first byte: followed by the HTTP/2 framer
+                # (test_h2_differential.py checks it); the HTTP/1 requests behind the preface
+                # here are no frames it could rewrite, so nothing changes, a frame cut off at
+                # the end is held, and under `trust` the connection is closed where the
+                # filter cannot follow it.
+                assert data.startswith(out) and (answer["closed"] or len(out) + held == len(data)), "HTTP/2 bytes changed"
+                stats["h2 passed as it was"] += 1
+                continue
             if answer["closed"]:
                 assert json.loads(json.dumps(config)).get("trust") in ("restart", "resample"), "closed without trust"
                 check_closed(data, out, stats)
