@@ -63,6 +63,19 @@ impl Plan {
     pub fn op(&self, header: Header) -> &Op {
         &self.ops[header]
     }
+
+    /// The plan with every header it writes removed instead: what is left of it where a
+    /// write would cross Envoy's header limits and the client's context must still not
+    /// reach the tracer (`trust`).
+    pub fn removals_only(&self) -> Plan {
+        let mut plan = self.clone();
+        for header in Header::ALL {
+            if matches!(plan.ops[header], Op::Set(_) | Op::SetText(_)) {
+                plan.ops[header] = Op::Remove;
+            }
+        }
+        plan
+    }
 }
 
 /// Removes every trace header of the request instead of writing any: for calls to third

@@ -522,23 +522,30 @@ impl Connection {
         let carrier = Carrier::from_pairs(parsed.fields().map(|f| (f.name, f.value)));
         let plan = policy::decide(config, &carrier, ids);
         count(host, &plan);
-        let Some(rewrite::Rewritten {
-            head: new,
-            field_count: fields,
-        }) = rewrite::rewrite(parsed, &plan)
-        else {
+        let Some(mut rewritten) = rewrite::rewrite(parsed, &plan) else {
             return Ok(end);
         };
         let limits = &config.limits;
+        let within = |r: &rewrite::Rewritten| {
+            end <= limits.max_head_bytes
+                && r.head.len() <= limits.max_head_bytes
+                && parsed.field_count <= limits.max_headers
+                && r.field_count <= limits.max_headers
+        };
         // Envoy refuses a head over its limits with a 431: never make one cross them.
-        if end > limits.max_head_bytes
-            || new.len() > limits.max_head_bytes
-            || parsed.field_count > limits.max_headers
-            || fields > limits.max_headers
-        {
+        if !within(&rewritten) {
             host.increment(Counter::NetworkAtLimit);
-            return Ok(end);
+            // Under `trust` the client's context must not reach the tracer: what the plan
+            // writes is removed instead (a head only shrinks by that).
+            match rewrite::rewrite(parsed, &plan.removals_only()) {
+                Some(removed) if config.trust != Trust::Continue => rewritten = removed,
+                _ => return Ok(end),
+            }
         }
+        let rewrite::Rewritten {
+            head: new,
+            field_count: _,
+        } = rewritten;
         let mut prefix = Vec::with_capacity(lead + new.len());
         prefix.extend_from_slice(seen.get(..lead).unwrap_or_default());
         prefix.extend_from_slice(&new);

@@ -954,3 +954,33 @@ fn a_head_held_behind_an_answer_is_timed_from_the_answer() {
     wire.answer(ANSWER);
     assert_eq!(wire.filter.held_since(), Some(9_000_000_000));
 }
+
+/// A head the plan's writes would push past Envoy's limits is left as it is, but under
+/// `trust` what the plan writes is removed instead: the client's sampling decision does not
+/// reach the tracer (under `resample` its ids do, as they would with the write).
+#[test]
+fn at_the_limit_trust_still_removes() {
+    let filler = "f".repeat(880);
+    let head = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Filler: {filler}\r\nx-b3-traceid: {T}\r\nx-b3-spanid: {S}\r\nx-b3-sampled: 1\r\n\r\n"
+    );
+    assert!(head.len() <= 1024);
+    for (config, kept) in [
+        (
+            r#"{"position":"network","tracer":"zipkin","max_request_headers_kb":1}"#,
+            true,
+        ),
+        (
+            r#"{"position":"network","tracer":"zipkin","max_request_headers_kb":1,"trust":"resample","sampling_ratio":0}"#,
+            false,
+        ),
+    ] {
+        let mut wire = Wire::new(config);
+        wire.send(head.as_bytes());
+        let text = wire.passed_text();
+        assert_eq!(text.contains("x-b3-sampled: 1"), kept, "{config}: {text}");
+        assert!(text.contains("x-b3-traceid"), "{config}: {text}");
+        assert!(text.contains(&filler));
+        assert_eq!(wire.host.count(Counter::NetworkAtLimit), 1, "{config}");
+    }
+}

@@ -40,7 +40,7 @@ pub const INITIAL_TABLE_SIZE: usize = 4_096;
 pub enum HpackError {
     /// The block ends inside a representation.
     Truncated,
-    /// An integer over 2^28 (more than any table, string or size here).
+    /// An integer over 2^32 - 1, or of more than 10 extension bytes.
     Integer,
     /// Index 0, or past the table's end.
     Index,
@@ -235,6 +235,10 @@ pub struct Representation {
 pub struct Block {
     arena: Vec<u8>,
     pub representations: Vec<Representation>,
+    /// Its header list passed the decoder's cap ([`Decoder::with_cap`]): Envoy refuses the
+    /// request, and the fields past the cap were not kept (their table changes were
+    /// applied), so the block cannot be written back.
+    pub over: bool,
 }
 
 impl Block {
@@ -271,19 +275,33 @@ pub struct Decoder {
     envoy: Option<Table>,
     /// The client table's changes in the last block decoded.
     changes: Vec<Undo>,
+    /// A header list larger than this (names and values, as Envoy's `max_request_headers_kb`
+    /// counts) is not kept: a block of one-byte references to a 4 KiB entry would otherwise
+    /// decode to thousands of times its size.
+    cap: usize,
 }
+
+/// Fields kept of one block at most (Envoy's default limit is 100): the representations of
+/// a block are bounded by this, not by its length.
+const MAX_FIELDS: usize = 2_048;
 
 impl Default for Decoder {
     fn default() -> Self {
-        Decoder {
-            client: Table::new(INITIAL_TABLE_SIZE),
-            envoy: None,
-            changes: Vec::new(),
-        }
+        Decoder::with_cap(64 * 1024)
     }
 }
 
 impl Decoder {
+    /// A decoder that keeps header lists of at most `cap` bytes.
+    pub fn with_cap(cap: usize) -> Self {
+        Decoder {
+            client: Table::new(INITIAL_TABLE_SIZE),
+            envoy: None,
+            changes: Vec::new(),
+            cap,
+        }
+    }
+
     /// The table Envoy holds.
     pub fn envoy_table(&self) -> &Table {
         self.envoy.as_ref().unwrap_or(&self.client)
@@ -306,7 +324,11 @@ impl Decoder {
         let mut out = Block {
             arena: Vec::with_capacity(block.len() * 2),
             representations: Vec::with_capacity(16),
+            over: false,
         };
+        // Names and values so far, as Envoy counts a header list.
+        let mut list = 0usize;
+        let mut fields = 0usize;
         let mut at = 0usize;
         while let Some(&first) = block.get(at) {
             let start = at;
@@ -323,11 +345,7 @@ impl Decoder {
             let mut value_bytes = at..at;
             match kind {
                 Kind::SizeUpdate => {
-                    if out
-                        .representations
-                        .iter()
-                        .any(|r| r.kind != Kind::SizeUpdate)
-                    {
+                    if fields > 0 {
                         return Err(HpackError::SizeUpdate);
                     }
                     if index > MAX_TABLE_SIZE {
@@ -337,9 +355,14 @@ impl Decoder {
                 }
                 Kind::Indexed => {
                     let (name, value) = self.client.get(index).ok_or(HpackError::Index)?;
-                    out.arena.extend_from_slice(name);
-                    name_end = out.arena.len();
-                    out.arena.extend_from_slice(value);
+                    fields += 1;
+                    list = list.saturating_add(name.len() + value.len());
+                    out.over |= list > self.cap || fields > MAX_FIELDS;
+                    if !out.over {
+                        out.arena.extend_from_slice(name);
+                        name_end = out.arena.len();
+                        out.arena.extend_from_slice(value);
+                    }
                 }
                 Kind::Incremental | Kind::WithoutIndexing | Kind::NeverIndexed => {
                     if index == 0 {
@@ -357,7 +380,18 @@ impl Decoder {
                         let value = out.arena.get(name_end..).unwrap_or_default();
                         self.client.insert(name, value, Some(&mut self.changes));
                     }
+                    fields += 1;
+                    list = list.saturating_add(out.arena.len() - name_start);
+                    out.over |= list > self.cap || fields > MAX_FIELDS;
+                    if out.over {
+                        // Decoded only for the table (a literal is no longer than the block).
+                        out.arena.truncate(name_start);
+                        name_end = name_start;
+                    }
                 }
+            }
+            if out.over && kind != Kind::SizeUpdate {
+                continue;
             }
             out.representations.push(Representation {
                 kind,
@@ -381,6 +415,9 @@ impl Decoder {
         edits: &[Edit<'_>],
         added: &[(&[u8], &[u8])],
     ) -> Option<Vec<u8>> {
+        if block.over {
+            return None;
+        }
         let edit = |i: usize| edits.get(i).copied().unwrap_or(Edit::Keep);
         let changes = block
             .representations
@@ -524,23 +561,26 @@ fn integer(block: &[u8], at: &mut usize, prefix: u32) -> Result<usize, HpackErro
     if first < max {
         return Ok(first);
     }
-    let mut value = max;
-    let mut shift = 0u32;
-    loop {
+    // Extension bytes of zero may pad an integer (Envoy's decoders take up to 10 bytes);
+    // its value must fit 32 bits.
+    let mut value = max as u64;
+    for shift in (0..70).step_by(7) {
         let byte = *block.get(*at).ok_or(HpackError::Truncated)?;
         *at += 1;
-        value += usize::from(byte & 0x7f) << shift;
-        if value > 1 << 28 {
-            return Err(HpackError::Integer);
+        let bits = u64::from(byte & 0x7f);
+        if bits != 0 {
+            value = bits
+                .checked_shl(shift)
+                .filter(|v| v >> shift == bits)
+                .and_then(|v| value.checked_add(v))
+                .filter(|v| *v <= u64::from(u32::MAX))
+                .ok_or(HpackError::Integer)?;
         }
         if byte & 0x80 == 0 {
-            return Ok(value);
-        }
-        shift += 7;
-        if shift > 21 {
-            return Err(HpackError::Integer);
+            return usize::try_from(value).map_err(|_| HpackError::Integer);
         }
     }
+    Err(HpackError::Integer)
 }
 
 /// Reads a string literal at `at` (raw or Huffman) onto `out`.

@@ -91,14 +91,14 @@ enum Step<T> {
 }
 
 impl Connection {
-    pub fn new(_config: &Config) -> Self {
+    pub fn new(config: &Config) -> Self {
         Connection {
             state: State::Following,
             preface_left: frame::PREFACE.len(),
             skip: 0,
             resume: 0,
             last_stream: 0,
-            decoder: hpack::Decoder::default(),
+            decoder: hpack::Decoder::with_cap(config.limits.max_head_bytes),
             held_since: None,
             left_diverged: false,
         }
@@ -266,20 +266,45 @@ impl Connection {
         };
         let block = self.decoder.decode(fragments).map_err(|_| Leave::Hpack)?;
         let request = stream > self.last_stream;
+        if request {
+            self.last_stream = stream;
+            host.increment(Counter::NetworkHead);
+        }
+        if block.over {
+            // Over Envoy's header limit: Envoy refuses the request (its tracer never reads
+            // it). Passed as it is, unless Envoy's table differs from the client's, when it
+            // cannot be written back field by field.
+            if request {
+                host.increment(Counter::NetworkAtLimit);
+            }
+            return if self.decoder.diverged() {
+                Err(Leave::TooLarge)
+            } else {
+                Ok(None)
+            };
+        }
         let mut edits = Vec::new();
         let mut added = Vec::new();
         let plan;
         if request {
-            self.last_stream = stream;
-            host.increment(Counter::NetworkHead);
             let carrier = Carrier::from_pairs(block.fields());
             plan = policy::decide(config, &carrier, ids);
             count(host, &plan);
             (edits, added) = plan_edits(&block, &plan);
             if !edits.is_empty() && !within_limits(config, &block, &edits, &added) {
                 host.increment(Counter::NetworkAtLimit);
-                edits.clear();
                 added.clear();
+                if config.trust == Trust::Continue {
+                    edits.clear();
+                } else {
+                    // Under `trust` the client's context must not reach the tracer: what the
+                    // plan removes or replaces is removed (a block only shrinks by that).
+                    for edit in &mut edits {
+                        if let Edit::Replace(..) = edit {
+                            *edit = Edit::Drop;
+                        }
+                    }
+                }
             }
         }
         let Some(new) = self.decoder.encode(fragments, &block, &edits, &added) else {
@@ -400,7 +425,7 @@ fn read_block(
         if len.saturating_sub(start) < header.len {
             return Step::Partial;
         }
-        if frames.end + header.len > at + config.limits.max_held_bytes {
+        if frames.end + header.len > at.saturating_add(config.limits.max_held_bytes) {
             return Step::Leave(Leave::TooLarge);
         }
         // The payload, and the next frame's header with it when it is there.
@@ -438,7 +463,11 @@ fn read_block(
         let Some(next) = FrameHeader::parse(next) else {
             return Step::Partial;
         };
-        if next.kind != frame::CONTINUATION || next.stream != first.stream {
+        // Envoy announces no larger SETTINGS_MAX_FRAME_SIZE.
+        if next.kind != frame::CONTINUATION
+            || next.stream != first.stream
+            || next.len > frame::MAX_FRAME
+        {
             return Step::Leave(Leave::Http2);
         }
         header = next;
@@ -487,38 +516,36 @@ fn op_value(op: &Op) -> &[u8] {
     }
 }
 
-/// Whether the block, and the block written back, stay within Envoy's header limits
-/// (`max_request_headers_kb`, counted as SETTINGS_MAX_HEADER_LIST_SIZE counts, and
-/// `max_request_headers_count`): a rewrite never makes a request cross them.
-fn within_limits(
-    config: &Config,
-    block: &Block,
-    edits: &[Edit<'_>],
-    added: &[(&[u8], &[u8])],
-) -> bool {
+/// Whether the block written back stays within Envoy's header limits, counted as Envoy's
+/// HTTP/2 codec counts them: `max_request_headers_kb` over names and values, and
+/// `max_request_headers_count` over fields, `cookie` fields (which Envoy joins into one)
+/// counting once. (A block over them already was marked `over` when decoded.)
+fn within_limits(config: &Config, block: &Block, edits: &[Edit<'_>], added: &[Field<'_>]) -> bool {
     let limits = &config.limits;
-    let size = |(n, v): (&[u8], &[u8])| n.len() + v.len() + 32;
-    let before: usize = block.fields().map(size).sum();
-    let count_before = block.fields().count();
-    let mut after = 0usize;
-    let mut count_after = 0usize;
+    let mut bytes = 0usize;
+    let mut count = 0usize;
+    let mut cookies = false;
+    let mut add = |(name, value): (&[u8], &[u8])| {
+        bytes += name.len() + value.len();
+        if name == b"cookie" {
+            cookies = true;
+        } else {
+            count += 1;
+        }
+    };
     for (i, r) in block.representations.iter().enumerate() {
         if r.kind == hpack::Kind::SizeUpdate {
             continue;
         }
         match edits.get(i).copied().unwrap_or(Edit::Keep) {
-            Edit::Keep => after += size(block.field(r)),
-            Edit::Drop => continue,
-            Edit::Replace(n, v) => after += size((n, v)),
+            Edit::Keep => add(block.field(r)),
+            Edit::Drop => {}
+            Edit::Replace(n, v) => add((n, v)),
         }
-        count_after += 1;
     }
-    after += added.iter().map(|f| size(*f)).sum::<usize>();
-    count_after += added.len();
-    before <= limits.max_head_bytes
-        && after <= limits.max_head_bytes
-        && count_before <= limits.max_headers
-        && count_after <= limits.max_headers
+    added.iter().for_each(|f| add(*f));
+    count += usize::from(cookies);
+    bytes <= limits.max_head_bytes && count <= limits.max_headers
 }
 
 /// Replaces the buffer's first bytes up to the last edit's end: the bytes between edits

@@ -606,3 +606,101 @@ fn profile_grpc_calls() {
     }
     assert_eq!(wire.host.count(Counter::NetworkRewritten), 2000);
 }
+
+/// While Envoy's table differs from the client's, a block of one-byte references to an
+/// entry Envoy does not hold cannot be written back field by field (it would grow a
+/// thousandfold): its list is over Envoy's limit, so the connection is closed.
+#[test]
+fn a_reference_bomb_while_the_tables_differ_closes_the_connection() {
+    let mut wire = envoy(r#"{"position":"network","tracer":"zipkin"}"#);
+    let mut bytes = h2::preface();
+    // traceparent: an invalid 4,000-byte value, indexed: removed, the tables differ.
+    let mut block = vec![0x83, 0x86, 0x84, 0x40, 0x0b];
+    block.extend_from_slice(b"traceparent");
+    Encoder::integer(&mut block, 0, 7, 4000);
+    block.extend(std::iter::repeat_n(b'z', 4000));
+    bytes.extend(h2::headers(1, &block, false, 1 << 20));
+    wire.send(&bytes, false);
+    let ConnectionFilter::Http2(c) = &wire.filter else {
+        panic!()
+    };
+    assert!(c.decoder().diverged());
+    let before = wire.passed.len();
+    let trailers = h2::headers(1, &vec![0xbe; 16_000], true, 16_000);
+    assert_eq!(wire.send(&trailers, false), Verdict::Close);
+    assert_eq!(wire.passed.len(), before);
+    assert_eq!(wire.host.count(Counter::NetworkLeft(Leave::TooLarge)), 1);
+}
+
+/// Envoy joins `cookie` fields into one before it counts headers: 100 of them beside a
+/// traceparent are within its limits, so the filter must not leave the request alone as
+/// over them (the client's context would reach the tracer under `trust`).
+#[test]
+fn limits_are_counted_as_envoy_counts_them() {
+    let mut extra: Vec<(String, String)> = (0..100)
+        .map(|i| ("cookie".to_string(), format!("c{i}=1")))
+        .collect();
+    extra.push(("traceparent".into(), format!("00-{T}-{S}-01")));
+    let extra: Vec<(&str, &str)> = extra
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let mut block = Vec::new();
+    let mut client = Encoder::default();
+    for (n, v) in request("/c", &extra) {
+        client.field(&mut block, &n, &v, Style::Indexing);
+    }
+    let mut bytes = h2::preface();
+    bytes.extend(h2::headers(1, &block, true, 1 << 20));
+    let mut wire = envoy(r#"{"position":"network","tracer":"zipkin","trust":"restart"}"#);
+    wire.send(&bytes, false);
+    let list = &decoded(&wire.passed)[0].1;
+    assert_eq!(value(list, "traceparent"), None);
+    assert_eq!(list.iter().filter(|(n, _)| n == b"cookie").count(), 100);
+    assert_eq!(wire.host.count(Counter::NetworkAtLimit), 0);
+}
+
+/// Where what the plan writes would cross Envoy's limits, nothing is written; under `trust`
+/// what it would write is removed instead, so the client's context does not reach the
+/// tracer (here Zipkin's, reading x-b3-*).
+#[test]
+fn at_the_limit_trust_still_removes() {
+    // Within 1 KiB as sent (names and values), past it with a traceparent added.
+    let filler = "f".repeat(800);
+    let extra = [
+        ("x-filler", filler.as_str()),
+        ("x-b3-traceid", T),
+        ("x-b3-spanid", S),
+        ("x-b3-sampled", "1"),
+    ];
+    let mut block = Vec::new();
+    let mut client = Encoder::default();
+    for (n, v) in request("/l", &extra) {
+        client.field(&mut block, &n, &v, Style::Indexing);
+    }
+    let mut bytes = h2::preface();
+    bytes.extend(h2::headers(1, &block, true, 1 << 20));
+    for (config, kept) in [
+        (
+            r#"{"position":"network","tracer":"zipkin","max_request_headers_kb":1,"propagate":["b3multi","tracecontext","jaeger"]}"#,
+            true,
+        ),
+        (
+            r#"{"position":"network","tracer":"zipkin","max_request_headers_kb":1,"trust":"resample","sampling_ratio":0}"#,
+            false,
+        ),
+    ] {
+        let mut wire = envoy(config);
+        wire.send(&bytes, false);
+        let list = &decoded(&wire.passed)[0].1;
+        assert_eq!(
+            value(list, "x-b3-sampled").is_some(),
+            kept,
+            "{config}: {:?}",
+            wire.host.count(Counter::NetworkAtLimit)
+        );
+        assert_eq!(value(list, "traceparent"), None, "{config}");
+        assert_eq!(value(list, "x-filler"), Some(filler.as_str()));
+        assert_eq!(wire.host.count(Counter::NetworkAtLimit), 1, "{config}");
+    }
+}

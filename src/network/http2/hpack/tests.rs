@@ -321,3 +321,64 @@ fn a_dropped_indexed_literal_is_referred_to_by_value_later() {
     let block = mirror.decode(&[0x82]).unwrap();
     assert_eq!(mirror.encode(&[0x82], &block, &[Edit::Keep], &[]), None);
 }
+
+/// One-byte references to a 4 KiB entry would decode a 16 KB block into 64 MB: past the cap
+/// the fields are not kept (the table still follows), and the block is marked over.
+#[test]
+fn a_block_decoding_past_the_cap_keeps_nothing_more() {
+    let mut d = Decoder::with_cap(60 * 1024);
+    // `a: xxx...`, 4,095 bytes in the table: a literal with incremental indexing.
+    let mut first = vec![0x40, 0x01, b'a'];
+    integer_to(&mut first, 0, 7, 4062);
+    first.extend(std::iter::repeat_n(b'x', 4062));
+    let block = d.decode(&first).unwrap();
+    assert!(!block.over);
+    let bomb = vec![0xbe; 16_000];
+    let block = d.decode(&bomb).unwrap();
+    assert!(block.over);
+    assert!(
+        block.arena.len() <= 60 * 1024 + 4096,
+        "{}",
+        block.arena.len()
+    );
+    assert!(block.representations.len() < 20);
+    // A literal past the cap still enters the table.
+    let mut more = Vec::new();
+    Encoder::default().field(&mut more, b"x-late", b"1", Style::Indexing);
+    let mut bomb_then_literal = bomb.clone();
+    bomb_then_literal.extend(&more);
+    let block = d.decode(&bomb_then_literal).unwrap();
+    assert!(block.over);
+    assert_eq!(d.client_table().get(62), Some((&b"x-late"[..], &b"1"[..])));
+    // Nothing is written back from a block over the cap.
+    assert_eq!(d.encode(&bomb, &block, &[], &[(b"b3", b"1")]), None);
+}
+
+/// Extension bytes of zero pad an integer as Envoy's decoders allow (up to 10 of them); a
+/// value past 32 bits is refused.
+#[test]
+fn integers_padded_with_zero_bytes() {
+    let mut d = Decoder::default();
+    d.decode(&[0x3f, 0xe1, 0x9f, 0x80, 0x80, 0x00]).unwrap();
+    assert_eq!(d.client_table().size(), (0, 4096));
+    let mut at = 0;
+    let padded = [
+        0x1f, 0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00,
+    ];
+    assert_eq!(integer(&padded, &mut at, 5), Ok(32));
+    at = 0;
+    let too_long = [
+        0x1f, 0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00,
+    ];
+    assert_eq!(integer(&too_long, &mut at, 5), Err(HpackError::Integer));
+    at = 0;
+    assert_eq!(
+        integer(&[0x1f, 0xff, 0xff, 0xff, 0xff, 0x7f], &mut at, 5),
+        Err(HpackError::Integer)
+    );
+    at = 0;
+    assert_eq!(
+        integer(&[0x1f, 0xe0, 0xff, 0xff, 0xff, 0x0f], &mut at, 5),
+        Ok(u32::MAX as usize)
+    );
+}
