@@ -47,6 +47,15 @@ pub enum Verdict {
     Close,
 }
 
+/// A scan of the buffer for something framed (a head, a frame, a header block), in the
+/// shape both framers share: found whole, cut off at the buffer's end (wait for more), or
+/// not what it should be (leave the connection, and why).
+pub(crate) enum Framed<T> {
+    Complete(T),
+    Partial,
+    Leave(Leave),
+}
+
 /// One connection: HTTP/1.1 until its first bytes are HTTP/2's preface.
 #[derive(Debug)]
 pub enum ConnectionFilter {

@@ -25,7 +25,7 @@ pub mod head;
 pub mod response;
 pub mod rewrite;
 
-use super::{Leave, StreamHost, Verdict};
+use super::{Framed, Leave, StreamHost, Verdict};
 use crate::codec::Carrier;
 use crate::config::{Config, Trust};
 use crate::filter::{Counter, count};
@@ -119,14 +119,6 @@ pub struct Connection {
     seen_head: bool,
     /// When the head being held began to be held (host clock, ns).
     held_since: Option<u64>,
-}
-
-/// A scan of the buffer for something framed: found whole, cut off at the buffer's end,
-/// or not what it should be.
-enum Framed<T> {
-    Complete(T),
-    Partial,
-    Leave(Leave),
 }
 
 /// How many of a passed buffer's first bytes are kept to recognise it handed back.

@@ -25,7 +25,7 @@ pub(crate) mod huffman;
 
 use std::ops::Range;
 
-use super::{Leave, StreamHost, Verdict};
+use super::{Framed, Leave, StreamHost, Verdict};
 use crate::codec::{Carrier, Header, PerHeader};
 use crate::config::{Config, Trust};
 use crate::filter::{Counter, HostError, count};
@@ -83,13 +83,6 @@ enum Fragments {
 /// A header field: name and value.
 type Field<'a> = (&'a [u8], &'a [u8]);
 
-enum Step<T> {
-    Complete(T),
-    /// Cut off at the buffer's end.
-    Partial,
-    Leave(Leave),
-}
-
 impl Connection {
     pub fn new(config: &Config) -> Self {
         Connection {
@@ -142,11 +135,11 @@ impl Connection {
         let diverged = self.decoder.diverged();
         let partial = loop {
             match self.next(host, config, ids, &mut window, at, len, &mut edits) {
-                Step::Complete(Some(next)) => at = next,
-                Step::Complete(None) => break false,
-                Step::Partial => break true,
+                Framed::Complete(Some(next)) => at = next,
+                Framed::Complete(None) => break false,
+                Framed::Partial => break true,
                 // The blocks of this read go on as the client sent them.
-                Step::Leave(reason) => return self.leave(host, config, reason, diverged),
+                Framed::Leave(reason) => return self.leave(host, config, reason, diverged),
             }
         };
         let shift = match write_edits(host, &mut window, &edits) {
@@ -188,59 +181,59 @@ impl Connection {
         at: usize,
         len: usize,
         edits: &mut Vec<(Range<usize>, Vec<u8>)>,
-    ) -> Step<Option<usize>> {
+    ) -> Framed<Option<usize>> {
         if at >= len {
-            return Step::Complete(None);
+            return Framed::Complete(None);
         }
         if self.preface_left > 0 {
             let done = frame::PREFACE.len() - self.preface_left;
             let n = self.preface_left.min(len - at);
             let Ok(bytes) = window.get(host, at, n, len) else {
-                return Step::Leave(Leave::HostError);
+                return Framed::Leave(Leave::HostError);
             };
             if frame::PREFACE.get(done..done + n) != Some(bytes) {
-                return Step::Leave(Leave::Http2);
+                return Framed::Leave(Leave::Http2);
             }
             self.preface_left -= n;
-            return Step::Complete(Some(at + n));
+            return Framed::Complete(Some(at + n));
         }
         if self.skip > 0 {
             let n = self.skip.min((len - at) as u64);
             self.skip -= n;
-            return Step::Complete(Some(at + n as usize));
+            return Framed::Complete(Some(at + n as usize));
         }
         if len - at < frame::HEADER_LEN {
-            return Step::Partial;
+            return Framed::Partial;
         }
         let Ok(bytes) = window.get(host, at, frame::HEADER_LEN, len) else {
-            return Step::Leave(Leave::HostError);
+            return Framed::Leave(Leave::HostError);
         };
         let Some(header) = FrameHeader::parse(bytes) else {
-            return Step::Leave(Leave::HostError);
+            return Framed::Leave(Leave::HostError);
         };
         if !self.acceptable(host, window, &header, at, len) {
-            return Step::Leave(Leave::Http2);
+            return Framed::Leave(Leave::Http2);
         }
         match header.kind {
             frame::HEADERS => match read_block(host, config, window, header, at, len) {
-                Step::Complete(frames) => {
+                Framed::Complete(frames) => {
                     let end = frames.end;
                     match self.block(host, config, ids, window, frames) {
                         Ok(Some(new)) => edits.push((at..end, new)),
                         Ok(None) => {}
-                        Err(reason) => return Step::Leave(reason),
+                        Err(reason) => return Framed::Leave(reason),
                     }
-                    Step::Complete(Some(end))
+                    Framed::Complete(Some(end))
                 }
-                Step::Partial => Step::Partial,
-                Step::Leave(reason) => Step::Leave(reason),
+                Framed::Partial => Framed::Partial,
+                Framed::Leave(reason) => Framed::Leave(reason),
             },
             // A CONTINUATION after END_HEADERS, or a block a client may not send: Envoy
             // ends the connection.
-            frame::CONTINUATION | frame::PUSH_PROMISE => Step::Leave(Leave::Http2),
+            frame::CONTINUATION | frame::PUSH_PROMISE => Framed::Leave(Leave::Http2),
             _ => {
                 self.skip = header.len as u64;
-                Step::Complete(Some(at + frame::HEADER_LEN))
+                Framed::Complete(Some(at + frame::HEADER_LEN))
             }
         }
     }
@@ -411,7 +404,7 @@ fn read_block(
     first: FrameHeader,
     at: usize,
     len: usize,
-) -> Step<BlockFrames> {
+) -> Framed<BlockFrames> {
     let mut frames = BlockFrames {
         first,
         priority: None,
@@ -423,24 +416,24 @@ fn read_block(
     loop {
         let start = frames.end + frame::HEADER_LEN;
         if len.saturating_sub(start) < header.len {
-            return Step::Partial;
+            return Framed::Partial;
         }
         if frames.end + header.len > at.saturating_add(config.limits.max_held_bytes) {
-            return Step::Leave(Leave::TooLarge);
+            return Framed::Leave(Leave::TooLarge);
         }
         // The payload, and the next frame's header with it when it is there.
         let want = header.len + frame::HEADER_LEN.min(len - start - header.len);
         let Ok(bytes) = window.get(host, start, want, len) else {
-            return Step::Leave(Leave::HostError);
+            return Framed::Leave(Leave::HostError);
         };
         let (payload, next) = bytes.split_at(header.len.min(bytes.len()));
         if payload.len() < header.len {
-            return Step::Leave(Leave::HostError);
+            return Framed::Leave(Leave::HostError);
         }
         let whole = header.flags & frame::END_HEADERS != 0;
         if header.kind == frame::HEADERS {
             let Some(parts) = HeadersPayload::parse(header.flags, payload) else {
-                return Step::Leave(Leave::Http2);
+                return Framed::Leave(Leave::Http2);
             };
             frames.priority = parts.priority.and_then(|p| p.try_into().ok());
             frames.padding = parts.padding.map(<[u8]>::to_vec);
@@ -457,18 +450,18 @@ fn read_block(
         }
         frames.end = start + header.len;
         if whole {
-            return Step::Complete(frames);
+            return Framed::Complete(frames);
         }
         // Only CONTINUATION frames of the same stream may follow (RFC 9113 section 6.10).
         let Some(next) = FrameHeader::parse(next) else {
-            return Step::Partial;
+            return Framed::Partial;
         };
         // Envoy announces no larger SETTINGS_MAX_FRAME_SIZE.
         if next.kind != frame::CONTINUATION
             || next.stream != first.stream
             || next.len > frame::MAX_FRAME
         {
-            return Step::Leave(Leave::Http2);
+            return Framed::Leave(Leave::Http2);
         }
         header = next;
     }
