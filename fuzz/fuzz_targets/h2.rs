@@ -53,28 +53,13 @@ const FIELDS: [(&[u8], &[u8]); 16] = [
     (b"user-agent", b"grpc-go/1.68.0"),
 ];
 
-fn integer(out: &mut Vec<u8>, flags: u8, prefix: u32, value: usize) {
-    let max = (1usize << prefix) - 1;
-    if value < max {
-        out.push(flags | value as u8);
-        return;
-    }
-    out.push(flags | max as u8);
-    let mut rest = value - max;
-    while rest >= 128 {
-        out.push((rest % 128) as u8 | 0x80);
-        rest /= 128;
-    }
-    out.push(rest as u8);
-}
-
 fn string(out: &mut Vec<u8>, bytes: &[u8], huffman: bool) {
     if huffman {
         let coded = hpack::huffman_encode(bytes);
-        integer(out, 0x80, 7, coded.len());
+        hpack::integer_encode(out, 0x80, 7, coded.len());
         out.extend_from_slice(&coded);
     } else {
-        integer(out, 0, 7, bytes.len());
+        hpack::integer_encode(out, 0, 7, bytes.len());
         out.extend_from_slice(bytes);
     }
 }
@@ -91,14 +76,14 @@ fn block_of(picks: &[u8], client: &Decoder) -> Vec<u8> {
         match (b >> 4) & 3 {
             0 => {
                 if let Some(i) = table.iter().position(|(n, v)| n == name && v == value) {
-                    integer(&mut out, 0x80, 7, 62 + i);
+                    hpack::integer_encode(&mut out, 0x80, 7, 62 + i);
                     continue;
                 }
-                integer(&mut out, 0x40, 6, 0);
+                hpack::integer_encode(&mut out, 0x40, 6, 0);
             }
-            1 => integer(&mut out, 0x40, 6, 0),
-            2 => integer(&mut out, 0x00, 4, 0),
-            _ => integer(&mut out, 0x10, 4, 0),
+            1 => hpack::integer_encode(&mut out, 0x40, 6, 0),
+            2 => hpack::integer_encode(&mut out, 0x00, 4, 0),
+            _ => hpack::integer_encode(&mut out, 0x10, 4, 0),
         }
         string(&mut out, name, huffman);
         string(&mut out, value, huffman);

@@ -285,6 +285,23 @@ impl Decoder {
 
 /// 5.1: an integer with a `prefix`-bit prefix in the octet at `*at`, then continuation
 /// octets (7 bits each, least significant group first).
+/// Writes `value` with an N-bit prefix (5.1), `flags` in the first octet's other bits: for
+/// targets that build blocks.
+pub fn integer_encode(out: &mut Vec<u8>, flags: u8, prefix: u32, value: usize) {
+    let max = (1usize << prefix) - 1;
+    if value < max {
+        out.push(flags | value as u8);
+        return;
+    }
+    out.push(flags | max as u8);
+    let mut rest = value - max;
+    while rest >= 128 {
+        out.push((rest % 128) as u8 | 0x80);
+        rest /= 128;
+    }
+    out.push(rest as u8);
+}
+
 pub fn integer(block: &[u8], at: &mut usize, prefix: u32) -> Result<usize, HpackError> {
     let first = *block.get(*at).ok_or(HpackError::Truncated)?;
     *at += 1;

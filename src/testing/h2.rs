@@ -69,19 +69,10 @@ impl Encoder {
         }
     }
 
+    /// An integer with an N-bit prefix: the filter's writer, which the decoder it is tested
+    /// against does not share.
     pub fn integer(out: &mut Vec<u8>, flags: u8, prefix: u32, value: usize) {
-        let max = (1usize << prefix) - 1;
-        if value < max {
-            out.push(flags | value as u8);
-            return;
-        }
-        out.push(flags | max as u8);
-        let mut rest = value - max;
-        while rest >= 128 {
-            out.push((rest % 128) as u8 | 0x80);
-            rest /= 128;
-        }
-        out.push(rest as u8);
+        crate::network::http2::hpack::integer_to(out, flags, prefix, value);
     }
 
     fn string(&self, out: &mut Vec<u8>, bytes: &[u8]) {

@@ -34,7 +34,7 @@ def lost_readers(position, tracer, input_format):
 
 
 def stat(envoy, name):
-    return envoy.stats("tracejoin").get(f"wasmcustom.tracejoin.{name}", 0)
+    return envoy.counter(name)
 
 
 @pytest.mark.parametrize("position,tracer", COMBOS, ids=COMBO_IDS)

@@ -16,7 +16,7 @@ import pytest
 
 from tracejoin_tools.common import LOOPBACK, S, T, datadog_ids, xray
 from tracejoin_tools.envoy.harness import send
-from tracejoin_tools.envoy.trace_headers import assert_well_formed, header_values, one, read_all
+from tracejoin_tools.envoy.trace_headers import assert_well_formed, envoys_span, header_values, one, read_all
 from tracejoin_tools.envoy.vm_health import log_problems, vm_failures
 
 TRACERS = ("zipkin", "zipkin_w3c", "opentelemetry")
@@ -29,19 +29,7 @@ INPUTS = {
 
 
 def stat(envoy, name):
-    return envoy.stats("tracejoin").get(f"wasmcustom.tracejoin.{name}", 0)
-
-
-def envoys_span(tracer, got):
-    """(trace id, span id, parent id or None) of the span Envoy's tracer injected."""
-    if tracer == "opentelemetry":
-        _, trace, span, _ = one(got, "traceparent").split("-")
-        return trace, span, None
-    b3 = one(got, "b3")
-    if b3 is not None:
-        parts = b3.split("-")
-        return parts[0], parts[1], parts[3] if len(parts) > 3 else None
-    return one(got, "x-b3-traceid"), one(got, "x-b3-spanid"), one(got, "x-b3-parentspanid")
+    return envoy.counter(name)
 
 
 @pytest.mark.parametrize("input_format", INPUTS)

@@ -143,7 +143,7 @@ def same_upstream_requests(pair, upstream, writes):
 
 
 def stat(envoy, name):
-    return envoy.stats("tracejoin").get(f"wasmcustom.tracejoin.{name}", 0)
+    return envoy.counter(name)
 
 
 def reproducer(write5):

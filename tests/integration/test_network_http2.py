@@ -38,7 +38,7 @@ from hyperframe.frame import ContinuationFrame, Frame, GoAwayFrame, HeadersFrame
 
 from tracejoin_tools.common import LOOPBACK, S, T
 from tracejoin_tools.envoy import harness
-from tracejoin_tools.envoy.trace_headers import assert_well_formed, one
+from tracejoin_tools.envoy.trace_headers import assert_well_formed, envoys_span, one
 from tracejoin_tools.envoy.vm_health import VM_CREATED, log_problems, vm_failures
 
 INPUTS = {
@@ -52,25 +52,13 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
 def stat(envoy, name):
-    return envoy.stats("tracejoin").get(f"wasmcustom.tracejoin.{name}", 0)
+    return envoy.counter(name)
 
 
 def ids(i):
     """A distinct (trace id, span id) per request."""
     digest = hashlib.sha256(f"h2-{i}".encode()).hexdigest()
     return digest[:32], digest[32:48]
-
-
-def envoys_span(tracer, got):
-    """(trace id, span id, parent id or None) of the span Envoy's tracer injected."""
-    if tracer == "opentelemetry":
-        _, trace, span, _ = one(got, "traceparent").split("-")
-        return trace, span, None
-    b3 = one(got, "b3")
-    if b3 is not None:
-        parts = b3.split("-")
-        return parts[0], parts[1], parts[3] if len(parts) > 3 else None
-    return one(got, "x-b3-traceid"), one(got, "x-b3-spanid"), one(got, "x-b3-parentspanid")
 
 
 def assert_joined(tracer, got, trace=T, span=S):

@@ -538,7 +538,7 @@ fn string_raw(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// An integer with an N-bit prefix (RFC 7541 section 5.1), `flags` in the first byte's
 /// other bits.
-fn integer_to(out: &mut Vec<u8>, flags: u8, prefix: u32, value: usize) {
+pub(crate) fn integer_to(out: &mut Vec<u8>, flags: u8, prefix: u32, value: usize) {
     let max = (1usize << prefix) - 1;
     if value < max {
         out.push(flags | value as u8);

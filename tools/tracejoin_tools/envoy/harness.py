@@ -386,6 +386,10 @@ class Envoy:
             return listener["local_address"]["socket_address"]["port_value"]
         raise RuntimeError("envoy reported no listener")
 
+    def counter(self, name):
+        """tracejoin's counter `name` (as `network.rewritten`), 0 before it is defined."""
+        return self.stats("tracejoin").get(f"wasmcustom.tracejoin.{name}", 0)
+
     def stats(self, filter_regex=""):
         url = self.admin + "/stats?format=json"
         if filter_regex:

@@ -219,3 +219,16 @@ def disagreements(headers, readers=tuple(READERS), spans=True, sampling=True):
         if len(set(values.values())) > 1:
             problems.append(f"readers disagree on {key}: {values}")
     return problems
+
+
+def envoys_span(tracer, got):
+    """(trace id, span id, parent id or None) of the span Envoy's tracer injected into the
+    request headers `got` (what the upstream received)."""
+    if tracer == "opentelemetry":
+        _, trace, span, _ = one(got, "traceparent").split("-")
+        return trace, span, None
+    b3 = one(got, "b3")
+    if b3 is not None:
+        parts = b3.split("-")
+        return parts[0], parts[1], parts[3] if len(parts) > 3 else None
+    return one(got, "x-b3-traceid"), one(got, "x-b3-spanid"), one(got, "x-b3-parentspanid")
