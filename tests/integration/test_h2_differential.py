@@ -1040,13 +1040,14 @@ def example():
     return EXAMPLE
 
 
-def request_line(plan, config):
-    """The example's input line for one stream."""
-    return json.dumps({"config": json.dumps(config), "stream": base64.b64encode(plan.data).decode(), "writes": plan.writes, "eos": plan.eos})
+def request_line(plan, config, delayed=False):
+    """The example's input line for one stream (`delayed`: the simulated HCM answers only
+    after later writes; over HTTP/2 Envoy hands nothing back, so this must change nothing)."""
+    return json.dumps({"config": json.dumps(config), "stream": base64.b64encode(plan.data).decode(), "writes": plan.writes, "eos": plan.eos, "delayed": delayed})
 
 
 def run_example(example, cases):
-    lines = "".join(request_line(p, c) + "\n" for p, c in cases)
+    lines = "".join(request_line(p, c, delayed=i % 2 == 1) + "\n" for i, (p, c) in enumerate(cases))
     run = subprocess.run([str(example)], input=lines, capture_output=True, text=True, check=True)
     answers = [json.loads(line) for line in run.stdout.splitlines()]
     assert len(answers) == len(cases)

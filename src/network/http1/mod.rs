@@ -529,9 +529,12 @@ impl Connection {
             host.increment(Counter::NetworkAtLimit);
             // Under `trust` the client's context must not reach the tracer: what the plan
             // writes is removed instead (a head only shrinks by that).
+            if config.trust == Trust::Continue {
+                return Ok(end);
+            }
             match rewrite::rewrite(parsed, &plan.removals_only()) {
-                Some(removed) if config.trust != Trust::Continue => rewritten = removed,
-                _ => return Ok(end),
+                Some(removed) => rewritten = removed,
+                None => return Ok(end),
             }
         }
         let rewrite::Rewritten {

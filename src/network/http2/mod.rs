@@ -278,7 +278,7 @@ impl Connection {
         }
         let mut edits = Vec::new();
         let mut added = Vec::new();
-        let plan;
+        let (plan, removals);
         if request {
             let carrier = Carrier::from_pairs(block.fields());
             plan = policy::decide(config, &carrier, ids);
@@ -286,17 +286,14 @@ impl Connection {
             (edits, added) = plan_edits(&block, &plan);
             if !edits.is_empty() && !within_limits(config, &block, &edits, &added) {
                 host.increment(Counter::NetworkAtLimit);
-                added.clear();
                 if config.trust == Trust::Continue {
                     edits.clear();
+                    added.clear();
                 } else {
                     // Under `trust` the client's context must not reach the tracer: what the
-                    // plan removes or replaces is removed (a block only shrinks by that).
-                    for edit in &mut edits {
-                        if let Edit::Replace(..) = edit {
-                            *edit = Edit::Drop;
-                        }
-                    }
+                    // plan writes is removed instead, as for an HTTP/1.1 head.
+                    removals = plan.removals_only();
+                    (edits, added) = plan_edits(&block, &removals);
                 }
             }
         }
