@@ -141,7 +141,8 @@ fn run(line: &str) -> Result<Value, String> {
     // not.
     let diverged = match &envoy.filter {
         tracejoin::network::ConnectionFilter::Http2(c) => c.left_diverged(),
-        tracejoin::network::ConnectionFilter::Http1(_) => false,
+        tracejoin::network::ConnectionFilter::Http1(_)
+        | tracejoin::network::ConnectionFilter::Tls(_) => false,
     };
     Ok(json!({
         "output": base64_encode(&envoy.passed),

@@ -38,6 +38,12 @@ pub enum Destination {
 /// The cluster Istio routes unregistered hosts to (outbound traffic policy ALLOW_ANY).
 pub const PASSTHROUGH_CLUSTER: &[u8] = b"PassthroughCluster";
 
+/// The filter chains a sidecar's TCP connections to unregistered hosts take: an outbound
+/// listener's default chain (a port some ServiceEntry uses, other hosts), and the catch-all
+/// of `virtualOutbound` (a port no listener has). Both proxy to `PassthroughCluster`.
+pub const PASSTHROUGH_CHAINS: [&[u8]; 2] =
+    [b"PassthroughFilterChain", b"virtualOutbound-catchall-tcp"];
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Matcher {
     services: Vec<ExternalService>,
@@ -95,6 +101,25 @@ impl Matcher {
             .and_then(|h| self.lookup(h, port))
             .or_else(|| authority_host.and_then(|h| self.lookup(h, port)));
         match found {
+            Some(i) => Destination::Service(i),
+            None => Destination::Internal,
+        }
+    }
+
+    /// Classifies a TCP connection by the server name it asked for (TLS SNI), the port it
+    /// was sent to and the filter chain it took. A connection on Istio's passthrough chains
+    /// is unregistered, as a request to `PassthroughCluster` is; elsewhere an unmatched name
+    /// is an in-mesh service's (its own chain, Istio's VIP listeners).
+    pub fn classify_connection(
+        &self,
+        server_name: &str,
+        port: Option<u16>,
+        filter_chain: Option<&[u8]>,
+    ) -> Destination {
+        if filter_chain.is_some_and(|c| PASSTHROUGH_CHAINS.contains(&c)) {
+            return Destination::Unregistered;
+        }
+        match self.lookup(server_name.as_bytes(), port) {
             Some(i) => Destination::Service(i),
             None => Destination::Internal,
         }

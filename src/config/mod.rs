@@ -323,8 +323,10 @@ impl Config {
         self
     }
 
-    /// The network position sees request heads only: no route (so no external services)
-    /// and no response; and the tracer behind it reads what it writes (so no bridge).
+    /// The network position sees request heads only: no route and no response (so no
+    /// response headers, and no header stripping: `external_services` there names TLS
+    /// connections by their server name); and the tracer behind it reads what it writes
+    /// (so no bridge).
     fn check_network(&self, raw: &RawConfig) -> Result<(), ConfigError> {
         if self.position != Position::Network {
             return Ok(());
@@ -333,7 +335,6 @@ impl Config {
             ("response_header", raw.response_header.is_some()),
             ("traceresponse", raw.traceresponse == Some(true)),
             ("server_timing", raw.server_timing == Some(true)),
-            ("external_services", raw.external_services.is_some()),
             ("external_propagate", raw.external_propagate.is_some()),
             (
                 "unregistered_propagate",

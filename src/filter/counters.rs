@@ -79,11 +79,20 @@ pub enum Counter {
     NetworkRepresented,
     /// Network position: connections closed instead of left (`trust` set, or a slow head).
     NetworkClosed,
+    /// Network position: TLS ClientHellos read (with `external_services`).
+    NetworkTls,
+    /// Network position: ClientHellos with no server name, or one that is not a DNS name.
+    NetworkTlsNoServerName,
+    /// Network position: TLS connections to an external service (index into
+    /// `external_services`), by the ClientHello's server name.
+    ExternalTls(usize),
+    /// Network position: TLS connections through Istio's passthrough filter chains.
+    UnregisteredTls,
 }
 
 impl Counter {
-    /// The counters defined up front; `External` and `Unregistered` are defined on first use.
-    pub const ALL: [Counter; 42] = [
+    /// The counters defined up front; those of external calls are defined on first use.
+    pub const ALL: [Counter; 45] = [
         Counter::Context(Format::TraceContext),
         Counter::Context(Format::B3),
         Counter::Context(Format::B3Multi),
@@ -116,6 +125,7 @@ impl Counter {
         Counter::NetworkLeft(Leave::Http2),
         Counter::NetworkLeft(Leave::Hpack),
         Counter::NetworkLeft(Leave::NotHttp1),
+        Counter::NetworkLeft(Leave::Tls),
         Counter::NetworkLeft(Leave::Ambiguous),
         Counter::NetworkLeft(Leave::TooLarge),
         Counter::NetworkLeft(Leave::Pipelined),
@@ -126,6 +136,8 @@ impl Counter {
         Counter::NetworkLeft(Leave::HostError),
         Counter::NetworkRepresented,
         Counter::NetworkClosed,
+        Counter::NetworkTls,
+        Counter::NetworkTlsNoServerName,
     ];
 
     /// Whether a filter in `position` ever counts it (the others are not defined there).
@@ -139,6 +151,10 @@ impl Counter {
                 | Counter::NetworkLeft(_)
                 | Counter::NetworkRepresented
                 | Counter::NetworkClosed
+                | Counter::NetworkTls
+                | Counter::NetworkTlsNoServerName
+                | Counter::ExternalTls(_)
+                | Counter::UnregisteredTls
         );
         let http_only = matches!(
             self,
@@ -171,18 +187,16 @@ impl Counter {
             Counter::HostError => "tracejoin.host_error".into(),
             Counter::ExternalStripped => "tracejoin.external.stripped".into(),
             Counter::External { service, class } => {
-                let entry = config
-                    .external
-                    .as_ref()
-                    .and_then(|e| e.matcher.service(service));
-                let (name, namespace) = entry.map_or(("unknown", "unknown"), |e| {
-                    (e.name.as_str(), e.namespace.as_str())
-                });
                 format!(
-                    "tracejoin.external.service_entry.{name}.namespace.{namespace}.rq_{}",
+                    "{}.rq_{}",
+                    service_entry_prefix(config, service),
                     class.name()
                 )
             }
+            Counter::ExternalTls(service) => {
+                format!("{}.tls_connections", service_entry_prefix(config, service))
+            }
+            Counter::UnregisteredTls => "tracejoin.external.unregistered.tls_connections".into(),
             Counter::Unregistered(class) => {
                 format!("tracejoin.external.unregistered.rq_{}", class.name())
             }
@@ -193,6 +207,8 @@ impl Counter {
             Counter::NetworkLeft(reason) => format!("tracejoin.network.left.{}", reason.name()),
             Counter::NetworkRepresented => "tracejoin.network.represented".into(),
             Counter::NetworkClosed => "tracejoin.network.closed".into(),
+            Counter::NetworkTls => "tracejoin.network.tls.client_hellos".into(),
+            Counter::NetworkTlsNoServerName => "tracejoin.network.tls.no_server_name".into(),
         }
     }
 
@@ -201,4 +217,17 @@ impl Counter {
     pub fn index(self) -> Option<usize> {
         Counter::ALL.iter().position(|c| *c == self)
     }
+}
+
+/// `tracejoin.external.service_entry.<name>.namespace.<namespace>`: the stem of an external
+/// service's counters (Envoy `stats_tags` turn both parts into tags).
+fn service_entry_prefix(config: &Config, service: usize) -> String {
+    let entry = config
+        .external
+        .as_ref()
+        .and_then(|e| e.matcher.service(service));
+    let (name, namespace) = entry.map_or(("unknown", "unknown"), |e| {
+        (e.name.as_str(), e.namespace.as_str())
+    });
+    format!("tracejoin.external.service_entry.{name}.namespace.{namespace}")
 }

@@ -23,6 +23,8 @@ use crate::policy::{self, Op, Plan, Source};
 pub const STATE_SERVICE_ENTRY: &str = "tracejoin.service_entry";
 pub const STATE_SERVICE_ENTRY_NAMESPACE: &str = "tracejoin.service_entry_namespace";
 pub const STATE_EXTERNAL_HOST: &str = "tracejoin.external_host";
+/// Network position, TLS connections: the ALPN protocols the client offered.
+pub const STATE_TLS_ALPN: &str = "tracejoin.tls_alpn";
 /// The value of [`STATE_SERVICE_ENTRY`] for calls through Istio's PassthroughCluster.
 pub const UNREGISTERED: &str = "unregistered";
 

@@ -13,6 +13,7 @@ pub mod fail {
     pub const HEADER_BLOCK: u8 = 1;
     pub const SET: u8 = 2;
     pub const REMOVE: u8 = 4;
+    /// The cluster name, and in the network position the connection's port and chain.
     pub const CLUSTER: u8 = 8;
     pub const FILTER_STATE: u8 = 16;
     pub const RESPONSE: u8 = 32;
@@ -46,6 +47,9 @@ pub struct RecordingHost {
     pub unregistered: Vec<Vec<u8>>,
     /// What the host answers.
     pub cluster: Option<Vec<u8>>,
+    /// Network position: the connection's destination port and filter chain name.
+    pub destination_port: Option<u16>,
+    pub filter_chain: Option<Vec<u8>>,
     pub status: Option<u16>,
     /// The stream's final code (Envoy's own replies reach a filter only here).
     pub final_code: Option<u16>,
@@ -222,6 +226,30 @@ impl StreamHost for RecordingHost {
 
     fn now_nanos(&mut self) -> u64 {
         self.now
+    }
+
+    fn destination_port(&mut self) -> Result<Option<u16>, HostError> {
+        self.calls += 1;
+        if self.failing(fail::CLUSTER) {
+            return Err(HostError(1));
+        }
+        Ok(self.destination_port)
+    }
+
+    fn filter_chain_name(&mut self) -> Result<Option<Vec<u8>>, HostError> {
+        self.calls += 1;
+        if self.failing(fail::CLUSTER) {
+            return Err(HostError(1));
+        }
+        Ok(self.filter_chain.clone())
+    }
+
+    fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), HostError> {
+        Host::set_filter_state(self, key, value)
+    }
+
+    fn note_unregistered_tls(&mut self, server_name: &str, _port: Option<u16>, _alpn: &str) {
+        self.unregistered.push(server_name.as_bytes().to_vec());
     }
 }
 

@@ -12,7 +12,7 @@ use crate::filter::{Counter, Counting, Host, HostError, RequestFilter};
 use crate::printable::printable;
 
 /// At most this many unregistered hosts are remembered (and logged once each).
-const MAX_UNREGISTERED_LOGGED: usize = 1024;
+pub(super) const MAX_UNREGISTERED_LOGGED: usize = 1024;
 /// The bytes of such a host that are logged and remembered.
 const MAX_LOGGED_HOST_LEN: usize = 256;
 

@@ -15,7 +15,14 @@ pub struct Metrics {
     memory: Option<u32>,
     /// Requests until the next memory sample.
     until_memory_sample: Cell<u32>,
+    /// Per-host counters of unregistered TLS connections, by `host:port` (bounded).
+    unregistered_hosts: RefCell<HashMap<String, u32>>,
 }
+
+/// At most this many unregistered hosts get a counter of their own per VM: the names come
+/// from clients, and Envoy keeps every stat for the proxy's life. Past it, connections are
+/// counted in `tracejoin.external.unregistered.tls_connections` only.
+pub const MAX_UNREGISTERED_HOST_STATS: usize = 100;
 
 /// The memory gauge is sampled once per this many requests (per VM): a leak shows within a
 /// few thousand requests at one extra host call per thousand.
@@ -44,6 +51,7 @@ impl Metrics {
             dynamic: RefCell::new(HashMap::new()),
             memory,
             until_memory_sample: Cell::new(MEMORY_SAMPLE_EVERY),
+            unregistered_hosts: RefCell::new(HashMap::new()),
         };
         metrics.record_memory();
         metrics
@@ -88,6 +96,38 @@ impl Metrics {
         };
         if let Some(id) = id {
             // A failed increment is not worth failing or logging a request over.
+            let _ = abi::increment_metric(id);
+        }
+    }
+}
+
+impl Metrics {
+    /// `tracejoin.external.unregistered_host.<host>.port.<port>.tls_connections`, for the
+    /// first [`MAX_UNREGISTERED_HOST_STATS`] hosts: what a ServiceEntry for them needs.
+    pub fn increment_unregistered_host(&self, server_name: &str, port: u16) {
+        let Ok(mut hosts) = self.unregistered_hosts.try_borrow_mut() else {
+            return;
+        };
+        let key = format!("{server_name}:{port}");
+        let id = match hosts.get(&key) {
+            Some(id) => Some(*id),
+            None if hosts.len() < MAX_UNREGISTERED_HOST_STATS => {
+                let id = define_counter(&format!(
+                    "tracejoin.external.unregistered_host.{server_name}.port.{port}.tls_connections"
+                ));
+                if let Some(id) = id {
+                    hosts.insert(key, id);
+                    if hosts.len() == MAX_UNREGISTERED_HOST_STATS {
+                        log::warn!(
+                            "tracejoin: {MAX_UNREGISTERED_HOST_STATS} unregistered hosts have a counter; further ones are counted in tracejoin.external.unregistered.tls_connections only"
+                        );
+                    }
+                }
+                id
+            }
+            None => None,
+        };
+        if let Some(id) = id {
             let _ = abi::increment_metric(id);
         }
     }

@@ -12,6 +12,10 @@ use super::abi::{self, BUFFER_DOWNSTREAM_DATA, BUFFER_UPSTREAM_DATA};
 use crate::filter::{Counter, Counting, HostError};
 use crate::network::{ConnectionFilter, StreamHost, Verdict};
 
+/// At most this many unregistered hosts are remembered (and logged once each), with the
+/// HTTP filter's.
+const MAX_UNREGISTERED_LOGGED: usize = super::http::MAX_UNREGISTERED_LOGGED;
+
 pub struct TracejoinStream {
     pub context_id: u32,
     /// `None` when configuration failed: the bytes pass untouched.
@@ -141,5 +145,38 @@ impl StreamHost for WasmStreamHost<'_> {
 
     fn now_nanos(&mut self) -> u64 {
         abi::current_time_nanos()
+    }
+
+    fn destination_port(&mut self) -> Result<Option<u16>, HostError> {
+        // An integer property: 8 bytes, little-endian.
+        let port = abi::get_property(&["destination", "port"])?;
+        Ok(port
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .and_then(|b| u16::try_from(u64::from_le_bytes(b)).ok()))
+    }
+
+    fn filter_chain_name(&mut self) -> Result<Option<Vec<u8>>, HostError> {
+        abi::get_property(&["xds", "filter_chain_name"])
+    }
+
+    fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), HostError> {
+        abi::set_property(&[key], value)
+    }
+
+    fn note_unregistered_tls(&mut self, server_name: &str, port: Option<u16>, alpn: &str) {
+        let port = port.unwrap_or(0);
+        self.shared
+            .metrics
+            .increment_unregistered_host(server_name, port);
+        let Ok(mut seen) = self.shared.unregistered_seen.try_borrow_mut() else {
+            return;
+        };
+        // The server name is a checked DNS name of at most 253 bytes.
+        let key = format!("{server_name}:{port}");
+        if seen.len() < MAX_UNREGISTERED_LOGGED && seen.insert(key.into_bytes()) {
+            log::info!(
+                "tracejoin: TLS connections to {server_name}:{port} (ALPN {alpn}) leave the mesh with no ServiceEntry (passthrough filter chain)"
+            );
+        }
     }
 }

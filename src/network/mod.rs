@@ -6,7 +6,9 @@
 //!   framing of the responses Envoy writes back (to know which bytes Envoy hands back);
 //! - [`http2`]: the frames after the connection preface, request header blocks decoded
 //!   with a mirror of Envoy's HPACK table and written back with only trace headers changed;
-//! - [`ConnectionFilter`]: which of the two a connection speaks, what Envoy is told
+//! - [`tls`]: a TLS ClientHello's server name (with `external_services`: an app's own
+//!   HTTPS call named by its ServiceEntry), read without changing a byte;
+//! - [`ConnectionFilter`]: which of the three a connection speaks, what Envoy is told
 //!   ([`Verdict`]), and why a connection is left alone ([`Leave`]);
 //! - [`envoy_loop`]: Envoy's read loop simulated, for tests and fuzz targets.
 //!
@@ -15,6 +17,7 @@
 pub mod envoy_loop;
 pub mod http1;
 pub mod http2;
+pub mod tls;
 
 use crate::config::Config;
 use crate::filter::{Counter, Counting, HostError};
@@ -34,6 +37,16 @@ pub trait StreamHost: Counting {
     fn read_upstream(&mut self, start: usize, len: usize) -> Result<Vec<u8>, HostError>;
     /// The host's clock, in nanoseconds.
     fn now_nanos(&mut self) -> u64;
+    /// The port the connection was sent to (its original destination in a sidecar).
+    fn destination_port(&mut self) -> Result<Option<u16>, HostError>;
+    /// The name of the listener filter chain the connection took (Istio names its
+    /// passthrough chains).
+    fn filter_chain_name(&mut self) -> Result<Option<Vec<u8>>, HostError>;
+    /// Sets connection filter state (`wasm.<key>` in access logs).
+    fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), HostError>;
+    /// A TLS connection to a host no ServiceEntry names: counted per host and logged once
+    /// (bounded: a scan cannot flood the log or the stats).
+    fn note_unregistered_tls(&mut self, server_name: &str, port: Option<u16>, alpn: &str);
 }
 
 /// What to tell Envoy about the read.
@@ -56,11 +69,12 @@ pub(crate) enum Framed<T> {
     Leave(Leave),
 }
 
-/// One connection: HTTP/1.1 until its first bytes are HTTP/2's preface.
+/// One connection: HTTP/1.1 until its first bytes are HTTP/2's preface or a TLS record.
 #[derive(Debug)]
 pub enum ConnectionFilter {
     Http1(http1::Connection),
     Http2(http2::Connection),
+    Tls(tls::Connection),
 }
 
 impl ConnectionFilter {
@@ -74,6 +88,7 @@ impl ConnectionFilter {
         match self {
             ConnectionFilter::Http1(c) => c.held_since(),
             ConnectionFilter::Http2(c) => c.held_since(),
+            ConnectionFilter::Tls(c) => c.held_since(),
         }
     }
 
@@ -90,6 +105,13 @@ impl ConnectionFilter {
         match self {
             ConnectionFilter::Http1(c) => {
                 let verdict = c.on_data(host, config, ids, len, end_of_stream);
+                if let Some(seen) = c.take_tls() {
+                    // A TLS record: its reader goes on from the bytes read so far.
+                    let mut tls = tls::Connection::new(seen);
+                    let verdict = tls.on_data(host, config, len, end_of_stream);
+                    *self = ConnectionFilter::Tls(tls);
+                    return verdict;
+                }
                 if !c.is_http2() {
                     return verdict;
                 }
@@ -100,6 +122,7 @@ impl ConnectionFilter {
                 verdict
             }
             ConnectionFilter::Http2(c) => c.on_data(host, config, ids, len, end_of_stream),
+            ConnectionFilter::Tls(c) => c.on_data(host, config, len, end_of_stream),
         }
     }
 
@@ -109,6 +132,8 @@ impl ConnectionFilter {
             ConnectionFilter::Http1(c) => c.on_response(host, config, len),
             // Requests and answers are multiplexed: no request waits on an answer.
             ConnectionFilter::Http2(_) => {}
+            // The server's bytes are not read.
+            ConnectionFilter::Tls(_) => {}
         }
     }
 }
@@ -123,8 +148,12 @@ pub enum Leave {
     /// An HTTP/2 header block that does not decode, or a table size over the mirror's cap:
     /// the dynamic table Envoy holds can no longer be known.
     Hpack,
-    /// Not an HTTP/1.0 or 1.1 request line (TLS on a plaintext port, a probe, garbage).
+    /// Not an HTTP/1.0 or 1.1 request line (TLS on a plaintext port without
+    /// `external_services`, a probe, garbage).
     NotHttp1,
+    /// A connection that began with a TLS handshake record but not with a ClientHello this
+    /// filter follows (with `external_services`): not named.
+    Tls,
     /// Framing a reader could take two ways: obs-fold, bare CR or LF, Content-Length with
     /// Transfer-Encoding, two Content-Lengths, a coding other than chunked, control bytes.
     Ambiguous,
@@ -148,10 +177,11 @@ pub enum Leave {
 }
 
 impl Leave {
-    pub const ALL: [Leave; 11] = [
+    pub const ALL: [Leave; 12] = [
         Leave::Http2,
         Leave::Hpack,
         Leave::NotHttp1,
+        Leave::Tls,
         Leave::Ambiguous,
         Leave::TooLarge,
         Leave::Pipelined,
@@ -167,6 +197,7 @@ impl Leave {
             Leave::Http2 => "http2",
             Leave::Hpack => "hpack",
             Leave::NotHttp1 => "not_http1",
+            Leave::Tls => "tls",
             Leave::Ambiguous => "ambiguous",
             Leave::TooLarge => "too_large",
             Leave::Pipelined => "pipelined",

@@ -3,4 +3,5 @@
 
 pub mod generate;
 pub mod h2;
+pub mod tls;
 pub mod vectors;

@@ -25,7 +25,7 @@ pub mod head;
 pub mod response;
 pub mod rewrite;
 
-use super::{Framed, Leave, StreamHost, Verdict};
+use super::{Framed, Leave, StreamHost, Verdict, tls};
 use crate::codec::Carrier;
 use crate::config::{Config, Trust};
 use crate::filter::{Counter, count};
@@ -67,6 +67,9 @@ enum State {
     Left,
     /// The connection began with HTTP/2's preface: not this framer's.
     Http2,
+    /// The connection began with a TLS record (and names TLS connections): the bytes read,
+    /// until the TLS reader takes them.
+    Tls(Vec<u8>),
     /// To be closed: nothing more is passed on, and the next read closes the connection
     /// (a close asked for while Envoy writes would cut that write off).
     Closed,
@@ -183,6 +186,20 @@ impl Connection {
         matches!(self.state, State::Http2)
     }
 
+    /// The connection began with a TLS record: the bytes read so far, for its reader.
+    pub fn take_tls(&mut self) -> Option<Vec<u8>> {
+        match std::mem::take(&mut self.state) {
+            State::Tls(seen) => {
+                self.state = State::Left;
+                Some(seen)
+            }
+            other => {
+                self.state = other;
+                None
+            }
+        }
+    }
+
     /// Since when a head is held, if one is (for the root context's timer).
     pub fn held_since(&self) -> Option<u64> {
         self.held_since
@@ -199,7 +216,7 @@ impl Connection {
         end_of_stream: bool,
     ) -> Verdict {
         match self.state {
-            State::Left | State::Http2 => return Verdict::Continue,
+            State::Left | State::Http2 | State::Tls(_) => return Verdict::Continue,
             State::Closed => return Verdict::Close,
             _ => {}
         }
@@ -244,6 +261,10 @@ impl Connection {
         loop {
             match std::mem::take(&mut self.state) {
                 State::Left => return Verdict::Continue,
+                State::Tls(seen) => {
+                    self.state = State::Tls(seen);
+                    return Verdict::Continue;
+                }
                 State::Http2 => {
                     self.state = State::Http2;
                     return Verdict::Continue;
@@ -384,6 +405,11 @@ impl Connection {
         let (lead, end) = match self.read_head(host, config, &mut seen, read.len) {
             Framed::Complete(at) => at,
             Framed::Partial => return Some(self.hold(host, config, seen, read, end_of_stream)),
+            Framed::Leave(Leave::Tls) => {
+                // Handed to the TLS reader, with the bytes read.
+                self.state = State::Tls(seen);
+                return Some(Verdict::Continue);
+            }
             Framed::Leave(reason) => return Some(self.leave(host, config, reason)),
         };
         self.held_since = None;
@@ -435,6 +461,14 @@ impl Connection {
                     Ok(more) if !more.is_empty() => seen.extend_from_slice(&more),
                     _ => return Framed::Leave(Leave::HostError),
                 }
+            }
+            // A connection's first byte may begin a TLS record (22, which no request line
+            // has): named by its server name where external services are configured.
+            if !self.seen_head
+                && config.external.is_some()
+                && seen.first() == Some(&tls::client_hello::HANDSHAKE_RECORD)
+            {
+                return Framed::Leave(Leave::Tls);
             }
             let lead = seen
                 .iter()
