@@ -1,0 +1,241 @@
+"""External HTTPS calls named by ServiceEntry in the network position, on a real Envoy.
+
+The listeners are those a sidecar's outbound side has for an app that speaks TLS itself
+(read in istiod 1.30's source, docs/external-services.md):
+- `0.0.0.0_443`: `tls_inspector`, one SNI-matched chain per ServiceEntry host (`tcp_proxy` to
+  `outbound|443||HOST`), and the default chain `PassthroughFilterChain` (to
+  `PassthroughCluster`) for hosts no ServiceEntry names;
+- `virtualOutbound`: no listener filter, the chain `virtualOutbound-catchall-tcp` (a port no
+  listener has);
+- a VIP listener (`10.x.x.x_443`): no listener filter, one unnamed chain to the service.
+tracejoin sits in front of each `tcp_proxy` with the kit's ServiceEntries
+(istio/service-entries.yaml) as `external_services`; every cluster leads to one local TLS
+server with a certificate for every host. The access log is the kit's
+(istio/istiod-values.yaml's `accessLogFormat`).
+"""
+
+import hashlib
+import os
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from tracejoin_tools.common import free_port, loopback
+from tracejoin_tools.envoy import harness
+from tracejoin_tools.envoy.tls_upstream import TlsUpstream, request
+from tracejoin_tools.istio.serviceentries_to_config import external_services
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+SERVICE_ENTRIES = os.path.join(ROOT, "istio", "service-entries.yaml")
+SERVICES = external_services([SERVICE_ENTRIES])
+# One host per ServiceEntry of the kit (a name below a wildcard for the wildcard entries),
+# and one no ServiceEntry names.
+CALLS = {
+    "google-external": "oauth2.googleapis.com",
+    "kakao-external": "kauth.kakao.com",
+    "naver-external": "openapi.naver.com",
+    "openai-external": "api.openai.com",
+    "aws-s3-external": "my-bucket.s3.ap-northeast-2.amazonaws.com",
+    "aws-cloudfront": "d111111abcdef8.cloudfront.net",
+}
+UNREGISTERED = "api.example.org"
+
+
+def kit_access_log_format():
+    with open(os.path.join(ROOT, "istio", "istiod-values.yaml")) as f:
+        return yaml.safe_load(f)["meshConfig"]["accessLogFormat"] + "\n"
+
+
+def tcp_chain(wasm, config, cluster, log_path, name=None, server_names=None):
+    chain = {
+        "filters": [
+            harness.network_wasm_filter(wasm, config),
+            {
+                "name": "envoy.filters.network.tcp_proxy",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                    "stat_prefix": cluster,
+                    "cluster": cluster,
+                    "access_log": [
+                        {
+                            "name": "envoy.access_loggers.file",
+                            "typed_config": {
+                                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                                "path": log_path,
+                                "log_format": {"text_format_source": {"inline_string": kit_access_log_format()}},
+                            },
+                        }
+                    ],
+                },
+            },
+        ]
+    }
+    if name:
+        chain["name"] = name
+    if server_names:
+        chain["filter_chain_match"] = {"server_names": server_names}
+    return chain
+
+
+def bootstrap(wasm, upstream_port, log_path, plugin_config, ports):
+    hosts = [(s["name"], h) for s in SERVICES for h in s["hosts"]]
+    clusters = {f"outbound|443||{h}" for _, h in hosts} | {"PassthroughCluster", "outbound|443||vip.default.svc"}
+    sni_listener = {
+        "name": "0.0.0.0_443",
+        "address": {"socket_address": loopback(ports["0.0.0.0_443"])},
+        "listener_filters": [
+            {
+                "name": "envoy.filters.listener.tls_inspector",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"},
+            }
+        ],
+        "filter_chains": [
+            tcp_chain(wasm, plugin_config, f"outbound|443||{h}", log_path, server_names=[h]) for _, h in hosts
+        ],
+        "default_filter_chain": tcp_chain(wasm, plugin_config, "PassthroughCluster", log_path, name="PassthroughFilterChain"),
+    }
+    virtual_outbound = {
+        "name": "virtualOutbound",
+        "address": {"socket_address": loopback(ports["virtualOutbound"])},
+        "filter_chains": [
+            tcp_chain(wasm, plugin_config, "PassthroughCluster", log_path, name="virtualOutbound-catchall-tcp")
+        ],
+    }
+    vip = {
+        "name": "10.96.0.10_443",
+        "address": {"socket_address": loopback(ports["10.96.0.10_443"])},
+        "filter_chains": [tcp_chain(wasm, plugin_config, "outbound|443||vip.default.svc", log_path)],
+    }
+    config = harness.render_bootstrap([sni_listener, virtual_outbound, vip], upstream_port)
+    config["static_resources"]["clusters"] = [harness._cluster(c, upstream_port) for c in sorted(clusters)]
+    return config
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    names = [h for s in SERVICES for h in s["hosts"]] + [UNREGISTERED, "other.example.org", "vip.default.svc"]
+    with TlsUpstream(names) as up:
+        yield up
+
+
+@pytest.fixture(scope="module")
+def envoy(wasm, upstream, tmp_path_factory):
+    log_path = str(tmp_path_factory.mktemp("tls") / "access.log")
+    ports = {name: free_port() for name in ("0.0.0.0_443", "virtualOutbound", "10.96.0.10_443")}
+    # A sidecar's connection keeps its original destination port (443); here it is the
+    # listener's own, so the entries list that port in place of 443.
+    services = [{**s, "ports": [p if p != 443 else ports["0.0.0.0_443"] for p in s["ports"]]} for s in SERVICES]
+    plugin_config = {"position": "network", "tracer": "zipkin", "external_services": services}
+    config = bootstrap(wasm, upstream.port, log_path, plugin_config, ports)
+    with harness.Envoy(config, component_log_level="wasm:info") as e:
+        e.access_log = log_path
+        e.ports = ports
+        yield e
+
+
+def access_log_line(envoy, host):
+    """The access log line of the last connection to `host` (the log is flushed every 0.1 s)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if os.path.exists(envoy.access_log):
+            with open(envoy.access_log) as f:
+                lines = [line.strip() for line in f if f"external_host={host} " in line]
+            if lines:
+                return lines[-1]
+        time.sleep(0.05)
+    raise AssertionError(f"no access log line for {host}")
+
+
+def call(envoy, upstream, listener, host, **kwargs):
+    body = os.urandom(4096)
+    answer = request(envoy.ports[listener], host, upstream.client_context(), body, **kwargs)
+    # The server's hash of what it received, and the name the client asked for: the TLS
+    # session completed, with the client's bytes.
+    assert answer == f"{hashlib.sha256(body).hexdigest()} {host}"
+
+
+def stat(envoy, name):
+    return envoy.stats("tracejoin").get(f"wasmcustom.tracejoin.{name}", 0)
+
+
+@pytest.mark.parametrize("entry", list(CALLS))
+def test_each_service_entry_of_the_kit_is_named(envoy, upstream, entry):
+    host = CALLS[entry]
+    before = stat(envoy, f"external.service_entry.{entry}.namespace.default.tls_connections")
+    call(envoy, upstream, "0.0.0.0_443", host)
+    assert stat(envoy, f"external.service_entry.{entry}.namespace.default.tls_connections") == before + 1
+    line = access_log_line(envoy, host)
+    assert f"service_entry={entry} " in line
+    assert "tls_alpn=h2,http/1.1" in line
+
+
+def test_an_unregistered_host_is_counted_logged_and_named_unregistered(envoy, upstream):
+    for _ in range(3):
+        call(envoy, upstream, "0.0.0.0_443", UNREGISTERED)
+    port = envoy.ports["0.0.0.0_443"]
+    assert stat(envoy, f"external.unregistered_host.{UNREGISTERED}.port.{port}.tls_connections") == 3
+    assert stat(envoy, "external.unregistered.tls_connections") >= 3
+    assert "service_entry=unregistered" in access_log_line(envoy, UNREGISTERED)
+    log = envoy.log()
+    # Logged once per host, at info.
+    line = f"tracejoin: TLS connections to {UNREGISTERED}:{port} (ALPN h2,http/1.1) leave the mesh with no ServiceEntry"
+    assert log.count(line) == 1, log[-3000:]
+
+
+def test_the_virtual_outbound_catch_all_is_unregistered_without_a_tls_inspector(envoy, upstream):
+    host = "other.example.org"
+    port = envoy.ports["virtualOutbound"]
+    call(envoy, upstream, "virtualOutbound", host)
+    assert stat(envoy, f"external.unregistered_host.{host}.port.{port}.tls_connections") == 1
+    assert "service_entry=unregistered" in access_log_line(envoy, host)
+
+
+def test_a_vip_listener_names_by_the_client_hello_alone(envoy, upstream):
+    # No tls_inspector: the name comes from tracejoin's own read of the ClientHello. The
+    # port is the listener's (not 443), which the kit's entries list only as 80 and 443:
+    # an in-mesh name, or a listed one on another port, is not named.
+    before = stat(envoy, "network.tls.client_hellos")
+    call(envoy, upstream, "10.96.0.10_443", "vip.default.svc")
+    assert stat(envoy, "network.tls.client_hellos") == before + 1
+    assert "unregistered_host.vip" not in str(envoy.stats("tracejoin"))
+
+
+def test_a_client_hello_written_byte_by_byte_is_named(envoy, upstream):
+    entry, host = "openai-external", "api.openai.com"
+    name = f"external.service_entry.{entry}.namespace.default.tls_connections"
+    before = stat(envoy, name)
+    call(envoy, upstream, "0.0.0.0_443", host, writes=1)
+    call(envoy, upstream, "0.0.0.0_443", host, writes=700)
+    assert stat(envoy, name) == before + 2
+
+
+def test_curl_over_https(envoy, upstream):
+    host = CALLS["kakao-external"]
+    port = envoy.ports["0.0.0.0_443"]
+    name = "external.service_entry.kakao-external.namespace.default.tls_connections"
+    before = stat(envoy, name)
+    out = subprocess.run(
+        ["curl", "-sS", "--max-time", "10", "--cacert", upstream.ca_path,
+         "--resolve", f"{host}:{port}:127.0.0.1", "--data-binary", "curl body", f"https://{host}:{port}/hash"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"{hashlib.sha256(b'curl body').hexdigest()} {host}"
+    assert stat(envoy, name) == before + 1
+
+
+def test_bytes_that_are_not_tls_pass_at_once(envoy, upstream):
+    import socket
+
+    before = stat(envoy, "network.left.tls")
+    with socket.create_connection(("127.0.0.1", envoy.ports["virtualOutbound"]), timeout=10) as s:
+        # A handshake record that is not a ClientHello: left, and passed on (the TLS server
+        # answers with an alert or closes).
+        s.sendall(bytes([22, 3, 3, 0, 4, 2, 0, 0, 0]))
+        s.recv(100)
+    deadline = time.monotonic() + 10
+    while stat(envoy, "network.left.tls") == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stat(envoy, "network.left.tls") == before + 1
