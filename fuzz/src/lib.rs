@@ -8,6 +8,7 @@ pub mod h2;
 pub mod hpack;
 pub mod http1;
 pub mod stream;
+pub mod tls;
 
 /// The longest tracestate the filter may send (W3C: at least 512 must be kept).
 pub const TRACESTATE_MAX_LEN: usize = 512;

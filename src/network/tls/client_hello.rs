@@ -41,7 +41,8 @@ pub struct ClientHello {
     pub tls13: bool,
     /// An `encrypted_client_hello` extension: the name read is the outer, public one.
     pub ech: bool,
-    /// The buffer's bytes up to the end of the record that ends the ClientHello.
+    /// The end of the record that ends the ClientHello (past the bytes scanned when the
+    /// message ends before its record does).
     pub records_len: usize,
 }
 
@@ -81,9 +82,10 @@ pub fn scan(bytes: &[u8]) -> Scan {
             return Scan::Bad;
         }
         let end = at + RECORD_HEADER + length;
-        let Some(fragment) = bytes.get(at + RECORD_HEADER..end) else {
-            return Scan::Partial { want: end };
-        };
+        // A record cut off is read as far as it goes: the message may end before it does
+        // (and a first byte that is not a ClientHello's is enough to leave at once).
+        let available = end.min(bytes.len());
+        let fragment = bytes.get(at + RECORD_HEADER..available).unwrap_or_default();
         records += 1;
         // One record holding the whole message: read in place.
         let message: &[u8] = if records == 1 {
@@ -106,6 +108,7 @@ pub fn scan(bytes: &[u8]) -> Scan {
                 };
             }
             Message::Bad => return Scan::Bad,
+            Message::Partial if available < end => return Scan::Partial { want: end },
             // The next record continues it.
             Message::Partial => at = end,
         }

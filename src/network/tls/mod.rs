@@ -72,18 +72,20 @@ impl Connection {
                 Scan::Bad => return self.leave(host, Leave::Tls),
                 Scan::Partial { want } => want,
             };
-            // Holding more than the connection's buffer limit would stall it.
-            if want > config.limits.max_held_bytes {
-                return self.leave(host, Leave::TooLarge);
-            }
-            if seen.len() < len {
-                // Only up to the end of the record that is cut off: nothing past the
-                // ClientHello is copied in.
-                match host.read_downstream(seen.len(), want.min(len) - seen.len()) {
+            // Only up to the end of the record that is cut off, and never more than the
+            // connection's buffer limit: nothing past the ClientHello is copied in.
+            let limit = config.limits.max_held_bytes;
+            let cap = want.min(len).min(limit);
+            if seen.len() < cap {
+                match host.read_downstream(seen.len(), cap - seen.len()) {
                     Ok(more) if !more.is_empty() => seen.extend_from_slice(&more),
                     _ => return self.leave(host, Leave::HostError),
                 }
                 continue;
+            }
+            // Holding more than the connection's buffer limit would stall it.
+            if seen.len() >= limit {
+                return self.leave(host, Leave::TooLarge);
             }
             if end_of_stream {
                 return self.leave(host, Leave::Tls);

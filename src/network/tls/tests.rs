@@ -184,6 +184,16 @@ fn malformed_hellos_are_bad() {
 }
 
 #[test]
+fn a_first_record_that_is_not_a_client_hello_is_bad_before_its_end() {
+    // A ServerHello's type in a record of 512 bytes, 3 of them here.
+    assert_eq!(scan(&[22, 3, 1, 2, 0, 2, 0, 1]), Scan::Bad);
+    assert_eq!(
+        scan(&[22, 3, 1, 2, 0, 1, 0, 1]),
+        Scan::Partial { want: 517 }
+    );
+}
+
+#[test]
 fn sixty_four_extensions_are_read() {
     let mut hello = Hello::to("a.example");
     hello.extra = (0..61).map(|i| (0x1000 + i, vec![])).collect();
