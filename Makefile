@@ -160,7 +160,7 @@ soak: build
 ## istio-config: regenerate external_services in the Istio manifests from the ServiceEntries
 istio-config: setup
 	$(PYTHON) -m tracejoin_tools.istio.serviceentries_to_config istio/service-entries.yaml \
-		--write istio/wasmplugin-sidecar.yaml istio/trafficextension.yaml istio/envoyfilter-upstream.yaml \
+		--write istio/wasmplugin-sidecar.yaml istio/wasmplugin-network.yaml istio/trafficextension.yaml istio/envoyfilter-upstream.yaml \
 		istio/ambient/wasmplugin-waypoint.yaml istio/ambient/wasmplugin-waypoint-egress.yaml \
 		istio/ambient/trafficextension-waypoint.yaml istio/ambient/envoyfilter-waypoint-upstream.yaml
 

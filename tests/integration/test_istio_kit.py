@@ -174,7 +174,11 @@ def test_every_http_plugin_has_a_network_twin(kind):
             assert twin["spec"].get(field) == doc["spec"].get(field), (name, field)
         wasm = twin["spec"].get("wasm", twin["spec"])
         assert wasm["failStrategy"] == "FAIL_OPEN"
-        assert wasm["pluginConfig"] == {"position": "network", "tracer": "zipkin"}
+        config = dict(wasm["pluginConfig"])
+        # Sidecar outbound also names the apps' own TLS connections by ServiceEntry.
+        assert ("external_services" in config) == (name == "tracejoin-outbound")
+        config.pop("external_services", None)
+        assert config == {"position": "network", "tracer": "zipkin"}
 
 
 def plugin_configs():
@@ -192,7 +196,13 @@ def plugin_configs():
                 yield pytest.param(position, doc["spec"]["wasm"].get("pluginConfig", {}), id=name)
             elif doc["kind"] == "EnvoyFilter":
                 for patch in doc["spec"]["configPatches"]:
-                    for f in patch["patch"]["value"]["typed_config"]["upstream_http_filters"]:
+                    typed = patch["patch"]["value"]["typed_config"]
+                    if patch["applyTo"] == "NETWORK_FILTER":
+                        # A network filter in front of tcp_proxy (envoyfilter-passthrough.yaml).
+                        value = json.loads(typed["config"]["configuration"]["value"])
+                        yield pytest.param("network", value, id=name)
+                        continue
+                    for f in typed["upstream_http_filters"]:
                         if f["name"] == "envoy.filters.http.wasm":
                             value = json.loads(f["typed_config"]["config"]["configuration"]["value"])
                             yield pytest.param("upstream", value, id=name)
@@ -291,7 +301,7 @@ def test_deployments_run_in_envoy(upstream_port, wasm, network, kind, behind):
 
 def test_service_entries_are_the_single_source():
     tool = [sys.executable, "-m", "tracejoin_tools.istio.serviceentries_to_config", str(ISTIO / "service-entries.yaml")]
-    manifests = [str(ISTIO / n) for n in ("wasmplugin-sidecar.yaml", "trafficextension.yaml", "envoyfilter-upstream.yaml")]
+    manifests = [str(ISTIO / n) for n in ("wasmplugin-sidecar.yaml", "wasmplugin-network.yaml", "trafficextension.yaml", "envoyfilter-upstream.yaml")]
     manifests += [str(p) for p in AMBIENT_MANIFESTS if "external_services" in p.read_text()]
     check = subprocess.run(tool + ["--check", *manifests], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
@@ -302,9 +312,13 @@ def test_service_entries_are_the_single_source():
     assert outbound["spec"]["pluginConfig"]["external_services"] == generated
     upstream = [c for _, c in (p.values for p in plugin_configs()) if c.get("position") == "upstream" and "external_services" in c]
     assert upstream and all(c["external_services"] == generated for c in upstream)
-    # Every plugin of the kit that names external calls, the waypoints' included.
-    named = [c for _, c in (p.values for p in plugin_configs()) if "external_services" in c]
-    assert len(named) == 8 and all(c["external_services"] == generated for c in named)
+    # Every plugin of the kit that names external calls, the waypoints' and the sidecar's
+    # NETWORK plugins (TLS connections) included; the passthrough chains' filter names every
+    # connection `unregistered` and lists no entry.
+    configs = [c for _, c in (p.values for p in plugin_configs()) if "external_services" in c]
+    named = [c for c in configs if c["external_services"]]
+    assert len(named) == 10 and all(c["external_services"] == generated for c in named)
+    assert len(configs) - len(named) == 2
 
 
 def test_a_stale_block_is_caught(tmp_path):

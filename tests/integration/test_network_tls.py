@@ -8,10 +8,11 @@ The listeners are those a sidecar's outbound side has for an app that speaks TLS
 - `virtualOutbound`: no listener filter, the chain `virtualOutbound-catchall-tcp` (a port no
   listener has);
 - a VIP listener (`10.x.x.x_443`): no listener filter, one unnamed chain to the service.
-tracejoin sits in front of each `tcp_proxy` with the kit's ServiceEntries
-(istio/service-entries.yaml) as `external_services`; every cluster leads to one local TLS
-server with a certificate for every host. The access log is the kit's
-(istio/istiod-values.yaml's `accessLogFormat`).
+tracejoin sits in front of each `tcp_proxy` as the kit places it: the NETWORK WasmPlugin
+`tracejoin-outbound-network` (with the kit's ServiceEntries as `external_services`) where istiod
+puts it (the SNI and VIP chains), the EnvoyFilter of istio/envoyfilter-passthrough.yaml on the
+two passthrough chains. Every cluster leads to one local TLS server with a certificate for
+every host. The access log is the kit's (istio/istiod-values.yaml's `accessLogFormat`).
 """
 
 import hashlib
@@ -43,15 +44,35 @@ CALLS = {
 UNREGISTERED = "api.example.org"
 
 
+def kit_plugin_config():
+    """tracejoin-outbound-network's pluginConfig (istio/wasmplugin-network.yaml)."""
+    with open(os.path.join(ROOT, "istio", "wasmplugin-network.yaml")) as f:
+        docs = [d for d in yaml.safe_load_all(f) if d]
+    return next(d for d in docs if d["metadata"]["name"] == "tracejoin-outbound-network")["spec"]["pluginConfig"]
+
+
+def passthrough_filters(wasm):
+    """The network filter each patch of istio/envoyfilter-passthrough.yaml inserts, by the
+    chain it matches, with the module path pointed at the build."""
+    with open(os.path.join(ROOT, "istio", "envoyfilter-passthrough.yaml")) as f:
+        doc = next(d for d in yaml.safe_load_all(f) if d)
+    filters = {}
+    for patch in doc["spec"]["configPatches"]:
+        value = patch["patch"]["value"]
+        value["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = wasm
+        filters[patch["match"]["listener"]["filterChain"]["name"]] = value
+    return filters
+
+
 def kit_access_log_format():
     with open(os.path.join(ROOT, "istio", "istiod-values.yaml")) as f:
         return yaml.safe_load(f)["meshConfig"]["accessLogFormat"] + "\n"
 
 
-def tcp_chain(wasm, config, cluster, log_path, name=None, server_names=None):
+def tcp_chain(tracejoin, cluster, log_path, name=None, server_names=None):
     chain = {
         "filters": [
-            harness.network_wasm_filter(wasm, config),
+            tracejoin,
             {
                 "name": "envoy.filters.network.tcp_proxy",
                 "typed_config": {
@@ -80,8 +101,11 @@ def tcp_chain(wasm, config, cluster, log_path, name=None, server_names=None):
 
 
 def bootstrap(wasm, upstream_port, log_path, plugin_config, ports):
-    hosts = [(s["name"], h) for s in SERVICES for h in s["hosts"]]
-    clusters = {f"outbound|443||{h}" for _, h in hosts} | {"PassthroughCluster", "outbound|443||vip.default.svc"}
+    """`plugin_config`: the NETWORK plugin's (in the chains istiod puts it in)."""
+    hosts = [h for s in plugin_config["external_services"] for h in s["hosts"]]
+    clusters = {f"outbound|443||{h}" for h in hosts} | {"PassthroughCluster", "outbound|443||vip.default.svc"}
+    plugin = harness.network_wasm_filter(wasm, plugin_config)
+    patched = passthrough_filters(wasm)
     sni_listener = {
         "name": "0.0.0.0_443",
         "address": {"socket_address": loopback(ports["0.0.0.0_443"])},
@@ -91,22 +115,24 @@ def bootstrap(wasm, upstream_port, log_path, plugin_config, ports):
                 "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"},
             }
         ],
-        "filter_chains": [
-            tcp_chain(wasm, plugin_config, f"outbound|443||{h}", log_path, server_names=[h]) for _, h in hosts
-        ],
-        "default_filter_chain": tcp_chain(wasm, plugin_config, "PassthroughCluster", log_path, name="PassthroughFilterChain"),
+        "filter_chains": [tcp_chain(plugin, f"outbound|443||{h}", log_path, server_names=[h]) for h in hosts],
+        "default_filter_chain": tcp_chain(
+            patched["PassthroughFilterChain"], "PassthroughCluster", log_path, name="PassthroughFilterChain"
+        ),
     }
     virtual_outbound = {
         "name": "virtualOutbound",
         "address": {"socket_address": loopback(ports["virtualOutbound"])},
         "filter_chains": [
-            tcp_chain(wasm, plugin_config, "PassthroughCluster", log_path, name="virtualOutbound-catchall-tcp")
+            tcp_chain(
+                patched["virtualOutbound-catchall-tcp"], "PassthroughCluster", log_path, name="virtualOutbound-catchall-tcp"
+            )
         ],
     }
     vip = {
         "name": "10.96.0.10_443",
         "address": {"socket_address": loopback(ports["10.96.0.10_443"])},
-        "filter_chains": [tcp_chain(wasm, plugin_config, "outbound|443||vip.default.svc", log_path)],
+        "filter_chains": [tcp_chain(plugin, "outbound|443||vip.default.svc", log_path)],
     }
     config = harness.render_bootstrap([sni_listener, virtual_outbound, vip], upstream_port)
     config["static_resources"]["clusters"] = [harness._cluster(c, upstream_port) for c in sorted(clusters)]
@@ -126,8 +152,11 @@ def envoy(wasm, upstream, tmp_path_factory):
     ports = {name: free_port() for name in ("0.0.0.0_443", "virtualOutbound", "10.96.0.10_443")}
     # A sidecar's connection keeps its original destination port (443); here it is the
     # listener's own, so the entries list that port in place of 443.
-    services = [{**s, "ports": [p if p != 443 else ports["0.0.0.0_443"] for p in s["ports"]]} for s in SERVICES]
-    plugin_config = {"position": "network", "tracer": "zipkin", "external_services": services}
+    plugin_config = kit_plugin_config()
+    assert plugin_config["external_services"] == SERVICES
+    plugin_config["external_services"] = [
+        {**s, "ports": [p if p != 443 else ports["0.0.0.0_443"] for p in s["ports"]]} for s in SERVICES
+    ]
     config = bootstrap(wasm, upstream.port, log_path, plugin_config, ports)
     with harness.Envoy(config, component_log_level="wasm:info") as e:
         e.access_log = log_path
