@@ -74,13 +74,7 @@ def external_config(upstream_port, wasm, position, access_log):
         if cluster["name"] == "outbound|443||down.example.com":
             cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]["port_value"] = 1
     # The README's tag extraction: the ServiceEntry name and namespace as Prometheus labels.
-    config["stats_config"] = {
-        "stats_tags": [
-            {"tag_name": "service_entry", "regex": r"^wasmcustom\.tracejoin\.external\.(service_entry\.(.+?)\.)namespace\."},
-            # Envoy matches every extractor against the original name.
-            {"tag_name": "service_entry_namespace", "regex": r"^wasmcustom\.tracejoin\.external\.service_entry\..+?\.(namespace\.(.+?)\.)rq_"},
-        ]
-    }
+    config["stats_config"] = {"stats_tags": envoy_harness.EXTERNAL_STATS_TAGS}
     # Export spans at once instead of every 5 s.
     config["layered_runtime"] = {
         "layers": [{"name": "static", "static_layer": {"tracing.zipkin.min_flush_spans": 1, "tracing.zipkin.flush_interval_ms": 100}}]

@@ -136,6 +136,7 @@ def bootstrap(wasm, upstream_port, log_path, plugin_config, ports):
     }
     config = harness.render_bootstrap([sni_listener, virtual_outbound, vip], upstream_port)
     config["static_resources"]["clusters"] = [harness._cluster(c, upstream_port) for c in sorted(clusters)]
+    config["stats_config"] = {"stats_tags": harness.EXTERNAL_STATS_TAGS}
     return config
 
 
@@ -268,3 +269,21 @@ def test_bytes_that_are_not_tls_pass_at_once(envoy, upstream):
     while stat(envoy, "network.left.tls") == before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert stat(envoy, "network.left.tls") == before + 1
+
+
+def test_names_and_hosts_become_prometheus_labels(envoy, upstream):
+    """docs/external-services.md's stats_tags: the ServiceEntry name and namespace, and an
+    unregistered host and its port, as labels of one metric each (Envoy drops the
+    `wasmcustom` namespace in Prometheus names)."""
+    import urllib.request
+
+    call(envoy, upstream, "0.0.0.0_443", CALLS["openai-external"])
+    call(envoy, upstream, "0.0.0.0_443", UNREGISTERED)
+    with urllib.request.urlopen(envoy.admin + "/stats/prometheus", timeout=5) as r:
+        text = r.read().decode()
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    named = [line for line in lines if line.startswith("tracejoin_external_tls_connections{")]
+    assert any('service_entry="openai-external"' in line and 'service_entry_namespace="default"' in line for line in named), named
+    port = envoy.ports["0.0.0.0_443"]
+    hosts = [line for line in lines if line.startswith("tracejoin_external_unregistered_host_tls_connections{")]
+    assert any(f'unregistered_host="{UNREGISTERED}"' in line and f'destination_port="{port}"' in line for line in hosts), hosts

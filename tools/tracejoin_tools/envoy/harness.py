@@ -31,6 +31,24 @@ def envoy_binary():
     return found
 
 
+# docs/external-services.md's tag extraction (Envoy `stats_config.stats_tags`): the
+# ServiceEntry name and namespace of the external-call counters, and the host and port of the
+# unregistered-host counters, as Prometheus labels. Envoy matches every extractor against the
+# original name; the first group is cut from it, the second is the value.
+EXTERNAL_STATS_TAGS = [
+    {"tag_name": "service_entry", "regex": r"^wasmcustom\.tracejoin\.external\.(service_entry\.(.+?)\.)namespace\."},
+    {
+        "tag_name": "service_entry_namespace",
+        "regex": r"^wasmcustom\.tracejoin\.external\.service_entry\..+?\.(namespace\.(.+?)\.)(?:rq_|tls_connections$)",
+    },
+    {"tag_name": "unregistered_host", "regex": r"^wasmcustom\.tracejoin\.external\.unregistered_host\.((.+?)\.)port\."},
+    {
+        "tag_name": "destination_port",
+        "regex": r"^wasmcustom\.tracejoin\.external\.unregistered_host\..+?\.(port\.(\d+)\.)tls_connections$",
+    },
+]
+
+
 def _wasm_config(name, wasm_path, plugin_config):
     # (The plugin's name is also its root id, so Envoy's log lines tell the two apart.)
     """The proxy-wasm plugin config shared by the HTTP and the network filter (a dict is sent
