@@ -135,8 +135,8 @@ mesh-compose: setup
 
 ## bench: tracejoin against no filter, a no-op wasm filter (its floors) and a Lua filter, for a
 ## small, a browser-like and a gRPC-like request, in every position, in one run (wrk and h2load,
-## one Envoy worker each); then the same cases' instructions per request (callgrind), then the
-## request path natively.
+## one Envoy worker each); then the same cases' instructions per request (callgrind), the
+## instructions per TLS connection named by the network position, then the request path natively.
 ## Not part of `make test`. BENCH_SECONDS and BENCH_ROUNDS set the length.
 NOOP_WASM_RAW := bench/noop/target/$(WASM_TARGET)/release/noop_filter.wasm
 NOOP_WASM     := build/noop-filter.wasm
@@ -148,6 +148,8 @@ bench: build
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m tracejoin_tools.bench.compare --tracejoin $(CURDIR)/$(WASM) \
 		--tracejoin-raw $(CURDIR)/$(WASM_RAW) --noop $(CURDIR)/$(NOOP_WASM)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m tracejoin_tools.bench.instructions --tracejoin $(CURDIR)/$(WASM) \
+		--noop $(CURDIR)/$(NOOP_WASM)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m tracejoin_tools.bench.tls --tracejoin $(CURDIR)/$(WASM) \
 		--noop $(CURDIR)/$(NOOP_WASM)
 	$(CARGO) bench --bench request_path > build/bench-native.md && cat build/bench-native.md
 
