@@ -142,7 +142,7 @@ def bootstrap(wasm, upstream_port, log_path, plugin_config, ports):
 
 @pytest.fixture(scope="module")
 def upstream():
-    names = [h for s in SERVICES for h in s["hosts"]] + [UNREGISTERED, "other.example.org", "vip.default.svc"]
+    names = [h for s in SERVICES for h in s["hosts"]] + [UNREGISTERED, "other.example.org", "split.example.org", "vip.default.svc"]
     with TlsUpstream(names) as up:
         yield up
 
@@ -233,12 +233,20 @@ def test_a_vip_listener_names_by_the_client_hello_alone(envoy, upstream):
 
 
 def test_a_client_hello_written_byte_by_byte_is_named(envoy, upstream):
-    entry, host = "openai-external", "api.openai.com"
-    name = f"external.service_entry.{entry}.namespace.default.tls_connections"
-    before = stat(envoy, name)
-    call(envoy, upstream, "0.0.0.0_443", host, writes=1)
-    call(envoy, upstream, "0.0.0.0_443", host, writes=700)
-    assert stat(envoy, name) == before + 2
+    # Where tls_inspector runs (0.0.0.0_443) it waits for the whole ClientHello before the
+    # chain starts; on virtualOutbound and a VIP listener tracejoin holds the pieces itself.
+    host = "split.example.org"
+    port = envoy.ports["virtualOutbound"]
+    for writes in (1, 7, 100, 700):
+        call(envoy, upstream, "virtualOutbound", host, writes=writes)
+    assert stat(envoy, f"external.unregistered_host.{host}.port.{port}.tls_connections") == 4
+    before = stat(envoy, "network.tls.client_hellos")
+    call(envoy, upstream, "10.96.0.10_443", "vip.default.svc", writes=1)
+    assert stat(envoy, "network.tls.client_hellos") == before + 1
+    entry = "external.service_entry.openai-external.namespace.default.tls_connections"
+    before = stat(envoy, entry)
+    call(envoy, upstream, "0.0.0.0_443", "api.openai.com", writes=1)
+    assert stat(envoy, entry) == before + 1
 
 
 def test_curl_over_https(envoy, upstream):
