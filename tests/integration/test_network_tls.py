@@ -295,3 +295,21 @@ def test_names_and_hosts_become_prometheus_labels(envoy, upstream):
     port = envoy.ports["0.0.0.0_443"]
     hosts = [line for line in lines if line.startswith("tracejoin_external_unregistered_host_tls_connections{")]
     assert any(f'unregistered_host="{UNREGISTERED}"' in line and f'destination_port="{port}"' in line for line in hosts), hosts
+
+
+def test_unregistered_hosts_become_service_entry_suggestions(envoy, upstream):
+    """The loop closed: an unregistered host's counter on the proxy's admin endpoint becomes
+    a ServiceEntry the kit's config generator takes."""
+    import sys
+
+    port = envoy.ports["0.0.0.0_443"]
+    call(envoy, upstream, "0.0.0.0_443", UNREGISTERED)
+    out = subprocess.run(
+        [sys.executable, "-m", "tracejoin_tools.istio.suggest_service_entries", "--admin", envoy.admin],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+    entries = [d for d in yaml.safe_load_all(out) if d]
+    entry = next(e for e in entries if UNREGISTERED in e["spec"]["hosts"])
+    assert entry["metadata"]["name"] == "example-external"
+    assert entry["spec"]["resolution"] == "DNS" and entry["spec"]["location"] == "MESH_EXTERNAL"
+    assert {"number": port, "name": f"tls-{port}", "protocol": "TLS"} in entry["spec"]["ports"]
