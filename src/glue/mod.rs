@@ -108,6 +108,14 @@ impl RootContext for TracejoinRoot {
                 config.limits.held_head_timeout_ms
             );
         }
+        if config.position == Position::Network
+            && let Some(external) = &config.external
+        {
+            log::info!(
+                "tracejoin: network position: TLS connections named by their server name against {} external services",
+                external.matcher.services().len()
+            );
+        }
         if config.envoy > EnvoyVersion::NEWEST_MEASURED
             || config.envoy < EnvoyVersion::OLDEST_MEASURED
         {

@@ -313,3 +313,7 @@ def test_unregistered_hosts_become_service_entry_suggestions(envoy, upstream):
     assert entry["metadata"]["name"] == "example-external"
     assert entry["spec"]["resolution"] == "DNS" and entry["spec"]["location"] == "MESH_EXTERNAL"
     assert {"number": port, "name": f"tls-{port}", "protocol": "TLS"} in entry["spec"]["ports"]
+
+
+def test_the_load_line_says_tls_connections_are_named(envoy):
+    assert "tracejoin: network position: TLS connections named by their server name against 6 external services" in envoy.log()
