@@ -44,6 +44,11 @@ pub const PASSTHROUGH_CLUSTER: &[u8] = b"PassthroughCluster";
 pub const PASSTHROUGH_CHAINS: [&[u8]; 2] =
     [b"PassthroughFilterChain", b"virtualOutbound-catchall-tcp"];
 
+/// Whether a connection took one of Istio's passthrough chains (to an unregistered host).
+pub fn is_passthrough_chain(filter_chain: Option<&[u8]>) -> bool {
+    filter_chain.is_some_and(|c| PASSTHROUGH_CHAINS.contains(&c))
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Matcher {
     services: Vec<ExternalService>,
@@ -116,7 +121,7 @@ impl Matcher {
         port: Option<u16>,
         filter_chain: Option<&[u8]>,
     ) -> Destination {
-        if filter_chain.is_some_and(|c| PASSTHROUGH_CHAINS.contains(&c)) {
+        if is_passthrough_chain(filter_chain) {
             return Destination::Unregistered;
         }
         match self.lookup(server_name.as_bytes(), port) {

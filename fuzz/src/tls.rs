@@ -7,7 +7,7 @@
 //! whole, then the message body is read by index arithmetic, every access through `get`.
 //!
 //! Rules:
-//! - Records: a 5-byte header, type 22 (handshake), version major 3 and minor at most 4,
+//! - Records: a 5-byte header, type 22 (handshake), version major 3 (any minor), at most 64,
 //!   length 1..=16384; payloads are concatenated. Input ending inside a record header or
 //!   payload before the message is whole: [`Outcome::Partial`].
 //! - The message: type 1, checked as soon as its first byte is there; a 24-bit length; the
@@ -49,6 +49,8 @@ pub const HANDSHAKE_CLIENT_HELLO: u8 = 1;
 pub const MAX_RECORD_LEN: usize = 16_384;
 /// Most extensions a ClientHello may carry here.
 pub const MAX_EXTENSIONS: usize = 64;
+/// More records than this (before the ClientHello is whole) is not followed.
+pub const MAX_RECORDS: usize = 64;
 
 pub const EXT_SERVER_NAME: u16 = 0;
 pub const EXT_ALPN: u16 = 16;
@@ -61,14 +63,16 @@ pub fn read(bytes: &[u8]) -> Outcome {
     // Step 1: gather handshake bytes record by record.
     let mut handshake: Vec<u8> = Vec::new();
     let mut record_start: usize = 0;
+    let mut record_count: usize = 0;
     loop {
         let Some(header) = bytes.get(record_start..record_start + 5) else {
             return Outcome::Partial;
         };
-        let &[content_type, major, minor, len_hi, len_lo] = header else {
+        let &[content_type, major, _minor, len_hi, len_lo] = header else {
             return Outcome::Partial;
         };
-        if content_type != CONTENT_HANDSHAKE || major != 3 || minor > 4 {
+        record_count += 1;
+        if content_type != CONTENT_HANDSHAKE || major != 3 || record_count > MAX_RECORDS {
             return Outcome::Malformed;
         }
         let record_len = usize::from(len_hi) << 8 | usize::from(len_lo);
@@ -231,6 +235,11 @@ fn read_server_name(data: &[u8]) -> Option<Option<String>> {
 /// A DNS name of 1..=253 bytes, labels of 1..=63 letters, digits, `-`, `_`, not all
 /// digits and dots; lowercased.
 pub fn dns_name(name: &[u8]) -> Option<String> {
+    // One trailing dot is dropped (servers accept it).
+    let name = match name.split_last() {
+        Some((b'.', rest)) => rest,
+        _ => name,
+    };
     if name.is_empty() || name.len() > 253 {
         return None;
     }
@@ -584,7 +593,7 @@ mod tests {
             grease: true,
             ..plain()
         };
-        for sizes in [&[][..], &[1], &[7, 3, 100], &[40]] {
+        for sizes in [&[][..], &[7], &[7, 3, 100], &[40]] {
             let input = records(&hello.message(), sizes);
             for cut in 0..input.len() {
                 assert_eq!(read(&input[..cut]), Outcome::Partial, "{sizes:?} {cut}");
@@ -597,10 +606,15 @@ mod tests {
     }
 
     #[test]
-    fn one_byte_fragments() {
+    fn small_fragments_up_to_64_records() {
         let message = plain().message();
+        let input = records(&message, &[message.len().div_ceil(64)]);
+        assert!(matches!(read(&input), Outcome::Complete { .. }));
+        // One record more is not followed.
         let input = records(&message, &[1]);
         assert_eq!(input.len(), message.len() * 6);
+        assert_eq!(read(&input), Outcome::Malformed);
+        let input = records(&message, &[message.len().div_ceil(64)]);
         assert_eq!(
             read(&input),
             complete(
@@ -642,7 +656,8 @@ mod tests {
         assert_eq!(with(0, 21), Outcome::Malformed);
         assert_eq!(with(1, 2), Outcome::Malformed);
         assert_eq!(with(1, 4), Outcome::Malformed);
-        assert_eq!(with(2, 5), Outcome::Malformed);
+        // Any minor version.
+        assert!(matches!(with(2, 5), Outcome::Complete { .. }));
         assert!(matches!(with(2, 0), Outcome::Complete { .. }));
         assert!(matches!(with(2, 4), Outcome::Complete { .. }));
         // Length 0, 16385.
@@ -823,7 +838,9 @@ mod tests {
         assert_eq!(name_of(b"a*.com"), None);
         assert_eq!(name_of(b"exa\0mple.com"), None);
         assert_eq!(name_of("ex\u{e4}mple.com".as_bytes()), None);
-        assert_eq!(name_of(b"example.com."), None);
+        // One trailing dot dropped, not two.
+        assert_eq!(name_of(b"example.com."), Some("example.com".into()));
+        assert_eq!(name_of(b"example.com.."), None);
         assert_eq!(name_of(b".example.com"), None);
         assert_eq!(name_of(b"a..b"), None);
         assert_eq!(name_of(b"."), None);

@@ -15,8 +15,9 @@ pub struct Metrics {
     memory: Option<u32>,
     /// Requests until the next memory sample.
     until_memory_sample: Cell<u32>,
-    /// Per-host counters of unregistered TLS connections, by `host:port` (bounded).
-    unregistered_hosts: RefCell<HashMap<String, u32>>,
+    /// Per-host counters of unregistered TLS connections, by `host:port` (bounded); `None`
+    /// where Envoy refused to define one (not asked again).
+    unregistered_hosts: RefCell<HashMap<String, Option<u32>>>,
 }
 
 /// At most this many unregistered hosts get a counter of their own per VM: the names come
@@ -110,18 +111,16 @@ impl Metrics {
         };
         let key = format!("{server_name}:{port}");
         let id = match hosts.get(&key) {
-            Some(id) => Some(*id),
+            Some(id) => *id,
             None if hosts.len() < MAX_UNREGISTERED_HOST_STATS => {
                 let id = define_counter(&format!(
                     "tracejoin.external.unregistered_host.{server_name}.port.{port}.tls_connections"
                 ));
-                if let Some(id) = id {
-                    hosts.insert(key, id);
-                    if hosts.len() == MAX_UNREGISTERED_HOST_STATS {
-                        log::warn!(
-                            "tracejoin: {MAX_UNREGISTERED_HOST_STATS} unregistered hosts have a counter; further ones are counted in tracejoin.external.unregistered.tls_connections only"
-                        );
-                    }
+                hosts.insert(key, id);
+                if hosts.len() == MAX_UNREGISTERED_HOST_STATS {
+                    log::warn!(
+                        "tracejoin: {MAX_UNREGISTERED_HOST_STATS} unregistered hosts have a counter in this VM; further ones are counted in tracejoin.external.unregistered.tls_connections only"
+                    );
                 }
                 id
             }

@@ -22,6 +22,9 @@ const EXT_SUPPORTED_VERSIONS: u16 = 43;
 const EXT_ECH: u16 = 0xfe0d;
 /// `server_name` entry type `host_name`, the only one defined.
 const HOST_NAME: u8 = 0;
+/// A ClientHello cut into more records than this is not followed: each record end is a
+/// point where the scan starts again, so their number bounds the work per connection.
+const MAX_RECORDS: usize = 64;
 /// More extensions than this is not a ClientHello this reader follows.
 const MAX_EXTENSIONS: usize = 64;
 /// The ALPN names kept (for logs and filter state), and the bytes of their list.
@@ -35,11 +38,13 @@ pub struct ClientHello {
     pub server_name: Option<String>,
     /// Whether a `server_name` extension was present (a name that is not one is counted).
     pub server_name_sent: bool,
-    /// The ALPN protocols offered, printable ones only, joined by `,` (bounded).
+    /// The ALPN protocols offered, joined by `,` (bounded; names of other characters than
+    /// letters, digits and `._/-` left out).
     pub alpn: String,
     /// TLS 1.3 offered (`supported_versions` lists 0x0304).
     pub tls13: bool,
-    /// An `encrypted_client_hello` extension: the name read is the outer, public one.
+    /// An `encrypted_client_hello` extension (real, or GREASE as browsers send it): if real,
+    /// the name read is the outer, public one.
     pub ech: bool,
     /// The end of the record that ends the ClientHello (past the bytes scanned when the
     /// message ends before its record does).
@@ -50,9 +55,12 @@ pub struct ClientHello {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Scan {
     Complete(ClientHello),
-    /// Cut off: the buffer must hold at least `want` bytes before a scan can go further.
+    /// Cut off. No scan can go further before the buffer holds `want` bytes (the end of the
+    /// record cut off, or of the message if it ends first), and the ClientHello cannot end
+    /// before byte `at_least`.
     Partial {
         want: usize,
+        at_least: usize,
     },
     /// Not a ClientHello this reader follows (another record type, a bad length, an
     /// extension that overruns its message).
@@ -67,17 +75,24 @@ pub fn scan(bytes: &[u8]) -> Scan {
     let mut records = 0;
     loop {
         let Some(header) = bytes.get(at..at + RECORD_HEADER) else {
+            let want = at + RECORD_HEADER;
             return Scan::Partial {
-                want: at + RECORD_HEADER,
+                want,
+                at_least: want + 1,
             };
         };
-        let &[kind, major, minor, high, low] = header else {
+        let &[kind, major, _minor, high, low] = header else {
             return Scan::Bad;
         };
-        // A record version of 3.0 (SSL 3) to 3.4; RFC 8446 asks for 3.1 on the first
-        // ClientHello, but 3.0 and 3.3 are seen and accepted by servers.
+        // Any 3.x record version: servers ignore it on a ClientHello (RFC 8446 asks for
+        // 3.1, and 3.0 and 3.3 are seen). Empty handshake records are forbidden.
         let length = usize::from(u16::from_be_bytes([high, low]));
-        if kind != HANDSHAKE_RECORD || major != 3 || minor > 4 || length == 0 || length > MAX_RECORD
+        records += 1;
+        if kind != HANDSHAKE_RECORD
+            || major != 3
+            || length == 0
+            || length > MAX_RECORD
+            || records > MAX_RECORDS
         {
             return Scan::Bad;
         }
@@ -86,7 +101,6 @@ pub fn scan(bytes: &[u8]) -> Scan {
         // (and a first byte that is not a ClientHello's is enough to leave at once).
         let available = end.min(bytes.len());
         let fragment = bytes.get(at + RECORD_HEADER..available).unwrap_or_default();
-        records += 1;
         // One record holding the whole message: read in place.
         let message: &[u8] = if records == 1 {
             fragment
@@ -108,16 +122,28 @@ pub fn scan(bytes: &[u8]) -> Scan {
                 };
             }
             Message::Bad => return Scan::Bad,
-            Message::Partial if available < end => return Scan::Partial { want: end },
+            Message::Partial { missing } if available < end => {
+                let at_least = available + missing;
+                // The message's first byte decides on its own (a ClientHello or not); then
+                // its length, then its end.
+                let next = if message.is_empty() { 1 } else { missing };
+                return Scan::Partial {
+                    want: end.min(available + next),
+                    at_least,
+                };
+            }
             // The next record continues it.
-            Message::Partial => at = end,
+            Message::Partial { .. } => at = end,
         }
     }
 }
 
 enum Message<'a> {
     Complete(&'a [u8]),
-    Partial,
+    /// At least `missing` more bytes of it are to come.
+    Partial {
+        missing: usize,
+    },
     Bad,
 }
 
@@ -128,7 +154,9 @@ fn handshake_message(message: &[u8]) -> Message<'_> {
         return if message.first().is_some_and(|k| *k != CLIENT_HELLO) {
             Message::Bad
         } else {
-            Message::Partial
+            Message::Partial {
+                missing: 4 - message.len(),
+            }
         };
     };
     if kind != CLIENT_HELLO {
@@ -137,7 +165,9 @@ fn handshake_message(message: &[u8]) -> Message<'_> {
     let length = usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c);
     match message.get(4..4 + length) {
         Some(body) => Message::Complete(body),
-        None => Message::Partial,
+        None => Message::Partial {
+            missing: 4 + length - message.len(),
+        },
     }
 }
 
@@ -255,9 +285,12 @@ fn server_name(data: &[u8]) -> Option<Option<String>> {
 }
 
 /// A host name as stats, logs and the ServiceEntry matcher take it: letters, digits, `-`
-/// and `_` in labels of 1 to 63 bytes, at most 253 in all, lowercased. An IP literal is
-/// not a name (RFC 6066), so a name of digits and dots only is not either.
+/// and `_` in labels of 1 to 63 bytes, at most 253 in all, lowercased. One trailing dot
+/// (RFC 6066 forbids it; OpenSSL, BoringSSL and Envoy's tls_inspector pass it on) is
+/// dropped. An IP literal is not a name (RFC 6066), so a name of digits and dots only is
+/// not either.
 fn dns_name(name: &[u8]) -> Option<String> {
+    let name = name.strip_suffix(b".").unwrap_or(name);
     if name.is_empty() || name.len() > 253 {
         return None;
     }
@@ -290,11 +323,14 @@ fn alpn(data: &[u8]) -> Option<String> {
         if name.is_empty() {
             return None;
         }
-        // GREASE values (0x?A?A, RFC 8701) and binary names are offered but not worth
-        // showing.
+        // GREASE values (0x?A?A, RFC 8701) are offered but not worth showing; other names
+        // only in the characters of IANA's registered ones (`http/1.1`, `acme-tls/1`,
+        // `stun.turn`), so a client cannot forge fields in a text access log.
         let grease = matches!(name, [a, b] if a == b && a & 0x0f == 0x0a);
-        let printable = name.iter().all(|b| b.is_ascii_graphic() && *b != b',');
-        if printable && !grease && text.len() + name.len() < MAX_ALPN_TEXT {
+        let plain = name
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-'));
+        if plain && !grease && text.len() + name.len() < MAX_ALPN_TEXT {
             if !text.is_empty() {
                 text.push(',');
             }

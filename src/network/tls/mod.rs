@@ -10,7 +10,7 @@ mod tests;
 
 use super::{Leave, StreamHost, Verdict};
 use crate::config::Config;
-use crate::external::Destination;
+use crate::external::{Destination, is_passthrough_chain};
 use crate::filter::{
     Counter, STATE_EXTERNAL_HOST, STATE_SERVICE_ENTRY, STATE_SERVICE_ENTRY_NAMESPACE,
     STATE_TLS_ALPN, UNREGISTERED,
@@ -19,8 +19,16 @@ use client_hello::{ClientHello, Scan};
 
 #[derive(Debug)]
 enum State {
-    /// The connection's first bytes, as far as they were read.
-    Reading(Vec<u8>),
+    /// Reading the ClientHello. `first`: the bytes the HTTP/1 framer read before handing
+    /// the connection over (used by the first read only); `want`: no scan goes further
+    /// before the buffer holds this many bytes; `held`: the buffer's length when it was
+    /// last held. Nothing else is kept between reads: the bytes stay in Envoy's buffer
+    /// and are read again, so a held ClientHello costs the VM no memory.
+    Reading {
+        first: Vec<u8>,
+        want: usize,
+        held: usize,
+    },
     /// Read (or left): every later callback returns at once.
     Done,
 }
@@ -36,7 +44,11 @@ impl Connection {
     /// `seen`: the buffer's first bytes, already read by the framer that saw the record type.
     pub fn new(seen: Vec<u8>) -> Self {
         Connection {
-            state: State::Reading(seen),
+            state: State::Reading {
+                first: seen,
+                want: 0,
+                held: 0,
+            },
             held_since: None,
         }
     }
@@ -55,53 +67,74 @@ impl Connection {
         len: usize,
         end_of_stream: bool,
     ) -> Verdict {
-        let State::Reading(mut seen) = std::mem::replace(&mut self.state, State::Done) else {
+        let State::Reading { first, want, held } = std::mem::replace(&mut self.state, State::Done)
+        else {
             return Verdict::Continue;
         };
-        if len < seen.len() {
+        if len < held.max(first.len()) {
             // Bytes held are gone: nothing this filter knows of does that.
             return self.leave(host, Leave::Unsure);
         }
+        if len < want {
+            // Nothing to scan yet (a ClientHello arriving byte by byte is scanned once per
+            // record, not once per byte).
+            return self.hold(host, config, want, len, end_of_stream);
+        }
+        let limit = config.limits.max_held_bytes;
+        let mut seen = first;
         loop {
-            let want = match client_hello::scan(&seen) {
+            let (want, at_least) = match client_hello::scan(&seen) {
                 Scan::Complete(hello) => {
                     self.held_since = None;
                     name(host, config, &hello);
                     return Verdict::Continue;
                 }
                 Scan::Bad => return self.leave(host, Leave::Tls),
-                Scan::Partial { want } => want,
+                Scan::Partial { want, at_least } => (want, at_least),
             };
-            // Only up to the end of the record that is cut off, and never more than the
-            // connection's buffer limit: nothing past the ClientHello is copied in.
-            let limit = config.limits.max_held_bytes;
-            let cap = want.min(len).min(limit);
-            if seen.len() < cap {
-                match host.read_downstream(seen.len(), cap - seen.len()) {
-                    Ok(more) if !more.is_empty() => seen.extend_from_slice(&more),
-                    _ => return self.leave(host, Leave::HostError),
-                }
-                continue;
-            }
             // Holding more than the connection's buffer limit would stall it.
-            if seen.len() >= limit {
+            if at_least > limit {
                 return self.leave(host, Leave::TooLarge);
             }
-            if end_of_stream {
-                return self.leave(host, Leave::Tls);
+            if want > len {
+                return self.hold(host, config, want, len, end_of_stream);
             }
-            let now = host.now_nanos();
-            let since = *self.held_since.get_or_insert(now);
-            if now.saturating_sub(since) / 1_000_000 >= config.limits.held_head_timeout_ms {
-                // Nothing will read this connection on: the server waits for the rest too.
-                host.increment(Counter::NetworkLeft(Leave::SlowHead));
-                host.increment(Counter::NetworkClosed);
-                self.held_since = None;
-                return Verdict::Close;
+            // Only up to where the scan can go on: nothing past the ClientHello is copied in.
+            match host.read_downstream(seen.len(), want - seen.len()) {
+                Ok(more) if !more.is_empty() => seen.extend_from_slice(&more),
+                _ => return self.leave(host, Leave::HostError),
             }
-            self.state = State::Reading(seen);
-            return Verdict::Pause;
         }
+    }
+
+    /// The ClientHello is cut off: held until the buffer reaches `want` bytes, within
+    /// `request_headers_timeout_ms`.
+    fn hold(
+        &mut self,
+        host: &mut dyn StreamHost,
+        config: &Config,
+        want: usize,
+        len: usize,
+        end_of_stream: bool,
+    ) -> Verdict {
+        if end_of_stream {
+            return self.leave(host, Leave::Tls);
+        }
+        let now = host.now_nanos();
+        let since = *self.held_since.get_or_insert(now);
+        if now.saturating_sub(since) / 1_000_000 >= config.limits.held_head_timeout_ms {
+            // Nothing will read this connection on: the server waits for the rest too.
+            host.increment(Counter::NetworkLeft(Leave::SlowHead));
+            host.increment(Counter::NetworkClosed);
+            self.held_since = None;
+            return Verdict::Close;
+        }
+        self.state = State::Reading {
+            first: Vec::new(),
+            want,
+            held: len,
+        };
+        Verdict::Pause
     }
 
     fn leave(&mut self, host: &mut dyn StreamHost, reason: Leave) -> Verdict {
@@ -119,18 +152,6 @@ fn name(host: &mut dyn StreamHost, config: &Config, hello: &ClientHello) {
     let Some(external) = &config.external else {
         return;
     };
-    let Some(server_name) = hello.server_name.as_deref() else {
-        host.increment(Counter::NetworkTlsNoServerName);
-        log::debug!(
-            "tracejoin: TLS connection without a server name{}",
-            if hello.server_name_sent {
-                " (not a DNS name)"
-            } else {
-                ""
-            }
-        );
-        return;
-    };
     let port = host.destination_port().unwrap_or_else(|_| {
         host.increment(Counter::HostError);
         None
@@ -139,24 +160,49 @@ fn name(host: &mut dyn StreamHost, config: &Config, hello: &ClientHello) {
         host.increment(Counter::HostError);
         None
     });
+    let Some(server_name) = hello.server_name.as_deref() else {
+        host.increment(Counter::NetworkTlsNoServerName);
+        // Still a connection that leaves the mesh unregistered, if its chain says so.
+        let unregistered = is_passthrough_chain(chain.as_deref());
+        if unregistered {
+            host.increment(Counter::UnregisteredTls);
+            set_states(
+                host,
+                &[
+                    (STATE_SERVICE_ENTRY, UNREGISTERED),
+                    (STATE_TLS_ALPN, &hello.alpn),
+                ],
+            );
+        }
+        log::debug!(
+            "tracejoin: TLS connection to port {} without a server name{}{}",
+            port.unwrap_or(0),
+            if hello.server_name_sent {
+                " (not a DNS name)"
+            } else {
+                ""
+            },
+            if unregistered { ": unregistered" } else { "" }
+        );
+        return;
+    };
     let destination = external
         .matcher
         .classify_connection(server_name, port, chain.as_deref());
-    let entry = match destination {
-        Destination::Service(i) => external.matcher.service(i),
-        Destination::Unregistered | Destination::Internal => None,
-    };
-    let (state_name, namespace) = match (destination, entry) {
-        (Destination::Service(i), Some(s)) => {
-            host.increment(Counter::ExternalTls(i));
-            (s.name.as_str(), Some(s.namespace.as_str()))
-        }
-        (Destination::Unregistered, _) => {
+    let (state_name, namespace) = match destination {
+        Destination::Service(i) => match external.matcher.service(i) {
+            Some(s) => {
+                host.increment(Counter::ExternalTls(i));
+                (s.name.as_str(), s.namespace.as_str())
+            }
+            None => return,
+        },
+        Destination::Unregistered => {
             host.increment(Counter::UnregisteredTls);
             host.note_unregistered_tls(server_name, port, &hello.alpn);
-            (UNREGISTERED, None)
+            (UNREGISTERED, "")
         }
-        _ => {
+        Destination::Internal => {
             log::debug!(
                 "tracejoin: TLS connection to {server_name}:{} (ALPN {}): not an external service",
                 port.unwrap_or(0),
@@ -165,23 +211,33 @@ fn name(host: &mut dyn StreamHost, config: &Config, hello: &ClientHello) {
             return;
         }
     };
-    let states = [
-        (STATE_SERVICE_ENTRY, state_name),
-        (STATE_SERVICE_ENTRY_NAMESPACE, namespace.unwrap_or_default()),
-        (STATE_EXTERNAL_HOST, server_name),
-        (STATE_TLS_ALPN, hello.alpn.as_str()),
-    ];
+    set_states(
+        host,
+        &[
+            (STATE_SERVICE_ENTRY, state_name),
+            (STATE_SERVICE_ENTRY_NAMESPACE, namespace),
+            (STATE_EXTERNAL_HOST, server_name),
+            (STATE_TLS_ALPN, &hello.alpn),
+        ],
+    );
+    log::debug!(
+        "tracejoin: TLS connection to {server_name}:{} (ALPN {}{}): ServiceEntry {state_name}{}{namespace}",
+        port.unwrap_or(0),
+        hello.alpn,
+        if hello.ech {
+            "; ECH extension: if not GREASE, the name is the outer one"
+        } else {
+            ""
+        },
+        if namespace.is_empty() { "" } else { "." },
+    );
+}
+
+/// Sets each non-empty value as connection filter state.
+fn set_states(host: &mut dyn StreamHost, states: &[(&str, &str)]) {
     for (key, value) in states {
         if !value.is_empty() && host.set_filter_state(key, value.as_bytes()).is_err() {
             host.increment(Counter::HostError);
         }
     }
-    log::debug!(
-        "tracejoin: TLS connection to {server_name}:{} (ALPN {}{}): ServiceEntry {state_name}{}{}",
-        port.unwrap_or(0),
-        hello.alpn,
-        if hello.ech { ", ECH: outer name" } else { "" },
-        if namespace.is_some() { "." } else { "" },
-        namespace.unwrap_or_default()
-    );
 }

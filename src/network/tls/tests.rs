@@ -60,7 +60,12 @@ fn every_cut_is_partial_and_asks_for_more() {
     let bytes = Hello::to("www.googleapis.com").record();
     for cut in 0..bytes.len() {
         match scan(&bytes[..cut]) {
-            Scan::Partial { want } => assert!(want > cut && want <= bytes.len(), "{cut}: {want}"),
+            Scan::Partial { want, at_least } => {
+                assert!(
+                    want > cut && want <= at_least && at_least <= bytes.len(),
+                    "{cut}: {want} {at_least}"
+                )
+            }
             other => panic!("{cut}: {other:?}"),
         }
     }
@@ -70,7 +75,8 @@ fn every_cut_is_partial_and_asks_for_more() {
 fn records_of_any_size_give_the_same_hello() {
     let message = Hello::to("bucket.s3.amazonaws.com").message();
     let whole = complete(&records(&message, usize::MAX));
-    for fragment in 1..message.len() {
+    // Up to 64 records; more are not followed (each record end costs a scan).
+    for fragment in message.len().div_ceil(64)..message.len() {
         let bytes = records(&message, fragment);
         let hello = complete(&bytes);
         assert_eq!(hello.server_name, whole.server_name, "{fragment}");
@@ -112,7 +118,7 @@ fn names_that_are_not_dns_names_are_not_used() {
         &b"10.0.0.1"[..],
         b"exa mple.com",
         b"a..b",
-        b"example.com.",
+        b"example.com..",
         b"\xc3\xa9t\xc3\xa9.fr",
         &[b'a'; 254],
     ] {
@@ -143,8 +149,10 @@ fn malformed_hellos_are_bad() {
     b[0] = 23;
     cases.push(("application data first", b));
     let mut b = good.clone();
-    b[2] = 5;
-    cases.push(("record version 3.5", b));
+    b[1] = 2;
+    cases.push(("record version 2.1", b));
+    let message = Hello::to("a.example").message();
+    cases.push(("70 records", records(&message, message.len() / 70)));
     cases.push(("empty record", vec![22, 3, 1, 0, 0]));
     cases.push(("record over 2^14", vec![22, 3, 1, 0x40, 1]));
     let mut b = good.clone();
@@ -187,10 +195,53 @@ fn malformed_hellos_are_bad() {
 fn a_first_record_that_is_not_a_client_hello_is_bad_before_its_end() {
     // A ServerHello's type in a record of 512 bytes, 3 of them here.
     assert_eq!(scan(&[22, 3, 1, 2, 0, 2, 0, 1]), Scan::Bad);
+    // A ClientHello's type: its length is the next byte to come.
     assert_eq!(
         scan(&[22, 3, 1, 2, 0, 1, 0, 1]),
-        Scan::Partial { want: 517 }
+        Scan::Partial {
+            want: 9,
+            at_least: 9
+        }
     );
+    // Its length known: it cannot end before 9 + 300 bytes.
+    assert_eq!(
+        scan(&[22, 3, 1, 2, 0, 1, 0, 1, 44]),
+        Scan::Partial {
+            want: 309,
+            at_least: 309
+        }
+    );
+}
+
+#[test]
+fn any_3_x_record_version_and_64_records_are_read() {
+    let mut bytes = Hello::to("a.example").record();
+    bytes[2] = 9;
+    assert_eq!(complete(&bytes).server_name.as_deref(), Some("a.example"));
+    let message = Hello::to("a.example").message();
+    let bytes = records(&message, message.len().div_ceil(64));
+    assert_eq!(complete(&bytes).server_name.as_deref(), Some("a.example"));
+}
+
+#[test]
+fn a_trailing_dot_is_dropped() {
+    let hello = Hello {
+        names: vec![(0, b"API.openai.com.")],
+        ..Hello::default()
+    };
+    assert_eq!(
+        complete(&hello.record()).server_name.as_deref(),
+        Some("api.openai.com")
+    );
+}
+
+#[test]
+fn alpn_names_outside_the_registry_characters_are_not_shown() {
+    let hello = Hello {
+        alpn: vec![b"h2", b"x\"y=1", b"acme-tls/1", b"%q"],
+        ..Hello::default()
+    };
+    assert_eq!(complete(&hello.record()).alpn, "h2,acme-tls/1");
 }
 
 #[test]
@@ -366,6 +417,52 @@ fn a_hello_over_the_buffer_limit_is_left() {
 }
 
 #[test]
+fn a_hello_that_cannot_end_within_the_limit_is_left_at_once() {
+    let config = network(&format!(",{SERVICES}"));
+    // A handshake length of 16 MiB.
+    let bytes = [22, 3, 1, 0x40, 0, 1, 0xff, 0xff, 0xff, 3, 3];
+    let mut host = RecordingHost::default();
+    let (passed, verdict) = proxy(&mut host, &config, &[&bytes]);
+    assert_eq!(
+        (passed.as_slice(), verdict),
+        (&bytes[..], Verdict::Continue)
+    );
+    assert_eq!(host.count(Counter::NetworkLeft(Leave::TooLarge)), 1);
+}
+
+#[test]
+fn a_hello_byte_by_byte_is_scanned_per_record_not_per_byte() {
+    let config = network(&format!(",{SERVICES}"));
+    let bytes = stream("api.openai.com");
+    let mut host = RecordingHost::default();
+    let writes: Vec<&[u8]> = bytes.chunks(1).collect();
+    let (passed, _) = proxy(&mut host, &config, &writes);
+    assert_eq!(passed, bytes);
+    assert_eq!(host.dynamic_increments(), [Counter::ExternalTls(0)]);
+    // The first byte, the record header, the message header, the message: a few reads
+    // each, not one per byte.
+    assert!(host.calls < 20, "{} host calls", host.calls);
+}
+
+#[test]
+fn a_held_hello_keeps_nothing_in_the_vm() {
+    let config = network(&format!(",{SERVICES}"));
+    let bytes = stream("api.openai.com");
+    let mut host = RecordingHost::default();
+    let mut filter = ConnectionFilter::new(&mut host);
+    let mut ids = IdGenerator::from_seed(1);
+    host.downstream.extend_from_slice(&bytes[..100]);
+    assert_eq!(
+        filter.on_data(&mut host, &config, &mut ids, 100, false),
+        Verdict::Pause
+    );
+    let ConnectionFilter::Tls(tls) = &filter else {
+        panic!("not TLS: {filter:?}");
+    };
+    assert!(format!("{tls:?}").contains("first: []"), "{tls:?}");
+}
+
+#[test]
 fn a_hello_held_too_long_closes_the_connection() {
     let config = network(&format!(r#","request_headers_timeout_ms":100,{SERVICES}"#));
     let bytes = stream("api.openai.com");
@@ -418,6 +515,15 @@ fn a_hello_without_a_name_is_counted() {
     proxy(&mut host, &config, &[&bytes]);
     assert_eq!(host.count(Counter::NetworkTlsNoServerName), 1);
     assert!(host.filter_state.is_empty());
+    // On a passthrough chain it is still an unregistered connection (no host to note).
+    let mut host = on(Some(443), Some(b"PassthroughFilterChain"));
+    proxy(&mut host, &config, &[&bytes]);
+    assert_eq!(host.dynamic_increments(), [Counter::UnregisteredTls]);
+    assert!(host.unregistered.is_empty());
+    assert_eq!(
+        state(&host, STATE_SERVICE_ENTRY),
+        Some(&b"unregistered"[..])
+    );
 }
 
 #[test]
