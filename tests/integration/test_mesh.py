@@ -1,7 +1,8 @@
 """The e2e matrix: the native mesh (gateway, three sidecars, auth-api and character-api on
 the OpenTelemetry Python SDK, profile-api on the OpenTelemetry JavaScript SDK) for every Envoy
-tracer x app propagator setting x tracejoin mode, asserted on the collected spans. The table
-is printed and written to build/mesh-matrix-<Envoy version>.md."""
+tracer x app propagator setting x tracejoin mode, asserted on the collected spans, and on
+what auth-api's sidecar named of the app's own HTTPS call (its TLS listener's counters and
+access log). The table is printed and written to build/mesh-matrix-<Envoy version>.md."""
 
 import pytest
 
@@ -13,6 +14,8 @@ from tracejoin_tools.mesh import matrix, topology
 # B3, starts a fresh trace at the outbound sidecar, and overwrites traceparent after every
 # listener filter, so the next hop follows the fresh trace.
 DOWNSTREAM_LIMITS = {("opentelemetry", "b3"), ("opentelemetry", "b3multi")}
+# What tracejoin's network filter counts for the login's HTTPS call to kapi.kakao.com.
+KAKAO_TLS = "wasmcustom.tracejoin.external.service_entry.kakao-external.namespace.default.tls_connections"
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +37,9 @@ def by(rows, tracer, apps_prefix, mode):
 def test_every_request_is_served_and_rejections_still_trace(rows):
     for r in rows:
         assert r["status"] == 200, r
-        # Every span of the login arrived: 7 from Envoys, 6 from the apps (Python and Node).
-        assert r["spans"] == 13, r
+        # Every span of the login arrived: 7 from Envoys, 7 from the apps (Python and Node; the
+        # HTTPS call's client span has no proxy span after it).
+        assert r["spans"] == matrix.LOGIN_SPANS["http1"] == 14, r
         assert set(r["parent_is_sidecar"]) == set(topology.APPS), r
         # Denied (403) and unrouted (404) at the gateway: one gateway span each.
         assert r["rejected_status"] == [403, 404] and r["rejected_gateway_spans"] == [1, 1], r
@@ -46,6 +50,32 @@ def test_without_tracejoin_the_mesh_breaks_the_trace(rows):
     # OpenTelemetry-tracing Envoy: several traces per request.
     for tracer, apps in [("zipkin", "tracecontext"), ("opentelemetry", "b3"), ("opentelemetry", "b3multi")]:
         assert by(rows, tracer, apps, "off")["verdict"] == "BROKEN"
+
+
+def assert_https_named(r):
+    """auth-api's own HTTPS call (GET https://kapi.kakao.com/v2/user/me through its sidecar's
+    0.0.0.0_443, tcp_proxy): one client span, under auth-api's server span. With tracejoin in
+    the network position (in front of tcp_proxy) the connection is named kakao-external by its
+    SNI and port, once a login, in the counter and in the access log, and its span is in the
+    login's trace; without, no tracejoin is on that chain: nothing named, `-` in the log."""
+    assert r["https_calls"] == 1 and r["https_under_app"], r
+    [line] = r["tls_log"]
+    assert " outbound|443||kapi.kakao.com " in line, r
+    if r["tracejoin"].startswith("network"):
+        assert r["tls_named"] == {KAKAO_TLS: 1}, r
+        assert "service_entry=kakao-external external_host=kapi.kakao.com " in line, r
+        assert r["https_in_gateway_trace"], r
+    else:
+        assert r["tls_named"] == {}, r
+        assert "service_entry=- external_host=- tls_alpn=- " in line, r
+
+
+def test_the_apps_https_call_is_named_in_the_network_position(rows):
+    for r in rows:
+        assert_https_named(r)
+        if r["tracejoin"].startswith("network"):
+            # httpx offers HTTP/1.1 alone (no h2 on this client).
+            assert "tls_alpn=http/1.1 " in r["tls_log"][0], r
 
 
 def test_tracejoin_joins_what_it_claims(rows):
@@ -117,6 +147,8 @@ def test_every_app_can_run_on_the_node_sdk(wasm):
     sdks = {app: "node" for app in topology.APPS}
     off, joined = matrix.run(wasm, tracers=("zipkin",), propagators=matrix.PROPAGATORS[:1], modes=("off", "network+upstream"), sdks=sdks)
     for r in (off, joined):
-        assert r["status"] == 200 and r["spans"] == 13, r
+        assert r["status"] == 200 and r["spans"] == 14, r
+        # The Node auth-api makes the HTTPS call too (Node's https, SNI `servername`).
+        assert_https_named(r)
     assert off["verdict"] == "BROKEN", off
     assert joined["verdict"] == "JOINED" and joined["traces"] == 1 and all(joined["parent_is_sidecar"].values()), joined

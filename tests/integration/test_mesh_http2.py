@@ -1,9 +1,10 @@
 """The e2e matrix's HTTP/2 variant (topology.py, docs/local-mesh.md): the apps call their
 outbound sidecar over h2c, the test's request reaches the gateway over h2c, Envoy talks
 HTTP/2 to Envoy, and character-api calls the gRPC service inventory-grpc behind its own
-sidecar (17 spans a login). Deployments 2 and 3 (network+downstream, network+upstream) for
-every Envoy tracer x app propagator setting: tracejoin's network filter has to read HTTP/2
-request heads for Envoy's tracer to continue the apps' traces at every listener. One test per
+sidecar (18 spans a login, auth-api's own HTTPS call's included). Deployments 2 and 3
+(network+downstream, network+upstream) for every Envoy tracer x app propagator setting:
+tracejoin's network filter has to read HTTP/2 request heads for Envoy's tracer to continue the
+apps' traces at every listener, and names auth-api's HTTPS call in front of tcp_proxy. One test per
 cell; the table is printed and written to build/mesh-matrix-http2-<Envoy version>.md."""
 
 import pytest
@@ -15,6 +16,8 @@ from tracejoin_tools.mesh import matrix, topology
 PROTOCOL = "http2"
 MODES = ("network+downstream", "network+upstream")
 APPS = topology.apps(PROTOCOL)
+# What tracejoin's network filter counts for the login's HTTPS call to kapi.kakao.com.
+KAKAO_TLS = "wasmcustom.tracejoin.external.service_entry.kakao-external.namespace.default.tls_connections"
 CELLS = [(tracer, label.split(" ")[0], mode) for _propagator, label in matrix.PROPAGATORS for tracer in topology.TRACERS for mode in MODES]
 # Deployment 2 links an app to its caller's span where it reads a format Envoy's tracer does
 # not write (docs/local-mesh.md; test_mesh.py's test_where_a_parent_is_one_hop_coarser_the_docs_name_the_fix
@@ -42,8 +45,14 @@ def cell(rows, tracer, apps, mode):
 def test_http2_cell(rows, tracer, apps, mode):
     r = cell(rows, tracer, apps, mode)
     assert r["status"] == 200, r
-    # Every span of the login arrived: 9 from Envoys, 8 from the apps (the gRPC hop's included).
-    assert r["spans"] == matrix.LOGIN_SPANS[PROTOCOL], r
+    # Every span of the login arrived: 9 from Envoys, 9 from the apps (the gRPC hop's and
+    # auth-api's HTTPS call's included).
+    assert r["spans"] == matrix.LOGIN_SPANS[PROTOCOL] == 18, r
+    # auth-api's own HTTPS call (HTTP/1.1 in its TLS in this variant too) is named by the
+    # network filter in front of its sidecar's tcp_proxy, and its span is in the login's trace.
+    assert r["tls_named"] == {KAKAO_TLS: 1} and len(r["tls_log"]) == 1, r
+    assert "service_entry=kakao-external external_host=kapi.kakao.com " in r["tls_log"][0], r
+    assert r["https_calls"] == 1 and r["https_under_app"] and r["https_in_gateway_trace"], r
     assert set(r["parent_is_sidecar"]) == set(APPS), r
     # Denied (403) and unrouted (404) at the gateway, over h2c: one gateway span each.
     assert r["rejected_status"] == [403, 404] and r["rejected_gateway_spans"] == [1, 1], r

@@ -10,6 +10,11 @@
 //   EGRESS_URL               the app's outbound sidecar; calls carry the logical Host
 //   EGRESS_PROTOCOL          http1 (default) | http2: calls to the sidecar over h2c (HTTP/2 with
 //                            prior knowledge; Node's http2 module)
+//   KAKAO_API_URL            set (auth-api): the login also reads the Kakao user profile, GET
+//                            https://kapi.kakao.com/v2/user/me in the app's own TLS, from this
+//                            URL (the sidecar's outbound TLS listener), SNI and Host kapi.kakao.com
+//   KAKAO_API_CA             the CA file that call verifies the certificate against (default:
+//                            Node's bundled CAs)
 //
 // The HTTP/2 variant's gRPC call (INVENTORY_GRPC) is the Python app's alone: this app ignores it.
 //
@@ -43,6 +48,8 @@ if ((process.env.OTEL_ENABLED || 'true').toLowerCase() !== 'false') {
 
 const http = require('http');
 const http2 = require('http2');
+const https = require('https');
+const fs = require('fs');
 const { context, propagation, trace, SpanKind, SpanStatusCode } = require('@opentelemetry/api');
 
 const HTTP2 = (process.env.EGRESS_PROTOCOL || 'http1') === 'http2';
@@ -121,13 +128,49 @@ function egressHttp2(method, path, host, body) {
 
 const call = HTTP2 ? egressHttp2 : egress;
 
+// GET https://kapi.kakao.com/v2/user/me in the app's own TLS (HTTP/1.1, the http
+// instrumentation's client span): the connection goes to KAKAO_API_URL, the ClientHello names
+// kapi.kakao.com (`servername`, which Node also checks the certificate against), the
+// certificate chains to KAKAO_API_CA. Resolves to the status.
+const KAKAO_API_URL = process.env.KAKAO_API_URL ? new URL(process.env.KAKAO_API_URL) : null;
+const KAKAO_API_CA = process.env.KAKAO_API_CA ? fs.readFileSync(process.env.KAKAO_API_CA) : undefined;
+const KAKAO_API_HOST = 'kapi.kakao.com';
+function kakaoUser() {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        hostname: KAKAO_API_URL.hostname,
+        port: KAKAO_API_URL.port || 443,
+        method: 'GET',
+        path: '/v2/user/me',
+        headers: { host: KAKAO_API_HOST, authorization: 'Bearer demo' },
+        servername: KAKAO_API_HOST,
+        ca: KAKAO_API_CA,
+        agent: false,
+        timeout: 5000,
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`GET ${KAKAO_API_HOST}/v2/user/me timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 const routes = {
   'GET /healthz': async () => ({ app: APP_NAME }),
-  // Exchanges the OAuth code with Kakao (an external host), then asks profile-api.
+  // Exchanges the OAuth code with Kakao (an external host), reads the user's Kakao profile
+  // over HTTPS (KAKAO_API_URL set), then asks profile-api.
   'POST /api/v1/auth/kakao/callback': async () => {
-    const token = await call('POST', '/oauth/token', 'kauth.kakao.com', 'code=demo');
-    const profile = await call('GET', '/api/v1/profiles/me', 'profile-api:8080');
-    return { token_status: token, profile_status: profile };
+    const result = {};
+    result.token_status = await call('POST', '/oauth/token', 'kauth.kakao.com', 'code=demo');
+    if (KAKAO_API_URL) result.user_status = await kakaoUser();
+    result.profile_status = await call('GET', '/api/v1/profiles/me', 'profile-api:8080');
+    return result;
   },
   'GET /api/v1/profiles/me': async () => {
     const character = await call('GET', '/api/v1/characters/me', 'character-api:8080');

