@@ -12,7 +12,7 @@ tracejoin sits in front of each `tcp_proxy` as the kit places it: the NETWORK Wa
 `tracejoin-outbound-network` (with the kit's ServiceEntries as `external_services`) where istiod
 puts it (the SNI and VIP chains), the EnvoyFilter of istio/envoyfilter-passthrough.yaml on the
 two passthrough chains. Every cluster leads to one local TLS server with a certificate for
-every host. The access log is the kit's (istio/istiod-values.yaml's `accessLogFormat`).
+every host. The access log is the kit's (istio/istiod-values.yaml's `accessLogFormat`, harness.kit_access_log_format).
 """
 
 import hashlib
@@ -64,39 +64,10 @@ def passthrough_filters(wasm):
     return filters
 
 
-def kit_access_log_format():
-    with open(os.path.join(ROOT, "istio", "istiod-values.yaml")) as f:
-        return yaml.safe_load(f)["meshConfig"]["accessLogFormat"] + "\n"
-
-
-def tcp_chain(tracejoin, cluster, log_path, name=None, server_names=None):
-    chain = {
-        "filters": [
-            tracejoin,
-            {
-                "name": "envoy.filters.network.tcp_proxy",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-                    "stat_prefix": cluster,
-                    "cluster": cluster,
-                    "access_log": [
-                        {
-                            "name": "envoy.access_loggers.file",
-                            "typed_config": {
-                                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-                                "path": log_path,
-                                "log_format": {"text_format_source": {"inline_string": kit_access_log_format()}},
-                            },
-                        }
-                    ],
-                },
-            },
-        ]
-    }
+def tcp_chain(tracejoin, cluster, log_path, name=None):
+    chain = {"filters": [tracejoin, harness.tcp_proxy_filter(cluster, log_path)]}
     if name:
         chain["name"] = name
-    if server_names:
-        chain["filter_chain_match"] = {"server_names": server_names}
     return chain
 
 
@@ -106,27 +77,18 @@ def bootstrap(wasm, upstream_port, log_path, plugin_config, ports):
     clusters = {f"outbound|443||{h}" for h in hosts} | {"PassthroughCluster", "outbound|443||vip.default.svc"}
     plugin = harness.network_wasm_filter(wasm, plugin_config)
     patched = passthrough_filters(wasm)
-    sni_listener = {
-        "name": "0.0.0.0_443",
-        "address": {"socket_address": loopback(ports["0.0.0.0_443"])},
-        "listener_filters": [
-            {
-                "name": "envoy.filters.listener.tls_inspector",
-                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"},
-            }
-        ],
-        "filter_chains": [tcp_chain(plugin, f"outbound|443||{h}", log_path, server_names=[h]) for h in hosts],
-        "default_filter_chain": tcp_chain(
-            patched["PassthroughFilterChain"], "PassthroughCluster", log_path, name="PassthroughFilterChain"
-        ),
-    }
+    sni_listener = harness.outbound_tls_listener(
+        loopback(ports["0.0.0.0_443"]),
+        [(h, f"outbound|443||{h}") for h in hosts],
+        front=plugin,
+        passthrough_front=patched["PassthroughFilterChain"],
+        access_log=log_path,
+    )
     virtual_outbound = {
         "name": "virtualOutbound",
         "address": {"socket_address": loopback(ports["virtualOutbound"])},
         "filter_chains": [
-            tcp_chain(
-                patched["virtualOutbound-catchall-tcp"], "PassthroughCluster", log_path, name="virtualOutbound-catchall-tcp"
-            )
+            tcp_chain(patched["virtualOutbound-catchall-tcp"], "PassthroughCluster", log_path, "virtualOutbound-catchall-tcp")
         ],
     }
     vip = {

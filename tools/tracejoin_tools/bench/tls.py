@@ -27,7 +27,7 @@ from pathlib import Path
 
 from tracejoin_tools.bench.instructions import callgrind_control, dumped_total
 from tracejoin_tools.common import BUILD, LOOPBACK, free_port, loopback
-from tracejoin_tools.envoy.harness import Envoy, _cluster, network_wasm_filter, render_bootstrap
+from tracejoin_tools.envoy.harness import Envoy, _cluster, network_wasm_filter, outbound_tls_listener, render_bootstrap
 from tracejoin_tools.envoy.tls_upstream import TlsUpstream, request
 
 REGISTERED = "api.openai.com"
@@ -38,33 +38,6 @@ BULK_WRITES = 256
 BULK_WRITE = 4096
 
 
-def listener(port, front):
-    """`front`: the network filter in front of tcp_proxy, or None."""
-
-    def chain(cluster, **extra):
-        filters = [] if front is None else [front]
-        filters.append({
-            "name": "envoy.filters.network.tcp_proxy",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-                "stat_prefix": cluster,
-                "cluster": cluster,
-            },
-        })
-        return {"filters": filters, **extra}
-
-    return {
-        "name": "0.0.0.0_443",
-        "address": {"socket_address": loopback(port)},
-        "listener_filters": [{
-            "name": "envoy.filters.listener.tls_inspector",
-            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"},
-        }],
-        "filter_chains": [chain(f"outbound|443||{REGISTERED}", filter_chain_match={"server_names": [REGISTERED]})],
-        "default_filter_chain": chain("PassthroughCluster", name="PassthroughFilterChain"),
-    }
-
-
 def case_config(case, port, upstream_port, tracejoin, noop):
     if case == "none":
         front = None
@@ -73,7 +46,8 @@ def case_config(case, port, upstream_port, tracejoin, noop):
     else:
         services = [{"name": "openai-external", "hosts": [REGISTERED], "ports": [port]}]
         front = network_wasm_filter(tracejoin, {"position": "network", "external_services": services})
-    config = render_bootstrap([listener(port, front)], upstream_port)
+    listener = outbound_tls_listener(loopback(port), [(REGISTERED, f"outbound|443||{REGISTERED}")], front, front)
+    config = render_bootstrap([listener], upstream_port)
     config["static_resources"]["clusters"] = [
         _cluster(c, upstream_port) for c in (f"outbound|443||{REGISTERED}", "PassthroughCluster")
     ]

@@ -18,7 +18,9 @@ import tempfile
 import time
 import urllib.request
 
-from tracejoin_tools.common import LOOPBACK, loopback
+import yaml
+
+from tracejoin_tools.common import LOOPBACK, ROOT, loopback
 
 TRACERS = ("none", "zipkin", "zipkin_w3c", "opentelemetry", "datadog")
 POSITIONS = ("off", "downstream", "upstream", "network", "network+downstream", "network+upstream")
@@ -81,6 +83,61 @@ def network_wasm_filter(wasm_path, plugin_config):
             "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
             "config": _wasm_config("tracejoin-network", wasm_path, plugin_config),
         },
+    }
+
+
+def kit_access_log_format():
+    """The Istio kit's access-log format (istio/istiod-values.yaml, meshConfig.accessLogFormat)."""
+    with open(ROOT / "istio" / "istiod-values.yaml") as f:
+        return yaml.safe_load(f)["meshConfig"]["accessLogFormat"] + "\n"
+
+
+def tcp_proxy_filter(cluster, access_log=None):
+    """tcp_proxy to `cluster`; with `access_log` (a path), each connection logged there in the
+    kit's format."""
+    config = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+        "stat_prefix": cluster,
+        "cluster": cluster,
+    }
+    if access_log:
+        config["access_log"] = [
+            {
+                "name": "envoy.access_loggers.file",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                    "path": access_log,
+                    "log_format": {"text_format_source": {"inline_string": kit_access_log_format()}},
+                },
+            }
+        ]
+    return {"name": "envoy.filters.network.tcp_proxy", "typed_config": config}
+
+
+def outbound_tls_listener(address, sni_chains, front=None, passthrough_front=None, access_log=None):
+    """A sidecar's `0.0.0.0_443` as istiod builds it for HTTPS ServiceEntries: tls_inspector,
+    one SNI-matched chain per `(host, cluster)` of `sni_chains` with tcp_proxy, and the default
+    chain `PassthroughFilterChain` to PassthroughCluster. `front`: the network filter istiod puts
+    in front of tcp_proxy on the SNI chains (a NETWORK WasmPlugin), `passthrough_front` the one
+    on the default chain (an EnvoyFilter); None for none."""
+
+    def chain(cluster, tracejoin, **extra):
+        return {"filters": ([tracejoin] if tracejoin else []) + [tcp_proxy_filter(cluster, access_log)], **extra}
+
+    return {
+        "name": "0.0.0.0_443",
+        "address": {"socket_address": address},
+        "traffic_direction": "OUTBOUND",
+        "listener_filters": [
+            {
+                "name": "envoy.filters.listener.tls_inspector",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"},
+            }
+        ],
+        "filter_chains": [
+            chain(cluster, front, filter_chain_match={"server_names": [host]}) for host, cluster in sni_chains
+        ],
+        "default_filter_chain": chain("PassthroughCluster", passthrough_front, name="PassthroughFilterChain"),
     }
 
 

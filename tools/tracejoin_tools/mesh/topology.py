@@ -22,9 +22,6 @@ addressing gives it a port and its TLS upstream (the native runner; not docker-c
 import json
 from dataclasses import dataclass, field
 
-import yaml
-
-from tracejoin_tools.common import ROOT
 from tracejoin_tools.envoy import harness as envoy_harness
 
 TRACERS = ("zipkin", "zipkin_w3c", "opentelemetry")
@@ -216,12 +213,6 @@ def _listener(name, port, addressing, direction, virtual_hosts, tracer, service,
     }
 
 
-def kit_access_log_format():
-    """The kit's access-log format (istio/istiod-values.yaml, meshConfig.accessLogFormat)."""
-    with open(ROOT / "istio" / "istiod-values.yaml") as f:
-        return yaml.safe_load(f)["meshConfig"]["accessLogFormat"] + "\n"
-
-
 def tls_external_services(port):
     """EXTERNAL_SERVICES for a TLS listener on `port`: a sidecar's redirected connection keeps
     its original destination port (443), but on loopback the app connects to the listener
@@ -239,47 +230,14 @@ def _tls_listener(app, port, addressing, tracer, mode, wasm_path):
     network = mode.startswith("network")
     log_path = addressing.access_logs.get(f"{app}-sidecar", "/dev/stdout")
     listener = f"{app}-outbound-tls"
-
-    def chain(cluster, name=None, server_names=None):
-        tcp_proxy = {
-            "name": "envoy.filters.network.tcp_proxy",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-                "stat_prefix": cluster,
-                "cluster": cluster,
-                "access_log": [
-                    {
-                        "name": "envoy.access_loggers.file",
-                        "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-                            "path": log_path,
-                            "log_format": {"text_format_source": {"inline_string": kit_access_log_format()}},
-                        },
-                    }
-                ],
-            },
-        }
-        filters = ([_network_tracejoin(listener, tracer, wasm_path, tls_external_services(port))] if network else []) + [tcp_proxy]
-        result = {"filters": filters}
-        if name:
-            result["name"] = name
-        if server_names:
-            result["filter_chain_match"] = {"server_names": server_names}
-        return result
-
-    return {
-        "name": TLS_LISTENER,
-        "address": {"socket_address": {"address": addressing.bind_host, "port_value": port}},
-        "traffic_direction": "OUTBOUND",
-        "listener_filters": [
-            {
-                "name": "envoy.filters.listener.tls_inspector",
-                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"},
-            }
-        ],
-        "filter_chains": [chain(cluster, server_names=[host]) for host, cluster in OUTBOUND_TLS[app]],
-        "default_filter_chain": chain("PassthroughCluster", name="PassthroughFilterChain"),
-    }
+    front = _network_tracejoin(listener, tracer, wasm_path, tls_external_services(port)) if network else None
+    return envoy_harness.outbound_tls_listener(
+        {"address": addressing.bind_host, "port_value": port},
+        OUTBOUND_TLS[app],
+        front=front,
+        passthrough_front=front,
+        access_log=log_path,
+    )
 
 
 def _route(prefix, cluster):
