@@ -111,10 +111,16 @@ impl RootContext for TracejoinRoot {
         if config.position == Position::Network
             && let Some(external) = &config.external
         {
-            log::info!(
-                "tracejoin: network position: TLS connections named by their server name against {} external services",
-                external.matcher.services().len()
-            );
+            let services = external.matcher.services().len();
+            if services == 0 {
+                log::info!(
+                    "tracejoin: network position: TLS connections named by their server name (no external service listed: only those on Istio's passthrough chains, as unregistered)"
+                );
+            } else {
+                log::info!(
+                    "tracejoin: network position: TLS connections named by their server name against {services} external services"
+                );
+            }
         }
         if config.envoy > EnvoyVersion::NEWEST_MEASURED
             || config.envoy < EnvoyVersion::OLDEST_MEASURED

@@ -1,18 +1,9 @@
-"""External HTTPS calls named by ServiceEntry in the network position, on a real Envoy.
-
-The listeners are those a sidecar's outbound side has for an app that speaks TLS itself
-(read in istiod 1.30's source, docs/external-services.md):
-- `0.0.0.0_443`: `tls_inspector`, one SNI-matched chain per ServiceEntry host (`tcp_proxy` to
-  `outbound|443||HOST`), and the default chain `PassthroughFilterChain` (to
-  `PassthroughCluster`) for hosts no ServiceEntry names;
-- `virtualOutbound`: no listener filter, the chain `virtualOutbound-catchall-tcp` (a port no
-  listener has);
-- a VIP listener (`10.x.x.x_443`): no listener filter, one unnamed chain to the service.
-tracejoin sits in front of each `tcp_proxy` as the kit places it: the NETWORK WasmPlugin
-`tracejoin-outbound-network` (with the kit's ServiceEntries as `external_services`) where istiod
-puts it (the SNI and VIP chains), the EnvoyFilter of istio/envoyfilter-passthrough.yaml on the
-two passthrough chains. Every cluster leads to one local TLS server with a certificate for
-every host. The access log is the kit's (istio/istiod-values.yaml's `accessLogFormat`, harness.kit_access_log_format).
+"""External HTTPS calls named by ServiceEntry in the network position, on a real Envoy: a
+sidecar's outbound listeners for apps that speak TLS themselves (`0.0.0.0_443` with SNI chains
+and `PassthroughFilterChain`, `virtualOutbound`, a VIP listener), tracejoin placed as the Istio
+kit places it (tracejoin_tools.envoy.sidecar_tls, which says how), one local TLS server behind
+every cluster, the kit's access-log format. Clients: Python's ssl (whole and in pieces) and
+curl.
 """
 
 import hashlib
@@ -23,104 +14,24 @@ import time
 import pytest
 import yaml
 
-from tracejoin_tools.common import free_port, loopback
+from tracejoin_tools.common import free_port
 from tracejoin_tools.envoy import harness
+from tracejoin_tools.envoy.sidecar_tls import CALLS, LISTENERS, SERVICES, UNREGISTERED, bootstrap, kit_plugin_config, upstream_hosts
 from tracejoin_tools.envoy.tls_upstream import TlsUpstream, request
-from tracejoin_tools.istio.serviceentries_to_config import external_services
-
-ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
-SERVICE_ENTRIES = os.path.join(ROOT, "istio", "service-entries.yaml")
-SERVICES = external_services([SERVICE_ENTRIES])
-# One host per ServiceEntry of the kit (a name below a wildcard for the wildcard entries),
-# and one no ServiceEntry names.
-CALLS = {
-    "google-external": "oauth2.googleapis.com",
-    "kakao-external": "kauth.kakao.com",
-    "naver-external": "openapi.naver.com",
-    "openai-external": "api.openai.com",
-    "aws-s3-external": "my-bucket.s3.ap-northeast-2.amazonaws.com",
-    "aws-cloudfront": "d111111abcdef8.cloudfront.net",
-}
-UNREGISTERED = "api.example.org"
-
-
-def kit_plugin_config():
-    """tracejoin-outbound-network's pluginConfig (istio/wasmplugin-network.yaml)."""
-    with open(os.path.join(ROOT, "istio", "wasmplugin-network.yaml")) as f:
-        docs = [d for d in yaml.safe_load_all(f) if d]
-    return next(d for d in docs if d["metadata"]["name"] == "tracejoin-outbound-network")["spec"]["pluginConfig"]
-
-
-def passthrough_filters(wasm):
-    """The network filter each patch of istio/envoyfilter-passthrough.yaml inserts, by the
-    chain it matches, with the module path pointed at the build."""
-    with open(os.path.join(ROOT, "istio", "envoyfilter-passthrough.yaml")) as f:
-        doc = next(d for d in yaml.safe_load_all(f) if d)
-    filters = {}
-    for patch in doc["spec"]["configPatches"]:
-        value = patch["patch"]["value"]
-        value["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = wasm
-        filters[patch["match"]["listener"]["filterChain"]["name"]] = value
-    return filters
-
-
-def tcp_chain(tracejoin, cluster, log_path, name=None):
-    chain = {"filters": [tracejoin, harness.tcp_proxy_filter(cluster, log_path)]}
-    if name:
-        chain["name"] = name
-    return chain
-
-
-def bootstrap(wasm, upstream_port, log_path, plugin_config, ports):
-    """`plugin_config`: the NETWORK plugin's (in the chains istiod puts it in)."""
-    hosts = [h for s in plugin_config["external_services"] for h in s["hosts"]]
-    clusters = {f"outbound|443||{h}" for h in hosts} | {"PassthroughCluster", "outbound|443||vip.default.svc"}
-    plugin = harness.network_wasm_filter(wasm, plugin_config)
-    patched = passthrough_filters(wasm)
-    sni_listener = harness.outbound_tls_listener(
-        loopback(ports["0.0.0.0_443"]),
-        [(h, f"outbound|443||{h}") for h in hosts],
-        front=plugin,
-        passthrough_front=patched["PassthroughFilterChain"],
-        access_log=log_path,
-    )
-    virtual_outbound = {
-        "name": "virtualOutbound",
-        "address": {"socket_address": loopback(ports["virtualOutbound"])},
-        "filter_chains": [
-            tcp_chain(patched["virtualOutbound-catchall-tcp"], "PassthroughCluster", log_path, "virtualOutbound-catchall-tcp")
-        ],
-    }
-    vip = {
-        "name": "10.96.0.10_443",
-        "address": {"socket_address": loopback(ports["10.96.0.10_443"])},
-        "filter_chains": [tcp_chain(plugin, "outbound|443||vip.default.svc", log_path)],
-    }
-    config = harness.render_bootstrap([sni_listener, virtual_outbound, vip], upstream_port)
-    config["static_resources"]["clusters"] = [harness._cluster(c, upstream_port) for c in sorted(clusters)]
-    config["stats_config"] = {"stats_tags": harness.EXTERNAL_STATS_TAGS}
-    return config
 
 
 @pytest.fixture(scope="module")
 def upstream():
-    names = [h for s in SERVICES for h in s["hosts"]] + [UNREGISTERED, "other.example.org", "split.example.org", "vip.default.svc"]
-    with TlsUpstream(names) as up:
+    with TlsUpstream(upstream_hosts("other.example.org", "split.example.org")) as up:
         yield up
 
 
 @pytest.fixture(scope="module")
 def envoy(wasm, upstream, tmp_path_factory):
     log_path = str(tmp_path_factory.mktemp("tls") / "access.log")
-    ports = {name: free_port() for name in ("0.0.0.0_443", "virtualOutbound", "10.96.0.10_443")}
-    # A sidecar's connection keeps its original destination port (443); here it is the
-    # listener's own, so the entries list that port in place of 443.
-    plugin_config = kit_plugin_config()
-    assert plugin_config["external_services"] == SERVICES
-    plugin_config["external_services"] = [
-        {**s, "ports": [p if p != 443 else ports["0.0.0.0_443"] for p in s["ports"]]} for s in SERVICES
-    ]
-    config = bootstrap(wasm, upstream.port, log_path, plugin_config, ports)
+    ports = {name: free_port() for name in LISTENERS}
+    assert kit_plugin_config()["external_services"] == SERVICES
+    config = bootstrap(wasm, upstream.port, log_path, ports)
     with harness.Envoy(config, component_log_level="wasm:info") as e:
         e.access_log = log_path
         e.ports = ports
