@@ -190,3 +190,18 @@ def test_unregistered_hosts_become_service_entry_suggestions(envoy, upstream):
 
 def test_the_load_line_says_tls_connections_are_named(envoy):
     assert "tracejoin: network position: TLS connections named by their server name against 6 external services" in envoy.log()
+
+
+def test_a_tls_1_2_client_is_named(envoy, upstream):
+    """A client that offers TLS 1.2 only (no supported_versions extension, the TLS 1.2
+    ClientHello layout) is read the same way."""
+    import ssl
+
+    ctx = upstream.client_context()
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    entry = "external.service_entry.naver-external.namespace.default.tls_connections"
+    before = stat(envoy, entry)
+    body = os.urandom(1000)
+    answer = request(envoy.ports["0.0.0.0_443"], "nid.naver.com", ctx, body)
+    assert answer == f"{hashlib.sha256(body).hexdigest()} nid.naver.com"
+    assert stat(envoy, entry) == before + 1
