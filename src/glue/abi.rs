@@ -111,6 +111,13 @@ pub fn get_property(parts: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
     Ok(Some(unsafe { owned(data, len) }))
 }
 
+/// An integer property (Envoy hands it over as 8 bytes, little-endian) that fits a u16.
+pub fn get_u16_property(parts: &[&str]) -> Result<Option<u16>, HostError> {
+    Ok(get_property(parts)?
+        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+        .and_then(|b| u16::try_from(u64::from_le_bytes(b)).ok()))
+}
+
 pub fn get_header(map: u32, name: &str) -> Result<Option<Vec<u8>>, HostError> {
     let mut data = null_mut();
     let mut len = 0usize;

@@ -123,11 +123,7 @@ impl Host for WasmHost<'_> {
     }
 
     fn final_response_code(&mut self) -> Result<Option<u16>, HostError> {
-        // An integer property: 8 bytes, little-endian.
-        let code = abi::get_property(&["response", "code"])?;
-        Ok(code
-            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-            .and_then(|b| u16::try_from(u64::from_le_bytes(b)).ok()))
+        abi::get_u16_property(&["response", "code"])
     }
 
     fn note_unregistered(&mut self, host: &[u8]) {

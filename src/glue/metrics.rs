@@ -105,18 +105,18 @@ impl Metrics {
 impl Metrics {
     /// `tracejoin.external.unregistered_host.<host>.port.<port>.tls_connections`, for the
     /// first [`MAX_UNREGISTERED_HOST_STATS`] hosts: what a ServiceEntry for them needs.
-    pub fn increment_unregistered_host(&self, server_name: &str, port: u16) {
+    /// `key`: `host:port`.
+    pub fn increment_unregistered_host(&self, key: &str, server_name: &str, port: u16) {
         let Ok(mut hosts) = self.unregistered_hosts.try_borrow_mut() else {
             return;
         };
-        let key = format!("{server_name}:{port}");
-        let id = match hosts.get(&key) {
+        let id = match hosts.get(key) {
             Some(id) => *id,
             None if hosts.len() < MAX_UNREGISTERED_HOST_STATS => {
                 let id = define_counter(&format!(
                     "tracejoin.external.unregistered_host.{server_name}.port.{port}.tls_connections"
                 ));
-                hosts.insert(key, id);
+                hosts.insert(key.to_owned(), id);
                 if hosts.len() == MAX_UNREGISTERED_HOST_STATS {
                     log::warn!(
                         "tracejoin: {MAX_UNREGISTERED_HOST_STATS} unregistered hosts have a counter in this VM; further ones are counted in tracejoin.external.unregistered.tls_connections only"

@@ -148,11 +148,7 @@ impl StreamHost for WasmStreamHost<'_> {
     }
 
     fn destination_port(&mut self) -> Result<Option<u16>, HostError> {
-        // An integer property: 8 bytes, little-endian.
-        let port = abi::get_property(&["destination", "port"])?;
-        Ok(port
-            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-            .and_then(|b| u16::try_from(u64::from_le_bytes(b)).ok()))
+        abi::get_u16_property(&["destination", "port"])
     }
 
     fn filter_chain_name(&mut self) -> Result<Option<Vec<u8>>, HostError> {
@@ -165,14 +161,14 @@ impl StreamHost for WasmStreamHost<'_> {
 
     fn note_unregistered_tls(&mut self, server_name: &str, port: Option<u16>, alpn: &str) {
         let port = port.unwrap_or(0);
+        // The server name is a checked DNS name of at most 253 bytes.
+        let key = format!("{server_name}:{port}");
         self.shared
             .metrics
-            .increment_unregistered_host(server_name, port);
+            .increment_unregistered_host(&key, server_name, port);
         let Ok(mut seen) = self.shared.unregistered_seen.try_borrow_mut() else {
             return;
         };
-        // The server name is a checked DNS name of at most 253 bytes.
-        let key = format!("{server_name}:{port}");
         if seen.len() < MAX_UNREGISTERED_LOGGED && seen.insert(key.into_bytes()) {
             log::info!(
                 "tracejoin: TLS connections to {server_name}:{port} (ALPN {alpn}) leave the mesh with no ServiceEntry (passthrough filter chain)"
