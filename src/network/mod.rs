@@ -49,6 +49,18 @@ pub trait StreamHost: Counting {
     fn note_unregistered_tls(&mut self, server_name: &str, port: Option<u16>, alpn: &str);
 }
 
+/// Whether what a framer holds (a head, a header block, a ClientHello) has been held for
+/// `request_headers_timeout_ms`; its time starts at the first call (`held_since`).
+pub(crate) fn held_too_long(
+    host: &mut dyn StreamHost,
+    config: &Config,
+    held_since: &mut Option<u64>,
+) -> bool {
+    let now = host.now_nanos();
+    let since = *held_since.get_or_insert(now);
+    now.saturating_sub(since) / 1_000_000 >= config.limits.held_head_timeout_ms
+}
+
 /// What to tell Envoy about the read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {

@@ -25,7 +25,7 @@ pub mod head;
 pub mod response;
 pub mod rewrite;
 
-use super::{Framed, Leave, StreamHost, Verdict, tls};
+use super::{Framed, Leave, StreamHost, Verdict, held_too_long, tls};
 use crate::codec::Carrier;
 use crate::config::{Config, Trust};
 use crate::filter::{Counter, count};
@@ -520,12 +520,8 @@ impl Connection {
         // Envoy's header timeout starts only when its codec sees the head: while the filter
         // holds it, the filter keeps that time (from when the codec would have read it: not
         // while the HCM is still answering).
-        if self.answering.is_none() {
-            let now = host.now_nanos();
-            let since = *self.held_since.get_or_insert(now);
-            if now.saturating_sub(since) / 1_000_000 >= config.limits.held_head_timeout_ms {
-                return self.leave(host, config, Leave::SlowHead);
-            }
+        if self.answering.is_none() && held_too_long(host, config, &mut self.held_since) {
+            return self.leave(host, config, Leave::SlowHead);
         }
         self.state = State::Head(seen);
         Verdict::Pause

@@ -25,7 +25,7 @@ pub(crate) mod huffman;
 
 use std::ops::Range;
 
-use super::{Framed, Leave, StreamHost, Verdict};
+use super::{Framed, Leave, StreamHost, Verdict, held_too_long};
 use crate::codec::{Carrier, Header, PerHeader};
 use crate::config::{Config, Trust};
 use crate::filter::{Counter, HostError, count};
@@ -160,9 +160,7 @@ impl Connection {
         if held >= config.limits.max_held_bytes {
             return self.leave(host, config, Leave::TooLarge, diverged);
         }
-        let now = host.now_nanos();
-        let since = *self.held_since.get_or_insert(now);
-        if now.saturating_sub(since) / 1_000_000 >= config.limits.held_head_timeout_ms {
+        if held_too_long(host, config, &mut self.held_since) {
             return self.leave(host, config, Leave::SlowHead, diverged);
         }
         self.resume = at.saturating_add_signed(shift);

@@ -8,7 +8,7 @@ pub mod client_hello;
 #[cfg(test)]
 mod tests;
 
-use super::{Leave, StreamHost, Verdict};
+use super::{Leave, StreamHost, Verdict, held_too_long};
 use crate::config::Config;
 use crate::external::{Destination, is_passthrough_chain};
 use crate::filter::{
@@ -120,9 +120,7 @@ impl Connection {
         if end_of_stream {
             return self.leave(host, Leave::Tls);
         }
-        let now = host.now_nanos();
-        let since = *self.held_since.get_or_insert(now);
-        if now.saturating_sub(since) / 1_000_000 >= config.limits.held_head_timeout_ms {
+        if held_too_long(host, config, &mut self.held_since) {
             // Nothing will read this connection on: the server waits for the rest too.
             host.increment(Counter::NetworkLeft(Leave::SlowHead));
             host.increment(Counter::NetworkClosed);
