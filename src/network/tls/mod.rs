@@ -219,8 +219,13 @@ fn name(host: &mut dyn StreamHost, config: &Config, hello: &ClientHello) {
         ],
     );
     log::debug!(
-        "tracejoin: TLS connection to {server_name}:{} (ALPN {}{}): ServiceEntry {state_name}{}{namespace}",
+        "tracejoin: TLS connection to {server_name}:{} (TLS {}, ALPN {}{}): ServiceEntry {state_name}{}{namespace}",
         port.unwrap_or(0),
+        if hello.tls13 {
+            "1.3 offered"
+        } else {
+            "1.2 or older"
+        },
         hello.alpn,
         if hello.ech {
             "; ECH extension: if not GREASE, the name is the outer one"
