@@ -261,12 +261,9 @@ impl Connection {
         loop {
             match std::mem::take(&mut self.state) {
                 State::Left => return Verdict::Continue,
-                State::Tls(seen) => {
-                    self.state = State::Tls(seen);
-                    return Verdict::Continue;
-                }
-                State::Http2 => {
-                    self.state = State::Http2;
+                // Another framer's: kept for it.
+                other @ (State::Http2 | State::Tls(_)) => {
+                    self.state = other;
                     return Verdict::Continue;
                 }
                 State::Closed => return Verdict::Close,
