@@ -14,6 +14,7 @@ the timed runs of `compare`, not in their place.
 """
 
 import argparse
+import functools
 import glob
 import os
 import shutil
@@ -75,12 +76,29 @@ def dumped_total(outdir, before):
     raise RuntimeError("callgrind wrote no dump")
 
 
-def measure(case, args, backend_port, body, variants):
-    outdir = tempfile.mkdtemp(prefix="tracejoin-callgrind-")
-    wrapper = [
+def callgrind_wrapper(outdir):
+    """Envoy under callgrind, instrumentation off until `counted` turns it on."""
+    return [
         "valgrind", "--tool=callgrind", "--trace-children=yes", "--smc-check=all-non-file",
         "--instr-atstart=no", f"--callgrind-out-file={outdir}/callgrind.out.%p",
     ]
+
+
+def counted(outdir, run):
+    """The instructions Envoy executed while `run()` ran."""
+    before = set(glob.glob(os.path.join(outdir, "callgrind.out.*")))
+    callgrind_control("-z")
+    callgrind_control("-i", "on")
+    run()
+    callgrind_control("-i", "off")
+    callgrind_control("-d")
+    total, _ = dumped_total(outdir, before)
+    return total
+
+
+def measure(case, args, backend_port, body, variants):
+    outdir = tempfile.mkdtemp(prefix="tracejoin-callgrind-")
+    wrapper = callgrind_wrapper(outdir)
     config = case_config(case, backend_port, args.tracejoin, args.noop, variants)
     counts = {}
     try:
@@ -95,13 +113,7 @@ def run_shapes(case, args, body, config, wrapper, outdir):
     with Envoy(config, component_log_level="wasm:warning", wrapper=wrapper, ready_timeout=600) as envoy:
         for shape in args.shapes:
             h2load(envoy.port, shape, case, 200, body)  # warm: connections, V8's tiers
-            before = set(glob.glob(os.path.join(outdir, "callgrind.out.*")))
-            callgrind_control("-z")
-            callgrind_control("-i", "on")
-            h2load(envoy.port, shape, case, args.requests, body)
-            callgrind_control("-i", "off")
-            callgrind_control("-d")
-            total, _ = dumped_total(outdir, before)
+            total = counted(outdir, functools.partial(h2load, envoy.port, shape, case, args.requests, body))
             counts[shape] = total / args.requests
             print(f"{case} {shape}: {counts[shape]:.0f} instructions/request", file=sys.stderr, flush=True)
     return counts

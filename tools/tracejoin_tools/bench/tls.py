@@ -16,8 +16,6 @@ Two shapes: `connection` (a handshake and one 4 KiB request and answer per conne
 """
 
 import argparse
-import glob
-import os
 import shutil
 import socket
 import ssl
@@ -25,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tracejoin_tools.bench.instructions import callgrind_control, dumped_total
+from tracejoin_tools.bench.instructions import callgrind_wrapper, counted
 from tracejoin_tools.common import BUILD, LOOPBACK, free_port, loopback
 from tracejoin_tools.envoy.harness import Envoy, _cluster, network_wasm_filter, outbound_tls_listener, render_bootstrap
 from tracejoin_tools.envoy.tls_upstream import TlsUpstream, request
@@ -90,10 +88,7 @@ def bulk(port, upstream, host):
 
 def measure(case, args, upstream):
     outdir = tempfile.mkdtemp(prefix="tracejoin-callgrind-")
-    wrapper = [
-        "valgrind", "--tool=callgrind", "--trace-children=yes", "--smc-check=all-non-file",
-        "--instr-atstart=no", f"--callgrind-out-file={outdir}/callgrind.out.%p",
-    ]
+    wrapper = callgrind_wrapper(outdir)
     port = free_port()
     config = case_config(case, port, upstream.port, args.tracejoin, args.noop)
     host = host_of(case)
@@ -105,14 +100,7 @@ def measure(case, args, upstream):
                 ("connection", lambda: connections(port, upstream, host, args.connections), args.connections),
                 ("bulk", lambda: bulk(port, upstream, host), 1),
             ):
-                before = set(glob.glob(os.path.join(outdir, "callgrind.out.*")))
-                callgrind_control("-z")
-                callgrind_control("-i", "on")
-                run()
-                callgrind_control("-i", "off")
-                callgrind_control("-d")
-                total, _ = dumped_total(outdir, before)
-                counts[shape] = total / per
+                counts[shape] = counted(outdir, run) / per
                 print(f"{case} {shape}: {counts[shape]:.0f} instructions", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(outdir, ignore_errors=True)
