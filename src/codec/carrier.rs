@@ -53,7 +53,8 @@ impl<'a> Carrier<'a> {
         carrier
     }
 
-    pub fn observe(&mut self, name: &'a [u8], value: &'a [u8]) {
+    /// Takes one header in; which trace header it is, if one.
+    pub fn observe(&mut self, name: &'a [u8], value: &'a [u8]) -> Option<Header> {
         let Some(header) = Header::from_name(name) else {
             match name.len() {
                 10 if name == b":authority" => self.authority = Some(value),
@@ -61,7 +62,7 @@ impl<'a> Carrier<'a> {
                 12 if name.eq_ignore_ascii_case(b"x-request-id") => self.request_id = Some(value),
                 _ => {}
             }
-            return;
+            return None;
         };
         if header == Header::Tracestate {
             self.observe_tracestate(value);
@@ -71,6 +72,7 @@ impl<'a> Carrier<'a> {
             Slot::Absent => Slot::One(value),
             Slot::One(first) | Slot::Repeated(first) => Slot::Repeated(first),
         };
+        Some(header)
     }
 
     fn observe_tracestate(&mut self, value: &'a [u8]) {

@@ -9,6 +9,7 @@
 use std::ops::Range;
 
 use super::Leave;
+use crate::codec::{Carrier, Header};
 
 /// How the body of a request is framed (RFC 9112 section 6.3: a request without
 /// Content-Length or Transfer-Encoding has no body).
@@ -36,6 +37,18 @@ pub struct RequestHead<'a> {
     pub head_method: bool,
     pub connect: bool,
     pub field_count: usize,
+    /// The trace headers it carries, read while scanning.
+    pub carrier: Carrier<'a>,
+    /// The lines of those headers, in order: all a rewrite changes.
+    pub trace_lines: Vec<TraceLine>,
+}
+
+/// A field line of a trace header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceLine {
+    pub header: Header,
+    /// The whole line in the head, CRLF included.
+    pub line: Range<usize>,
 }
 
 /// One field line of a head.
@@ -50,51 +63,105 @@ pub struct Field<'a> {
 
 /// The offset just past the head's empty line (`\r\n\r\n`), if the head is complete.
 pub fn head_end(bytes: &[u8]) -> Option<usize> {
-    bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|at| at + 4)
+    let mut at = 0;
+    loop {
+        at = next_special(bytes, at);
+        if bytes.get(at..at + 4)? == b"\r\n\r\n" {
+            return Some(at + 4);
+        }
+        at += 1;
+    }
 }
 
-/// RFC 9110 `tchar`.
+/// RFC 9110 `tchar`, one entry per byte value: a name byte costs one lookup.
+// Indexing in a constant: out of bounds would fail the build, not the filter.
+#[allow(clippy::indexing_slicing)]
+const TCHAR: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = (c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            )) as u8;
+        b += 1;
+    }
+    table
+};
+
 fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TCHAR.get(usize::from(b)) == Some(&1)
 }
 
-/// A field value byte: VCHAR, obs-text, SP or HTAB.
-fn is_value_byte(b: u8) -> bool {
-    matches!(b, b'\t' | b' ' | 0x21..=0x7e | 0x80..=0xff)
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `word` below 0x20 or equal to DEL: the line ends and the
+/// bytes no field may hold. Exact for the lowest such byte (a borrow only runs upwards from
+/// it), which is the only one read.
+fn special_bytes(word: u64) -> u64 {
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word;
+    let del = word ^ (ONES * 0x7f);
+    let is_del = del.wrapping_sub(ONES) & !del;
+    (below_space | is_del) & HIGH_BITS
 }
 
-/// The lines of `bytes` split at CRLF, each with its range (CRLF excluded); a bare CR or LF
-/// is an error. The last item is what follows the last CRLF (empty for a complete head).
-fn lines(bytes: &[u8]) -> impl Iterator<Item = Result<Range<usize>, Leave>> + '_ {
-    let mut start = 0usize;
-    let mut done = false;
-    std::iter::from_fn(move || {
-        if done {
-            return None;
+/// The offset of the first byte at or after `at` that is below 0x20 or DEL (a CR, an LF, a
+/// control byte), or `bytes.len()`: eight bytes per step, as a head is mostly values.
+pub(super) fn next_special(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(word) = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        let found = special_bytes(u64::from_le_bytes(*word));
+        if found != 0 {
+            return at + (found.trailing_zeros() / 8) as usize;
         }
-        let rest = bytes.get(start..)?;
-        for (i, b) in rest.iter().enumerate() {
-            match b {
-                b'\r' if rest.get(i + 1) == Some(&b'\n') => {
-                    let line = start..start + i;
-                    start += i + 2;
-                    return Some(Ok(line));
-                }
+        at += 8;
+    }
+    while let Some(b) = bytes.get(at) {
+        if *b < 0x20 || *b == 0x7f {
+            break;
+        }
+        at += 1;
+    }
+    at
+}
+
+/// One line of a head from `start`: where its CRLF is (`None`: the bytes end first, maybe
+/// after its CR), and whether it holds a control byte other than HTAB. A bare CR or LF is
+/// an error.
+fn line_from(bytes: &[u8], start: usize) -> Result<(Option<usize>, bool), Leave> {
+    let mut at = start;
+    let mut control = false;
+    loop {
+        at = next_special(bytes, at);
+        match bytes.get(at) {
+            None => return Ok((None, control)),
+            Some(b'\t') => {}
+            Some(b'\r') => match bytes.get(at + 1) {
+                Some(b'\n') => return Ok((Some(at), control)),
                 // A CR as the very last byte may still be followed by its LF.
-                b'\r' if i + 1 == rest.len() => break,
-                b'\r' | b'\n' => {
-                    done = true;
-                    return Some(Err(Leave::Ambiguous));
-                }
-                _ => {}
-            }
+                None => return Ok((None, control)),
+                Some(_) => return Err(Leave::Ambiguous),
+            },
+            Some(b'\n') => return Err(Leave::Ambiguous),
+            Some(_) => control = true,
         }
-        done = true;
-        Some(Ok(start..bytes.len()))
-    })
+        at += 1;
+    }
 }
 
 /// The request line: `method SP request-target SP HTTP-version`.
@@ -118,105 +185,118 @@ fn request_line(line: &[u8]) -> Result<&[u8], Leave> {
 
 /// A field line `name ":" OWS value OWS`; `None` for anything else (obs-fold included).
 pub(super) fn field_line(line: &[u8]) -> Option<(&[u8], &[u8])> {
-    let colon = line.iter().position(|b| *b == b':')?;
-    let (name, rest) = (line.get(..colon)?, line.get(colon + 1..)?);
-    if name.is_empty()
-        || !name.iter().all(|b| is_tchar(*b))
-        || !rest.iter().all(|b| is_value_byte(*b))
-    {
-        return None;
+    let mut at = 0;
+    loop {
+        at = next_special(line, at);
+        match line.get(at) {
+            None => return field(line, false),
+            Some(b'\t') => at += 1,
+            Some(_) => return None,
+        }
     }
-    Some((name, crate::codec::hex::trim_ows(rest)))
 }
 
-/// Checks that an incomplete head could still become a valid one, so that the filter waits
-/// for the rest only when Envoy would too (and garbage, a TLS hello or a half-open probe
-/// reaches Envoy at once).
-pub fn check_prefix(bytes: &[u8]) -> Result<(), Leave> {
-    let mut first = true;
-    let mut all = lines(bytes).peekable();
-    while let Some(line) = all.next() {
-        let line = line?;
-        let text = bytes.get(line.clone()).unwrap_or_default();
-        let complete = all.peek().is_some();
-        if complete {
-            if first {
-                request_line(text)?;
-            } else if field_line(text).is_none() {
-                return Err(Leave::Ambiguous);
-            }
-        } else {
-            let text = text.strip_suffix(b"\r").unwrap_or(text);
-            let ok = if first {
-                text.iter()
-                    .all(|b| is_tchar(*b) || (0x20..=0x7e).contains(b))
-            } else {
-                text.first().is_none_or(|b| *b != b' ' && *b != b'\t')
-                    && text.iter().all(|b| is_value_byte(*b))
-            };
-            if !ok {
-                return Err(if first {
-                    Leave::NotHttp1
-                } else {
-                    Leave::Ambiguous
-                });
-            }
+/// A field line whose bytes were checked already (`control`: it holds a byte no value may).
+fn field(line: &[u8], control: bool) -> Option<(&[u8], &[u8])> {
+    if control {
+        return None;
+    }
+    let colon = line.iter().position(|b| !is_tchar(*b))?;
+    if colon == 0 || line.get(colon) != Some(&b':') {
+        return None;
+    }
+    Some((
+        line.get(..colon)?,
+        crate::codec::hex::trim_ows(line.get(colon + 1..)?),
+    ))
+}
+
+/// The last, incomplete line of a head that is not complete yet: could it still become a
+/// line of a valid head? (So the filter waits for the rest only when Envoy would too, and
+/// garbage, a TLS hello or a half-open probe reaches Envoy at once.)
+fn open_line_ok(text: &[u8], request_line: bool, control: bool) -> Result<(), Leave> {
+    let text = text.strip_suffix(b"\r").unwrap_or(text);
+    if request_line {
+        if text.iter().all(|b| (0x20..=0x7e).contains(b)) {
+            return Ok(());
         }
-        first = false;
+        return Err(Leave::NotHttp1);
+    }
+    if control || matches!(text.first(), Some(b' ' | b'\t')) {
+        return Err(Leave::Ambiguous);
     }
     Ok(())
 }
 
-/// Parses a complete head (`bytes` ends with its empty line).
-pub fn parse(bytes: &[u8]) -> Result<RequestHead<'_>, Leave> {
-    let mut all = lines(bytes);
-    let first = all.next().ok_or(Leave::NotHttp1)??;
-    let request = bytes.get(first.clone()).unwrap_or_default();
+/// Scans a request head from its first byte, in one pass: a head that ends (its empty
+/// line's CRLF) is parsed; one that does not is checked as far as it goes (`None`: it may
+/// still become a valid head). What a field line frames is judged only once the head is
+/// complete, as Envoy's codec does.
+pub fn scan(bytes: &[u8]) -> Result<Option<RequestHead<'_>>, Leave> {
+    let (first_end, control) = line_from(bytes, 0)?;
+    let Some(first_end) = first_end else {
+        open_line_ok(bytes, true, control)?;
+        return Ok(None);
+    };
+    let request = bytes.get(..first_end).unwrap_or_default();
     let version = request_line(request)?;
     let connect = request.starts_with(b"CONNECT ");
-    let fields_start = first.end + 2;
+    let fields_start = first_end + 2;
 
     let mut framing = FramingFields::default();
+    let mut framing_bad = false;
     // Upgrade fields, those with a value, and whether the one value there is says h2c.
     let mut upgrade = false;
     let mut upgrades = 0usize;
     let mut h2c = false;
     let mut connection_upgrade = false;
     let mut field_count = 0usize;
-    let mut ended = false;
-    for line in all {
-        let line = line?;
-        if ended {
-            // Only the empty remainder after the final CRLF may follow the empty line.
-            if !line.is_empty() {
-                return Err(Leave::Ambiguous);
-            }
-            continue;
-        }
-        let text = bytes.get(line).unwrap_or_default();
+    let mut carrier = Carrier::default();
+    let mut trace_lines = Vec::new();
+    let mut at = fields_start;
+    let end = loop {
+        let (line_end, control) = line_from(bytes, at)?;
+        let text = bytes
+            .get(at..line_end.unwrap_or(bytes.len()))
+            .unwrap_or_default();
+        let Some(line_end) = line_end else {
+            open_line_ok(text, false, control)?;
+            return Ok(None);
+        };
         if text.is_empty() {
-            ended = true;
-            continue;
+            break line_end + 2;
         }
-        let (name, value) = field_line(text).ok_or(Leave::Ambiguous)?;
+        let (name, value) = field(text, control).ok_or(Leave::Ambiguous)?;
         field_count += 1;
-        if framing.read(name, value).map_err(|()| Leave::Ambiguous)? {
-            // Content-Length or Transfer-Encoding.
-        } else if name.eq_ignore_ascii_case(b"upgrade") {
-            upgrade = true;
-            // Envoy's header map drops an empty value when it joins repeats.
-            if !value.is_empty() {
-                upgrades += 1;
-                h2c = value.eq_ignore_ascii_case(b"h2c");
+        if let Some(header) = carrier.observe(name, value) {
+            trace_lines.push(TraceLine {
+                header,
+                line: at..line_end + 2,
+            });
+        } else {
+            match framing.read(name, value) {
+                Ok(true) => {} // Content-Length or Transfer-Encoding.
+                Ok(false) if name.eq_ignore_ascii_case(b"upgrade") => {
+                    upgrade = true;
+                    // Envoy's header map drops an empty value when it joins repeats.
+                    if !value.is_empty() {
+                        upgrades += 1;
+                        h2c = value.eq_ignore_ascii_case(b"h2c");
+                    }
+                }
+                Ok(false) if name.eq_ignore_ascii_case(b"connection") => {
+                    connection_upgrade |= value.split(|b| *b == b',').any(|token| {
+                        crate::codec::hex::trim_ows(token).eq_ignore_ascii_case(b"upgrade")
+                    });
+                }
+                Ok(false) => {}
+                Err(()) => framing_bad = true,
             }
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            connection_upgrade |= value
-                .split(|b| *b == b',')
-                .any(|token| crate::codec::hex::trim_ows(token).eq_ignore_ascii_case(b"upgrade"));
         }
-    }
-    if !ended {
-        return Err(Leave::NotHttp1);
+        at = line_end + 2;
+    };
+    if framing_bad {
+        return Err(Leave::Ambiguous);
     }
     let body = match (framing.length, framing.chunked) {
         (Some(_), true) => return Err(Leave::Ambiguous),
@@ -226,8 +306,8 @@ pub fn parse(bytes: &[u8]) -> Result<RequestHead<'_>, Leave> {
         (Some(0), false) | (None, false) => Body::None,
         (Some(n), false) => Body::Length(n),
     };
-    Ok(RequestHead {
-        bytes,
+    Ok(Some(RequestHead {
+        bytes: bytes.get(..end).unwrap_or_default(),
         fields_start,
         body,
         // An `Upgrade` without the `Connection` token is an ordinary request to Envoy (and to
@@ -237,7 +317,14 @@ pub fn parse(bytes: &[u8]) -> Result<RequestHead<'_>, Leave> {
         head_method: request.starts_with(b"HEAD "),
         connect,
         field_count,
-    })
+        carrier,
+        trace_lines,
+    }))
+}
+
+/// Parses a complete head (`bytes` ends with its empty line).
+pub fn parse(bytes: &[u8]) -> Result<RequestHead<'_>, Leave> {
+    scan(bytes)?.ok_or(Leave::NotHttp1)
 }
 
 /// A message's framing fields (Content-Length, Transfer-Encoding), read strictly: a repeat

@@ -25,8 +25,7 @@ pub mod head;
 pub mod response;
 pub mod rewrite;
 
-use super::{Framed, Leave, StreamHost, Verdict, held_too_long, tls};
-use crate::codec::Carrier;
+use super::{Leave, StreamHost, Verdict, held_too_long, tls};
 use crate::config::{Config, Trust};
 use crate::filter::{Counter, count};
 use crate::ids::IdGenerator;
@@ -399,65 +398,10 @@ impl Connection {
             // A head starts the buffer, or follows a request in it (Pipelined).
             return Some(self.leave(host, config, Leave::Unsure));
         }
-        let (lead, end) = match self.read_head(host, config, &mut seen, read.len) {
-            Framed::Complete(at) => at,
-            Framed::Partial => return Some(self.hold(host, config, seen, read, end_of_stream)),
-            Framed::Leave(Leave::Tls) => {
-                // Handed to the TLS reader, with the bytes read.
-                self.state = State::Tls(seen);
-                return Some(Verdict::Continue);
-            }
-            Framed::Leave(reason) => return Some(self.leave(host, config, reason)),
-        };
-        self.held_since = None;
-        let bytes = seen.get(lead..lead + end).unwrap_or_default();
-        let parsed = match head::parse(bytes) {
-            Ok(parsed) => parsed,
-            Err(reason) => return Some(self.leave(host, config, self.after_first(reason))),
-        };
-        self.seen_head = true;
-        host.increment(Counter::NetworkHead);
-        self.reading = Request {
-            head_method: parsed.head_method,
-            connect: parsed.connect,
-            grown: false,
-        };
-        let head_len = match self.rewrite(host, config, ids, &parsed, &seen, lead, read) {
-            Ok(len) => len,
-            Err(reason) => return Some(self.leave(host, config, reason)),
-        };
-        // The buffer's first bytes as passed on: the (new) head, then what followed it.
-        if read.first.len == 0 {
-            read.first.extend(&seen);
-        } else {
-            read.first
-                .extend(seen.get(lead + end..).unwrap_or_default());
-        }
-        read.at = lead + head_len;
-        self.after_head(host, config, &parsed, read)
-    }
-
-    /// Reads the buffer on from `seen` until a head is complete: its leading empty lines
-    /// and its length.
-    fn read_head(
-        &self,
-        host: &mut dyn StreamHost,
-        config: &Config,
-        seen: &mut Vec<u8>,
-        len: usize,
-    ) -> Framed<(usize, usize)> {
         let limit = config.limits.max_head_bytes;
-        loop {
-            if seen.len() < len {
-                let want = seen
-                    .len()
-                    .max(FIRST_READ)
-                    .min(len - seen.len())
-                    .min(limit.saturating_add(MAX_LEADING_EMPTY + 4));
-                match host.read_downstream(seen.len(), want) {
-                    Ok(more) if !more.is_empty() => seen.extend_from_slice(&more),
-                    _ => return Framed::Leave(Leave::HostError),
-                }
+        let (lead, parsed) = loop {
+            if let Err(reason) = read_window(host, &mut seen, read.len, limit) {
+                return Some(self.leave(host, config, reason));
             }
             // A connection's first byte may begin a TLS record (22, which no request line
             // has): named by its server name where external services are configured.
@@ -465,29 +409,50 @@ impl Connection {
                 && config.external.is_some()
                 && seen.first() == Some(&tls::client_hello::HANDSHAKE_RECORD)
             {
-                return Framed::Leave(Leave::Tls);
+                // Handed to the TLS reader, with the bytes read.
+                self.state = State::Tls(seen);
+                return Some(Verdict::Continue);
             }
             let lead = seen
                 .iter()
                 .take_while(|b| matches!(b, b'\r' | b'\n'))
                 .count();
             if lead > MAX_LEADING_EMPTY {
-                return Framed::Leave(Leave::NotHttp1);
+                return Some(self.leave(host, config, Leave::NotHttp1));
             }
             let started = seen.get(lead..).unwrap_or_default();
-            if let Some(end) = head::head_end(started) {
-                return Framed::Complete((lead, end));
+            let stop = match head::scan(started) {
+                Ok(Some(parsed)) => break (lead, parsed),
+                Ok(None) if started.len() > limit => Some(Leave::TooLarge),
+                Ok(None) => None,
+                Err(reason) => Some(self.after_first(reason)),
+            };
+            if let Some(reason) = stop {
+                return Some(self.leave(host, config, reason));
             }
-            if let Err(reason) = head::check_prefix(started) {
-                return Framed::Leave(self.after_first(reason));
+            if seen.len() >= read.len {
+                return Some(self.hold(host, config, seen, read, end_of_stream));
             }
-            if started.len() > limit {
-                return Framed::Leave(Leave::TooLarge);
-            }
-            if seen.len() >= len {
-                return Framed::Partial;
-            }
-        }
+        };
+        self.held_since = None;
+        self.seen_head = true;
+        host.increment(Counter::NetworkHead);
+        self.reading = Request {
+            head_method: parsed.head_method,
+            connect: parsed.connect,
+            grown: false,
+        };
+        let (head_len, replaced) = match self.rewrite(host, config, ids, &parsed, &seen, lead, read)
+        {
+            Ok(done) => done,
+            Err(reason) => return Some(self.leave(host, config, reason)),
+        };
+        // The buffer's first bytes as passed on: what replaced the head's first bytes, then
+        // what followed them.
+        read.first
+            .extend(seen.get(replaced.unwrap_or(0)..).unwrap_or_default());
+        read.at = lead + head_len;
+        self.after_head(host, config, &parsed, read)
     }
 
     /// A partial head: held until it is complete (Pause), within the limits of time and
@@ -525,7 +490,8 @@ impl Connection {
     }
 
     /// Decides the head's trace context and writes the head back where it changes: the
-    /// head's length as passed on.
+    /// head's length as passed on, and how many of the buffer's first bytes were replaced
+    /// (`None`: none were).
     #[allow(clippy::too_many_arguments)] // the steps of one head, each named
     fn rewrite(
         &mut self,
@@ -536,18 +502,17 @@ impl Connection {
         seen: &[u8],
         lead: usize,
         read: &mut Read,
-    ) -> Result<usize, Leave> {
+    ) -> Result<(usize, Option<usize>), Leave> {
         let end = parsed.bytes().len();
-        let carrier = Carrier::from_pairs(parsed.fields().map(|f| (f.name, f.value)));
-        let plan = policy::decide(config, &carrier, ids);
+        let plan = policy::decide(config, &parsed.carrier, ids);
         count(host, &plan);
         let Some(mut rewritten) = rewrite::rewrite(parsed, &plan) else {
-            return Ok(end);
+            return Ok((end, None));
         };
         let limits = &config.limits;
         let within = |r: &rewrite::Rewritten| {
             end <= limits.max_head_bytes
-                && r.head.len() <= limits.max_head_bytes
+                && r.head_len <= limits.max_head_bytes
                 && parsed.field_count <= limits.max_headers
                 && r.field_count <= limits.max_headers
         };
@@ -557,27 +522,25 @@ impl Connection {
             // Under `trust` the client's context must not reach the tracer: what the plan
             // writes is removed instead (a head only shrinks by that).
             if config.trust == Trust::Continue {
-                return Ok(end);
+                return Ok((end, None));
             }
             match rewrite::rewrite(parsed, &plan.removals_only()) {
                 Some(removed) => rewritten = removed,
-                None => return Ok(end),
+                None => return Ok((end, None)),
             }
         }
-        let rewrite::Rewritten {
-            head: new,
-            field_count: _,
-        } = rewritten;
-        let mut prefix = Vec::with_capacity(lead + new.len());
-        prefix.extend_from_slice(seen.get(..lead).unwrap_or_default());
-        prefix.extend_from_slice(&new);
-        host.replace_downstream_prefix(lead + end, &prefix)
+        let mut prefix = rewritten.bytes;
+        if lead > 0 {
+            // Empty lines before the head stay as they were, in front of it.
+            prefix.splice(0..0, seen.get(..lead).unwrap_or_default().iter().copied());
+        }
+        host.replace_downstream_prefix(lead + rewritten.replaced, &prefix)
             .map_err(|_| Leave::HostError)?;
         host.increment(Counter::NetworkRewritten);
-        self.reading.grown = new.len() > end;
-        read.len = read.len - end + new.len();
+        self.reading.grown = rewritten.head_len > end;
+        read.len = read.len - rewritten.replaced + (prefix.len() - lead);
         read.first.extend(&prefix);
-        Ok(new.len())
+        Ok((rewritten.head_len, Some(lead + rewritten.replaced)))
     }
 
     /// The state for what follows a head passed on: its body, a tunnel, or the next head.
@@ -823,6 +786,31 @@ fn follow_chunked_with(
         let fed = body.feed(&bytes)?;
         *at += fed.consumed;
     }
+}
+
+/// Reads the buffer's next window after `seen` into it, if there is more: a head's first
+/// 2 KiB, then doubling windows up to just past the head limit.
+fn read_window(
+    host: &mut dyn StreamHost,
+    seen: &mut Vec<u8>,
+    len: usize,
+    limit: usize,
+) -> Result<(), Leave> {
+    if seen.len() >= len {
+        return Ok(());
+    }
+    let want = seen
+        .len()
+        .max(FIRST_READ)
+        .min(len - seen.len())
+        .min(limit.saturating_add(MAX_LEADING_EMPTY + 4));
+    match host.read_downstream(seen.len(), want) {
+        // The first window is the host's buffer itself: not copied again.
+        Ok(more) if !more.is_empty() && seen.is_empty() => *seen = more,
+        Ok(more) if !more.is_empty() => seen.extend_from_slice(&more),
+        _ => return Err(Leave::HostError),
+    }
+    Ok(())
 }
 
 /// Whether the rest of the read holds only CR and LF (empty lines between requests).

@@ -77,7 +77,7 @@ fn a_w3c_apps_context_reaches_a_b3_only_tracer() {
     assert_eq!(
         wire.passed_text(),
         format!(
-            "GET /a HTTP/1.1\r\nHost: character-api:8080\r\nUser-Agent: python-httpx/0.28.1\r\ntraceparent: 00-{T}-{S}-01\r\nAccept: */*\r\nx-b3-traceid: {T}\r\nx-b3-spanid: {S}\r\nx-b3-sampled: 1\r\n\r\n"
+            "GET /a HTTP/1.1\r\nx-b3-traceid: {T}\r\nx-b3-spanid: {S}\r\nx-b3-sampled: 1\r\nHost: character-api:8080\r\nUser-Agent: python-httpx/0.28.1\r\ntraceparent: 00-{T}-{S}-01\r\nAccept: */*\r\n\r\n"
         )
     );
     assert_eq!(wire.host.count(Counter::NetworkConnection), 1);
@@ -194,7 +194,18 @@ fn bodies_are_followed_by_length_and_never_read() {
     );
     wire.answer(ANSWER);
     wire.send(w3c_request("/next").as_bytes());
-    assert!(wire.passed.ends_with(w3c_request("/next").replace("Accept: */*\r\n", &format!("Accept: */*\r\nx-b3-traceid: {T}\r\nx-b3-spanid: {S}\r\nx-b3-sampled: 1\r\n")).as_bytes()));
+    assert!(
+        wire.passed.ends_with(
+            w3c_request("/next")
+                .replace(
+                    "HTTP/1.1\r\n",
+                    &format!(
+                        "HTTP/1.1\r\nx-b3-traceid: {T}\r\nx-b3-spanid: {S}\r\nx-b3-sampled: 1\r\n"
+                    )
+                )
+                .as_bytes()
+        )
+    );
     let at = wire
         .passed
         .windows(4)

@@ -1,7 +1,15 @@
 //! Request heads per RFC 9112: what is parsed, and what is left to Envoy.
 
 use crate::network::Leave;
-use crate::network::http1::head::{Body, Field, check_prefix, head_end, parse};
+use crate::network::http1::head::{Body, Field, head_end, parse, scan};
+
+/// What a scan says of bytes that are not a complete head: `Ok` when it waits for more.
+fn check_prefix(bytes: &[u8]) -> Result<(), Leave> {
+    match scan(bytes)? {
+        None => Ok(()),
+        Some(_) => panic!("complete: {bytes:?}"),
+    }
+}
 
 fn body_of(head: &str) -> Result<(Body, bool), Leave> {
     parse(head.as_bytes()).map(|h| (h.body, h.tunnel))
@@ -220,4 +228,57 @@ fn prefixes_that_cannot_become_a_head_are_refused_at_once() {
         check_prefix(b"GET / HTTP/1.1\r\nbad line\r\nA"),
         Err(Leave::Ambiguous)
     );
+}
+
+/// The first byte below 0x20 or DEL, one byte at a time: what the word-at-a-time scan
+/// must find.
+fn next_special_bytewise(bytes: &[u8], at: usize) -> usize {
+    (at..bytes.len())
+        .find(|i| bytes[*i] < 0x20 || bytes[*i] == 0x7f)
+        .unwrap_or(bytes.len())
+}
+
+#[test]
+fn the_word_scan_finds_every_special_byte_at_every_offset() {
+    use crate::network::http1::head::next_special;
+    // Each byte value, alone among value bytes (the ones next to the limits of the
+    // ranges among them), at each offset of a 24-byte slice, scanned from each start.
+    for fill in [b'a', b' ', 0x80, 0xff, 0x7e, 0x21] {
+        for b in 0..=255u8 {
+            for pos in 0..24 {
+                let mut bytes = vec![fill; 24];
+                bytes[pos] = b;
+                for start in 0..24 {
+                    assert_eq!(
+                        next_special(&bytes, start),
+                        next_special_bytewise(&bytes, start),
+                        "byte {b:#x} at {pos} in {fill:#x}s from {start}"
+                    );
+                }
+            }
+        }
+    }
+    // Random bytes, special ones frequent: the first of several is found.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..20_000 {
+        let bytes: Vec<u8> = (0..40)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let b = state as u8;
+                if b.is_multiple_of(7) {
+                    b % 0x21
+                } else {
+                    b | 0x20
+                }
+            })
+            .collect();
+        let start = (state % 40) as usize;
+        assert_eq!(
+            next_special(&bytes, start),
+            next_special_bytewise(&bytes, start),
+            "{bytes:?} from {start}"
+        );
+    }
 }
