@@ -25,13 +25,17 @@ import time
 from pathlib import Path
 
 from tracejoin_tools.bench.compare import (
+    DEPLOY_CASES,
+    DEPLOY_HEADING,
     GRPC_MESSAGE,
     GRPC_PATH,
     SHAPES,
     TARGET_CASES,
     TARGETS,
+    TRACED,
     case_config,
     floor_of,
+    limit_of,
     select_cases,
     shape_headers,
     target_of,
@@ -121,7 +125,7 @@ def run_shapes(case, args, body, config, wrapper, outdir):
 
 def render(counts, args, cases):
     lines = [
-        f"Envoy {envoy_version()} (one worker), no tracer, under valgrind --tool=callgrind: instructions "
+        f"Envoy {envoy_version()} (one worker), no tracer ({TRACED}), under valgrind --tool=callgrind: instructions "
         f"Envoy executed per request over {args.requests} requests on one connection (h2load; HTTP/1.1 "
         "for small and browser, HTTP/2 for grpc), after a warm-up.",
         "",
@@ -136,9 +140,11 @@ def render(counts, args, cases):
             vs = f"{counts[floor][shape] / n:.3f} ({floor})" if case not in ("none", floor) and floor in counts else "-"
             cells += [f"{n:,.0f}", vs]
         lines.append(f"| {case} | " + " | ".join(cells) + " |")
-    lines += ["", "Against the targets (the floor's instructions over the case's; what the throughput ratio is "
-              "when instructions are what costs):"]
-    for shape in args.shapes:
+    targeted = any(case in counts for case in TARGET_CASES)
+    if targeted:
+        lines += ["", "Against the targets (the floor's instructions over the case's; what the throughput ratio is "
+                  "when instructions are what costs):"]
+    for shape in args.shapes if targeted else ():
         target = TARGETS.get(shape)
         parts = []
         for case in TARGET_CASES:
@@ -152,6 +158,17 @@ def render(counts, args, cases):
             parts.append(f"tracejoin against lua {x:.3f} ({'ahead' if x > 1 else 'NOT ahead'})")
         goal = f">= {target:.2f}" if target else "no target set"
         lines.append(f"- {shape} ({goal}): " + ", ".join(parts))
+    deploys = [c for c in DEPLOY_CASES if c in counts]
+    if deploys:
+        lines += ["", DEPLOY_HEADING + " (the other's instructions over the case's):"]
+        for shape in args.shapes:
+            parts = [
+                f"{case} {counts[against][shape] / counts[case][shape]:.3f} vs {against}"
+                for case in deploys
+                for against in (floor_of(case), limit_of(case))
+                if against in counts
+            ]
+            lines.append(f"- {shape}: " + ", ".join(parts))
     return "\n".join(lines) + "\n"
 
 
