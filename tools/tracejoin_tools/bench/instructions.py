@@ -62,8 +62,15 @@ def h2load(port, shape, case, requests, body):
         raise RuntimeError(f"h2load: not every request succeeded:\n{out}")
 
 
-def callgrind_control(*args):
-    subprocess.run(["callgrind_control", *args], check=True, capture_output=True, timeout=120)
+def vgdb_prefix(outdir):
+    # callgrind_control reaches a process through vgdb's pipes: one prefix per run keeps it
+    # from the other runs on the machine (without a pid it acts on every process it finds,
+    # and another benchmark's Envoy would be zeroed, switched and dumped by this one).
+    return f"--vgdb-prefix={outdir}/vgdb-pipe"
+
+
+def callgrind_control(outdir, pid, *args):
+    subprocess.run(["callgrind_control", vgdb_prefix(outdir), *args, str(pid)], check=True, capture_output=True, timeout=120)
 
 
 def dumped_total(outdir, before):
@@ -84,19 +91,22 @@ def callgrind_wrapper(outdir):
     """Envoy under callgrind, instrumentation off until `counted` turns it on."""
     return [
         "valgrind", "--tool=callgrind", "--trace-children=yes", "--smc-check=all-non-file",
-        "--instr-atstart=no", f"--callgrind-out-file={outdir}/callgrind.out.%p",
+        "--instr-atstart=no", f"--callgrind-out-file={outdir}/callgrind.out.%p", vgdb_prefix(outdir),
     ]
 
 
-def counted(outdir, run):
-    """The instructions Envoy executed while `run()` ran."""
+def counted(outdir, pid, run):
+    """The instructions Envoy (process `pid`, under callgrind) executed while `run()` ran."""
     before = set(glob.glob(os.path.join(outdir, "callgrind.out.*")))
-    callgrind_control("-z")
-    callgrind_control("-i", "on")
+    callgrind_control(outdir, pid, "-z")
+    callgrind_control(outdir, pid, "-i", "on")
     run()
-    callgrind_control("-i", "off")
-    callgrind_control("-d")
+    callgrind_control(outdir, pid, "-i", "off")
+    callgrind_control(outdir, pid, "-d")
     total, _ = dumped_total(outdir, before)
+    if not total:
+        # Not a count: instrumentation was switched off before the run ended.
+        raise RuntimeError(f"callgrind counted no instructions in process {pid}")
     return total
 
 
@@ -117,7 +127,7 @@ def run_shapes(case, args, body, config, wrapper, outdir):
     with Envoy(config, component_log_level="wasm:warning", wrapper=wrapper, ready_timeout=600) as envoy:
         for shape in args.shapes:
             h2load(envoy.port, shape, case, 200, body)  # warm: connections, V8's tiers
-            total = counted(outdir, functools.partial(h2load, envoy.port, shape, case, args.requests, body))
+            total = counted(outdir, envoy.proc.pid, functools.partial(h2load, envoy.port, shape, case, args.requests, body))
             counts[shape] = total / args.requests
             print(f"{case} {shape}: {counts[shape]:.0f} instructions/request", file=sys.stderr, flush=True)
     return counts

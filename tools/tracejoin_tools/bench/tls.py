@@ -94,13 +94,13 @@ def measure(case, args, upstream):
     host = host_of(case)
     counts = {}
     try:
-        with Envoy(config, component_log_level="wasm:warning", wrapper=wrapper, ready_timeout=600):
+        with Envoy(config, component_log_level="wasm:warning", wrapper=wrapper, ready_timeout=600) as envoy:
             connections(port, upstream, host, 20)  # warm: V8's tiers, the counters defined
             for shape, run, per in (
                 ("connection", lambda: connections(port, upstream, host, args.connections), args.connections),
                 ("bulk", lambda: bulk(port, upstream, host), 1),
             ):
-                counts[shape] = counted(outdir, run) / per
+                counts[shape] = counted(outdir, envoy.proc.pid, run) / per
                 print(f"{case} {shape}: {counts[shape]:.0f} instructions", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(outdir, ignore_errors=True)
