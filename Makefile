@@ -149,6 +149,8 @@ bench: build
 		--tracejoin-raw $(CURDIR)/$(WASM_RAW) --noop $(CURDIR)/$(NOOP_WASM)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m tracejoin_tools.bench.instructions --tracejoin $(CURDIR)/$(WASM) \
 		--noop $(CURDIR)/$(NOOP_WASM)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m tracejoin_tools.bench.memory --tracejoin $(CURDIR)/$(WASM) \
+		--noop $(CURDIR)/$(NOOP_WASM)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m tracejoin_tools.bench.tls --tracejoin $(CURDIR)/$(WASM) \
 		--noop $(CURDIR)/$(NOOP_WASM)
 	$(CARGO) bench --bench request_path > build/bench-native.md && cat build/bench-native.md

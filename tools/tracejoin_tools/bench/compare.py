@@ -1,9 +1,9 @@
 """tracejoin against its peers and its floors, in one run on one machine: `make bench`.
 
-Each case is an Envoy 1.40 with one worker and no tracer, routing to a backend Envoy that
-answers 200 itself: without a tracer nothing but the filters differs between cases (a
-tracer adds the same cost to every case and moves every ratio towards 1). Three request
-shapes, each driving every case with the same load:
+Each case is an Envoy 1.40 with one worker and no tracer (but the `*-zipkin` deployment
+cases), routing to a backend Envoy that answers 200 itself: without a tracer nothing but the
+filters differs between cases (a tracer adds the same cost to every case and moves every
+ratio towards 1). Three request shapes, each driving every case with the same load:
 
   small    HTTP/1.1, wrk: a W3C app's unsampled `traceparent` and nothing else
   browser  HTTP/1.1, wrk: the same plus 16 headers a browser and an ingress add (cookie,
@@ -37,6 +37,24 @@ Cases:
   network-zipkin  tracejoin `{"position": "network", "tracer": "zipkin"}`: a W3C app under
                 Zipkin, x-b3-* written into every HTTP/1.1 head and HTTP/2 header block
 
+The shipped two-filter deployments (envoy/envoy-network-downstream.yaml and
+envoy-network-upstream.yaml), each plugin configured as there, and their floors, the no-op
+module in the same two places (one VM for both filters, as in the files):
+  deploy2       tracejoin `{"position": "network", "tracer": "zipkin"}` in front of the HCM
+                and `{}` as the listener HTTP filter (deployment 2)
+  deploy3       the same network filter and `{"position": "upstream", "tracer": "zipkin"}`
+                as a router upstream filter (deployment 3)
+  noop-deploy2, noop-deploy3  the no-op module in those two places (their floor: none)
+  none-zipkin   the router only, with Envoy's Zipkin tracer at 100% sampling as Istio
+                configures it (B3, 128-bit ids, no shared span context; the backend takes
+                the span reports): the limit under a tracer
+  deploy2-zipkin, deploy3-zipkin, noop-deploy2-zipkin, noop-deploy3-zipkin  the four above
+                under that tracer (the plugins' configurations unchanged: they name Zipkin)
+Under the tracer the app's traceparent is sampled (flags 01), so that every case reports a
+span per request.
+These have no goal of their own beyond the positions': each is shown against its no-op
+floor and against the limit (none, or none-zipkin under the tracer).
+
 Then uploads: 1 MiB POSTs on kept-alive connections through none, noop-network and network
 (the backend reads each body to its end), in requests/s and MiB/s: bodies are followed by
 length, not copied into the VM.
@@ -68,6 +86,10 @@ from tracejoin_tools.envoy.harness import (
 
 # A W3C app's unsampled request.
 TRACEPARENT = traceparent(flags="00")
+# Under a tracer, the app's sampled request: with the unsampled one the deployments' spans
+# would follow the app's "not sampled" (their network filter makes the tracer read it) while
+# their floors' tracer samples each request, and the cases would differ by the spans reported.
+SAMPLED_TRACEPARENT = traceparent(flags="01")
 
 BROWSER_HEADERS = [
     "user-agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
@@ -115,7 +137,7 @@ def with_tracestate(case):
 
 
 def shape_headers(shape, case=""):
-    headers = [f"traceparent: {TRACEPARENT}"]
+    headers = [f"traceparent: {SAMPLED_TRACEPARENT if limit_of(case) == 'none-zipkin' else TRACEPARENT}"]
     if with_tracestate(case):
         headers.append(f"tracestate: {FULL_TRACESTATE}")
     if shape == "browser":
@@ -150,11 +172,54 @@ def lua_filter():
 
 
 ALL_FORMATS = {"propagate": ["tracecontext", "b3", "b3multi", "jaeger", "datadog", "xray", "ottrace"]}
-# Each case's floor: the no-op module at the same place.
-FLOOR = {"upstream": "noop-upstream", "network": "noop-network", "network-zipkin": "noop-network"}
+# The deployments' plugin configurations, as envoy/envoy-network-*.yaml ship them: the
+# network filter's, and (position, the HTTP filter's) per deployment.
+DEPLOY_NETWORK = {"position": "network", "tracer": "zipkin"}
+DEPLOY_HTTP = {
+    "deploy2": ("network+downstream", {}),
+    "deploy3": ("network+upstream", {"position": "upstream", "tracer": "zipkin"}),
+}
+# The deployment cases: each with its no-op floor, both with and without Zipkin.
+DEPLOY_CASES = ("deploy2", "deploy3", "deploy2-zipkin", "deploy3-zipkin")
+
+# Each case's floor: the no-op module at the same place (for a no-op deployment, its limit).
+FLOOR = {
+    "upstream": "noop-upstream", "network": "noop-network", "network-zipkin": "noop-network",
+    "deploy2": "noop-deploy2", "deploy3": "noop-deploy3", "noop-deploy2": "none", "noop-deploy3": "none",
+    "none-zipkin": "none", "deploy2-zipkin": "noop-deploy2-zipkin", "deploy3-zipkin": "noop-deploy3-zipkin",
+    "noop-deploy2-zipkin": "none-zipkin", "noop-deploy3-zipkin": "none-zipkin",
+}
+
+
+def limit_of(case):
+    """The router alone under the case's tracer."""
+    return "none-zipkin" if case in DEPLOY_LISTENER_CASES and case.endswith("-zipkin") else "none"
+
+
+def deploy_listener(case, tracejoin_wasm, noop_wasm):
+    """A deployment case's listener: deploy2/deploy3, `noop-` for the no-op module in the
+    same places, `-zipkin` for Envoy's Zipkin tracer."""
+    name = case.removesuffix("-zipkin")
+    tracer = "none" if name == case else "zipkin"
+    if name == "none":
+        return render_listener(tracer)
+    deploy = name.removeprefix("noop-")
+    position, http_config = DEPLOY_HTTP[deploy]
+    if name == deploy:
+        return render_listener(tracer, position, tracejoin_wasm, http_config, network_config=DEPLOY_NETWORK)
+    listener = render_listener(tracer, position, noop_wasm, None, network_config="network")
+    # The no-op HTTP filter's configuration is empty, as in noop-wasm and noop-upstream.
+    http_filters = listener["filter_chains"][0]["filters"][-1]["typed_config"]["http_filters"]
+    if deploy == "deploy2":
+        http_filters[0] = wasm_filter(noop_wasm, "")
+    else:
+        http_filters[-1]["typed_config"]["upstream_http_filters"][0] = wasm_filter(noop_wasm, "")
+    return listener
 
 
 def case_config(case, backend_port, tracejoin_wasm, noop_wasm, variants):
+    if case in DEPLOY_LISTENER_CASES:
+        return render_bootstrap([deploy_listener(case, tracejoin_wasm, noop_wasm)], backend_port)
     if case in ("tracejoin", "tracestate"):
         listener = render_listener("none", "downstream", tracejoin_wasm, {})
     elif case in variants and case.startswith("network"):
@@ -189,9 +254,14 @@ def case_config(case, backend_port, tracejoin_wasm, noop_wasm, variants):
     return render_bootstrap([listener], backend_port)
 
 
+DEPLOY_LISTENER_CASES = (
+    "noop-deploy2", "deploy2", "noop-deploy3", "deploy3",
+    "none-zipkin", "noop-deploy2-zipkin", "deploy2-zipkin", "noop-deploy3-zipkin", "deploy3-zipkin",
+)
 CASES = (
     "none", "noop-wasm", "read-headers", "targeted", "tracejoin", "all-formats", "tracestate",
     "noop-upstream", "upstream", "lua", "noop-network", "network", "network-zipkin",
+    *DEPLOY_LISTENER_CASES,
 )
 ALWAYS = ("none", "noop-wasm")
 UPLOAD_CASES = ("none", "noop-network", "network")
@@ -221,6 +291,12 @@ TARGETS = {"small": 0.93, "browser": 0.90}
 CASE_TARGETS = {("grpc", "network-zipkin"): 0.85}
 # The cases set against the targets.
 TARGET_CASES = ("tracejoin", "all-formats", "tracestate", "upstream", "network", "network-zipkin")
+DEPLOY_HEADING = (
+    "Deployments, no goal of their own beyond the positions': each against the no-op module in the "
+    "same places and against the router alone under the same tracer"
+)
+# What the report's first line says of the tracer.
+TRACED = "the *-zipkin deployment cases: Envoy's Zipkin tracer at 100%"
 
 
 def target_of(shape, case):
@@ -382,7 +458,7 @@ def machine():
 def render(report, args, shapes, cases):
     runs = report["runs"]
     lines = [
-        f"Envoy {envoy_version()} (one worker), no tracer; wrk -t1 -c{args.connections} (HTTP/1.1) or "
+        f"Envoy {envoy_version()} (one worker), no tracer ({TRACED}); wrk -t1 -c{args.connections} (HTTP/1.1) or "
         f"h2load -t1 -c{GRPC_CONNECTIONS} -m{GRPC_STREAMS} (HTTP/2), {args.duration} s per run, "
         f"{args.rounds} interleaved rounds; ratios are medians of per-round ratios; {machine()}.",
     ]
@@ -401,7 +477,7 @@ def render(report, args, shapes, cases):
             r = runs[f"{shape}/{case}"]
             m = r["median"]
             floor = floor_of(case)
-            has_floor = case not in ("none", floor)
+            has_floor = case not in ("none", floor) and floor in cases
             vs_floor = f"{ratio(report, shape, case, floor):.3f} ({floor})" if has_floor else "-"
             vs_floor_cpu = f"{cpu_ratio(report, shape, case, floor):.3f}" if has_floor else "-"
             p99 = f"{m['p99']:.3f}" if m["p99"] is not None else "-"
@@ -410,13 +486,15 @@ def render(report, args, shapes, cases):
                 f"{vs_floor} | {statistics.median(r['cpu_us']):.1f} | {vs_floor_cpu} | "
                 f"{', '.join(f'{x:.0f}' for x in r['rounds'])} |"
             )
-    lines += [
-        "",
-        "Targets: tracejoin against the no-op filter at the same place, and ahead of the Lua filter; "
-        "each figure is throughput / Envoy CPU per request, judged by CPU (throughput moves with "
-        "whatever else the machine runs):",
-    ]
-    for shape in shapes:
+    targeted = any(case in cases for case in TARGET_CASES)
+    if targeted:
+        lines += [
+            "",
+            "Targets: tracejoin against the no-op filter at the same place, and ahead of the Lua filter; "
+            "each figure is throughput / Envoy CPU per request, judged by CPU (throughput moves with "
+            "whatever else the machine runs):",
+        ]
+    for shape in shapes if targeted else ():
         target = TARGETS.get(shape)
         parts = []
         for case in TARGET_CASES:
@@ -432,6 +510,17 @@ def render(report, args, shapes, cases):
             x, c = ratio(report, shape, "tracejoin", "lua"), cpu_ratio(report, shape, "tracejoin", "lua")
             lua = f"; tracejoin against lua {x:.3f} / {c:.3f} ({'ahead' if c > 1 else 'NOT ahead'})"
         lines.append(f"- {shape} ({goal}): " + ", ".join(parts) + lua)
+    deploys = [c for c in DEPLOY_CASES if c in cases]
+    if deploys:
+        lines += ["", DEPLOY_HEADING + " (throughput / Envoy CPU per request):"]
+        for shape in shapes:
+            parts = [
+                f"{case} {ratio(report, shape, case, against):.3f} / {cpu_ratio(report, shape, case, against):.3f} vs {against}"
+                for case in deploys
+                for against in (floor_of(case), limit_of(case))
+                if against in cases
+            ]
+            lines.append(f"- {shape}: " + ", ".join(parts))
     sizes = [f"tracejoin.wasm {os.path.getsize(args.tracejoin)} B after wasm-opt"]
     if args.tracejoin_raw:
         sizes.append(f"{os.path.getsize(args.tracejoin_raw)} B from cargo")
@@ -440,7 +529,8 @@ def render(report, args, shapes, cases):
         label, path = variant.split("=", 1)
         sizes.append(f"{label} {os.path.getsize(path)} B")
     envoys = report["envoys"]
-    vm_memory = envoys.get("tracejoin", {}).get("tracejoin", {}).get("wasmcustom.tracejoin.vm.memory_bytes")
+    # Any case running tracejoin reports it (the same module, the same size at rest).
+    vm_memory = next((e["tracejoin"]["wasmcustom.tracejoin.vm.memory_bytes"] for e in envoys.values() if "wasmcustom.tracejoin.vm.memory_bytes" in e["tracejoin"]), None)
     lines += [
         "",
         "Sizes: " + ", ".join(sizes) + ".",

@@ -25,13 +25,17 @@ import time
 from pathlib import Path
 
 from tracejoin_tools.bench.compare import (
+    DEPLOY_CASES,
+    DEPLOY_HEADING,
     GRPC_MESSAGE,
     GRPC_PATH,
     SHAPES,
     TARGET_CASES,
     TARGETS,
+    TRACED,
     case_config,
     floor_of,
+    limit_of,
     select_cases,
     shape_headers,
     target_of,
@@ -58,10 +62,15 @@ def h2load(port, shape, case, requests, body):
         raise RuntimeError(f"h2load: not every request succeeded:\n{out}")
 
 
-def callgrind_control(pid, *args):
-    # Without a pid callgrind_control acts on every callgrind process on the machine: another
-    # benchmark's Envoy under callgrind would be zeroed, switched and dumped by this one.
-    subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True, timeout=120)
+def vgdb_prefix(outdir):
+    # callgrind_control reaches a process through vgdb's pipes: one prefix per run keeps it
+    # from the other runs on the machine (without a pid it acts on every process it finds,
+    # and another benchmark's Envoy would be zeroed, switched and dumped by this one).
+    return f"--vgdb-prefix={outdir}/vgdb-pipe"
+
+
+def callgrind_control(outdir, pid, *args):
+    subprocess.run(["callgrind_control", vgdb_prefix(outdir), *args, str(pid)], check=True, capture_output=True, timeout=120)
 
 
 def dumped_total(outdir, before):
@@ -82,18 +91,18 @@ def callgrind_wrapper(outdir):
     """Envoy under callgrind, instrumentation off until `counted` turns it on."""
     return [
         "valgrind", "--tool=callgrind", "--trace-children=yes", "--smc-check=all-non-file",
-        "--instr-atstart=no", f"--callgrind-out-file={outdir}/callgrind.out.%p",
+        "--instr-atstart=no", f"--callgrind-out-file={outdir}/callgrind.out.%p", vgdb_prefix(outdir),
     ]
 
 
 def counted(outdir, pid, run):
     """The instructions Envoy (process `pid`, under callgrind) executed while `run()` ran."""
     before = set(glob.glob(os.path.join(outdir, "callgrind.out.*")))
-    callgrind_control(pid, "-z")
-    callgrind_control(pid, "-i", "on")
+    callgrind_control(outdir, pid, "-z")
+    callgrind_control(outdir, pid, "-i", "on")
     run()
-    callgrind_control(pid, "-i", "off")
-    callgrind_control(pid, "-d")
+    callgrind_control(outdir, pid, "-i", "off")
+    callgrind_control(outdir, pid, "-d")
     total, _ = dumped_total(outdir, before)
     if not total:
         # Not a count: instrumentation was switched off before the run ended.
@@ -126,7 +135,7 @@ def run_shapes(case, args, body, config, wrapper, outdir):
 
 def render(counts, args, cases):
     lines = [
-        f"Envoy {envoy_version()} (one worker), no tracer, under valgrind --tool=callgrind: instructions "
+        f"Envoy {envoy_version()} (one worker), no tracer ({TRACED}), under valgrind --tool=callgrind: instructions "
         f"Envoy executed per request over {args.requests} requests on one connection (h2load; HTTP/1.1 "
         "for small and browser, HTTP/2 for grpc), after a warm-up.",
         "",
@@ -141,9 +150,11 @@ def render(counts, args, cases):
             vs = f"{counts[floor][shape] / n:.3f} ({floor})" if case not in ("none", floor) and floor in counts else "-"
             cells += [f"{n:,.0f}", vs]
         lines.append(f"| {case} | " + " | ".join(cells) + " |")
-    lines += ["", "Against the targets (the floor's instructions over the case's; what the throughput ratio is "
-              "when instructions are what costs):"]
-    for shape in args.shapes:
+    targeted = any(case in counts for case in TARGET_CASES)
+    if targeted:
+        lines += ["", "Against the targets (the floor's instructions over the case's; what the throughput ratio is "
+                  "when instructions are what costs):"]
+    for shape in args.shapes if targeted else ():
         target = TARGETS.get(shape)
         parts = []
         for case in TARGET_CASES:
@@ -157,6 +168,17 @@ def render(counts, args, cases):
             parts.append(f"tracejoin against lua {x:.3f} ({'ahead' if x > 1 else 'NOT ahead'})")
         goal = f">= {target:.2f}" if target else "no target set"
         lines.append(f"- {shape} ({goal}): " + ", ".join(parts))
+    deploys = [c for c in DEPLOY_CASES if c in counts]
+    if deploys:
+        lines += ["", DEPLOY_HEADING + " (the other's instructions over the case's):"]
+        for shape in args.shapes:
+            parts = [
+                f"{case} {counts[against][shape] / counts[case][shape]:.3f} vs {against}"
+                for case in deploys
+                for against in (floor_of(case), limit_of(case))
+                if against in counts
+            ]
+            lines.append(f"- {shape}: " + ", ".join(parts))
     return "\n".join(lines) + "\n"
 
 

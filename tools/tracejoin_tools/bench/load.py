@@ -9,8 +9,10 @@ from tracejoin_tools.common import LOOPBACK, loopback
 
 
 def backend_config():
-    """The backend: answers every request (and every span report) with 200 itself, once it
-    has read the whole body (the buffer filter), so uploads are read to the end."""
+    """The backend: answers every request with 200 itself, once it has read the whole body
+    (the buffer filter), so uploads are read to the end; a Zipkin span report (POST
+    /api/v2/spans, from a case's tracer) with 202, as a Zipkin collector does (Envoy counts
+    any other answer as a dropped report)."""
     hcm = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "backend",
@@ -19,7 +21,10 @@ def backend_config():
                 {
                     "name": "all",
                     "domains": ["*"],
-                    "routes": [{"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": "ok"}}}],
+                    "routes": [
+                        {"match": {"path": "/api/v2/spans"}, "direct_response": {"status": 202}},
+                        {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": "ok"}}},
+                    ],
                 }
             ]
         },

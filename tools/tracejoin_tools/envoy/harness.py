@@ -389,9 +389,11 @@ def wait_until_answering(url, proc, name, timeout=60, output=lambda: ""):
 class Envoy:
     """A running Envoy; use as a context manager."""
 
-    def __init__(self, config, log_level="warning", component_log_level="wasm:debug", wrapper=(), ready_timeout=60):
-        """`wrapper`: a command that runs Envoy (e.g. valgrind and its options)."""
+    def __init__(self, config, log_level="warning", component_log_level="wasm:debug", wrapper=(), ready_timeout=60, concurrency=1):
+        """`wrapper`: a command that runs Envoy (e.g. valgrind and its options); `concurrency`:
+        its worker threads (one unless a measurement is per worker, like a sidecar's VMs)."""
         self.config = config
+        self.concurrency = concurrency
         self.wrapper = list(wrapper)
         self.ready_timeout = ready_timeout
         self.log_level = log_level
@@ -414,7 +416,7 @@ class Envoy:
                 *self.wrapper,
                 envoy_binary(),
                 "-c", config_path,
-                "--concurrency", "1",
+                "--concurrency", str(self.concurrency),
                 # Access logs reach their file within 0.1 s instead of 10 s.
                 "--file-flush-interval-msec", "100",
                 "--use-dynamic-base-id",
