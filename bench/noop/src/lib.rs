@@ -5,6 +5,9 @@
 //! - configuration `targeted:N`: the first N of the 21 header names tracejoin reads are asked
 //!   for one by one (`proxy_get_header_map_value` each), nothing else: the other way to read
 //!   the trace headers, to find where it crosses the whole-map read;
+//! - configuration `read-write`: the whole-map read, then one header written
+//!   (`proxy_replace_header_map_value`, the `b3` bridge's size): the part of tracejoin's
+//!   default job the ABI makes unavoidable, so its own work is what lies above it;
 //! - configuration `network`: a network filter whose every callback continues at once (the
 //!   floor of any wasm network filter, for tracejoin's network position).
 
@@ -44,6 +47,8 @@ const TRACE_HEADER_NAMES: [&str; 21] = [
 enum Read {
     Nothing,
     WholeMap,
+    /// The whole map, then one header written.
+    WholeMapAndWrite,
     /// The first N names, one host call each.
     Targeted(usize),
 }
@@ -61,6 +66,8 @@ impl RootContext for NoopRoot {
         self.network = config == b"network";
         self.read = if config == b"read-headers" {
             Read::WholeMap
+        } else if config == b"read-write" {
+            Read::WholeMapAndWrite
         } else if let Some(n) = config.strip_prefix(b"targeted:") {
             let n = std::str::from_utf8(n).ok().and_then(|n| n.parse().ok());
             Read::Targeted(
@@ -110,7 +117,17 @@ unsafe extern "C" {
         return_value_data: *mut *mut u8,
         return_value_size: *mut usize,
     ) -> u32;
+    fn proxy_replace_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
 }
+
+/// A `b3` value as tracejoin's bridge writes it: trace id, span id, sampled.
+const B3_VALUE: &str = "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1";
 
 /// Takes ownership of a buffer the host allocated through our allocator (the SDK's
 /// proxy_on_memory_allocate) and frees it.
@@ -132,6 +149,19 @@ impl HttpContext for NoopHttp {
                 if proxy_get_header_map_pairs(0, &mut data, &mut size) == 0 {
                     free_host_buffer(data, size);
                 }
+            },
+            // SAFETY: as above; the name and value are live slices.
+            Read::WholeMapAndWrite => unsafe {
+                if proxy_get_header_map_pairs(0, &mut data, &mut size) == 0 {
+                    free_host_buffer(data, size);
+                }
+                proxy_replace_header_map_value(
+                    0,
+                    "b3".as_ptr(),
+                    2,
+                    B3_VALUE.as_ptr(),
+                    B3_VALUE.len(),
+                );
             },
             Read::Targeted(n) => {
                 for name in TRACE_HEADER_NAMES.iter().take(n) {

@@ -22,6 +22,8 @@ Cases:
   noop-wasm     a Rust proxy-wasm filter doing nothing (bench/noop: the floor of any wasm filter)
   read-headers  the same filter reading the request headers once, as one map (what tracejoin
                 reads), and nothing else
+  read-write    the same, then writing one header (the `b3` bridge's size): the part of
+                tracejoin's default job the ABI makes unavoidable
   targeted      the same filter asking for tracejoin's 21 header names one by one instead
   tracejoin     tracejoin, default config `{}` (downstream)
   all-formats   tracejoin writing all seven formats
@@ -184,6 +186,7 @@ DEPLOY_CASES = ("deploy2", "deploy3", "deploy2-zipkin", "deploy3-zipkin")
 
 # Each case's floor: the no-op module at the same place (for a no-op deployment, its limit).
 FLOOR = {
+    "noop-upstream": "none", "noop-network": "none",
     "upstream": "noop-upstream", "network": "noop-network", "network-zipkin": "noop-network",
     "deploy2": "noop-deploy2", "deploy3": "noop-deploy3", "noop-deploy2": "none", "noop-deploy3": "none",
     "none-zipkin": "none", "deploy2-zipkin": "noop-deploy2-zipkin", "deploy3-zipkin": "noop-deploy3-zipkin",
@@ -244,7 +247,7 @@ def case_config(case, backend_port, tracejoin_wasm, noop_wasm, variants):
     if case == "noop-network":
         listener["filter_chains"][0]["filters"].insert(0, network_wasm_filter(noop_wasm, "network"))
     filters = listener["filter_chains"][0]["filters"][-1]["typed_config"]["http_filters"]
-    noop_mode = {"noop-wasm": "", "read-headers": "read-headers", "targeted": "targeted:21"}
+    noop_mode = {"noop-wasm": "", "read-headers": "read-headers", "read-write": "read-write", "targeted": "targeted:21"}
     if case in noop_mode:
         filters.insert(0, wasm_filter(noop_wasm, noop_mode[case]))
     elif case.startswith("targeted:"):
@@ -259,7 +262,7 @@ DEPLOY_LISTENER_CASES = (
     "none-zipkin", "noop-deploy2-zipkin", "deploy2-zipkin", "noop-deploy3-zipkin", "deploy3-zipkin",
 )
 CASES = (
-    "none", "noop-wasm", "read-headers", "targeted", "tracejoin", "all-formats", "tracestate",
+    "none", "noop-wasm", "read-headers", "read-write", "targeted", "tracejoin", "all-formats", "tracestate",
     "noop-upstream", "upstream", "lua", "noop-network", "network", "network-zipkin",
     *DEPLOY_LISTENER_CASES,
 )
@@ -285,12 +288,27 @@ wrk.body = string.rep("x", {UPLOAD_BYTES})
 wrk.headers["traceparent"] = "{TRACEPARENT}"
 """
 
-# The issue's goals, per shape: tracejoin against the no-op filter at the same place.
-TARGETS = {"small": 0.93, "browser": 0.90}
-# Targets of one case in one shape, over the shape's.
-CASE_TARGETS = {("grpc", "network-zipkin"): 0.85}
-# The cases set against the targets.
+# The goals, each case against its floor (the no-op module at the same place; the floor's
+# figure over the case's), per shape: the default path and the upstream position >= 0.88 on
+# the small request and >= 0.90 on the browser-like one; all formats >= 0.80; the network
+# position >= 0.93 and >= 0.90, and >= 0.85 rewriting a gRPC call's header block.
+GOALS = {
+    "tracejoin": {"small": 0.88, "browser": 0.90},
+    "upstream": {"small": 0.88, "browser": 0.90},
+    "all-formats": {"small": 0.80, "browser": 0.80, "grpc": 0.80},
+    "network": {"small": 0.93, "browser": 0.90},
+    "network-zipkin": {"small": 0.93, "browser": 0.90, "grpc": 0.85},
+}
+# The cases reported against the goals (tracestate has none of its own: shown beside them).
 TARGET_CASES = ("tracejoin", "all-formats", "tracestate", "upstream", "network", "network-zipkin")
+# tracejoin's own work and its counters over the part of the default job the ABI makes
+# unavoidable (`read-write`: the no-op module reading the header map and writing one
+# header), instructions per request.
+OWN_WORK_GOAL = 4000
+# The network position's instructions per byte of a request head, over its floor's.
+PER_HEAD_BYTE_GOAL = 10
+# tracejoin.wasm after wasm-opt, bytes.
+SIZE_GOAL = 200_000
 DEPLOY_HEADING = (
     "Deployments, no goal of their own beyond the positions': each against the no-op module in the "
     "same places and against the router alone under the same tracer"
@@ -300,7 +318,20 @@ TRACED = "the *-zipkin deployment cases: Envoy's Zipkin tracer at 100%"
 
 
 def target_of(shape, case):
-    return CASE_TARGETS.get((shape, case), TARGETS.get(shape))
+    return GOALS.get(case, {}).get(shape)
+
+
+def verdict(x, goal):
+    """` (goal >= G: met)`, or nothing where the case has no goal in that shape."""
+    if goal is None:
+        return ""
+    return f" (goal >= {goal:.2f}: {'met' if x >= goal else 'NOT met'})"
+
+
+def browser_extra_bytes():
+    """How many bytes the browser-like head has over the small one (the same request line
+    and first field)."""
+    return sum(len(h) + 2 for h in BROWSER_HEADERS)
 
 
 def median_round(rounds):
@@ -495,21 +526,17 @@ def render(report, args, shapes, cases):
             "whatever else the machine runs):",
         ]
     for shape in shapes if targeted else ():
-        target = TARGETS.get(shape)
         parts = []
         for case in TARGET_CASES:
-            if case not in cases:
+            if case not in cases or floor_of(case) not in cases:
                 continue
-            target = target_of(shape, case)
             x, c = ratio(report, shape, case, floor_of(case)), cpu_ratio(report, shape, case, floor_of(case))
-            verdict = "" if target is None else (" met" if c >= target else " NOT met")
-            parts.append(f"{case} {x:.3f} / {c:.3f}{verdict}")
-        goal = f">= {target:.2f}" if target else "no target set"
+            parts.append(f"{case} {x:.3f} / {c:.3f}{verdict(c, target_of(shape, case))}")
         lua = ""
         if "lua" in cases and "tracejoin" in cases:
             x, c = ratio(report, shape, "tracejoin", "lua"), cpu_ratio(report, shape, "tracejoin", "lua")
             lua = f"; tracejoin against lua {x:.3f} / {c:.3f} ({'ahead' if c > 1 else 'NOT ahead'})"
-        lines.append(f"- {shape} ({goal}): " + ", ".join(parts) + lua)
+        lines.append(f"- {shape}: " + ", ".join(parts) + lua)
     deploys = [c for c in DEPLOY_CASES if c in cases]
     if deploys:
         lines += ["", DEPLOY_HEADING + " (throughput / Envoy CPU per request):"]
@@ -521,7 +548,8 @@ def render(report, args, shapes, cases):
                 if against in cases
             ]
             lines.append(f"- {shape}: " + ", ".join(parts))
-    sizes = [f"tracejoin.wasm {os.path.getsize(args.tracejoin)} B after wasm-opt"]
+    size = os.path.getsize(args.tracejoin)
+    sizes = [f"tracejoin.wasm {size} B after wasm-opt (goal <= {SIZE_GOAL}: {'met' if size <= SIZE_GOAL else 'NOT met'})"]
     if args.tracejoin_raw:
         sizes.append(f"{os.path.getsize(args.tracejoin_raw)} B from cargo")
     sizes.append(f"no-op filter {os.path.getsize(args.noop)} B")

@@ -29,16 +29,20 @@ from tracejoin_tools.bench.compare import (
     DEPLOY_HEADING,
     GRPC_MESSAGE,
     GRPC_PATH,
+    OWN_WORK_GOAL,
+    PER_HEAD_BYTE_GOAL,
     SHAPES,
+    SIZE_GOAL,
     TARGET_CASES,
-    TARGETS,
     TRACED,
+    browser_extra_bytes,
     case_config,
     floor_of,
     limit_of,
     select_cases,
     shape_headers,
     target_of,
+    verdict,
 )
 from tracejoin_tools.bench.load import backend_config
 from tracejoin_tools.common import BUILD, LOOPBACK
@@ -126,18 +130,47 @@ def run_shapes(case, args, body, config, wrapper, outdir):
     counts = {}
     with Envoy(config, component_log_level="wasm:warning", wrapper=wrapper, ready_timeout=600) as envoy:
         for shape in args.shapes:
-            h2load(envoy.port, shape, case, 200, body)  # warm: connections, V8's tiers
+            h2load(envoy.port, shape, case, args.warmup, body)  # warm: connections, V8's tiers
             total = counted(outdir, envoy.proc.pid, functools.partial(h2load, envoy.port, shape, case, args.requests, body))
             counts[shape] = total / args.requests
             print(f"{case} {shape}: {counts[shape]:.0f} instructions/request", file=sys.stderr, flush=True)
     return counts
 
 
+def absolute_goals(counts, args):
+    """The goals in instructions rather than ratios: tracejoin's own work over the ABI part,
+    the network position's cost per head byte, and the module's size."""
+    lines = []
+    for case, abi in (("tracejoin", "read-write"),):
+        for shape in args.shapes:
+            if case in counts and abi in counts:
+                own = counts[case][shape] - counts[abi][shape]
+                met = "met" if own <= OWN_WORK_GOAL else "NOT met"
+                lines.append(
+                    f"- {shape}: {case}'s own work and counters over the ABI part ({abi}): {own:,.0f} "
+                    f"instructions/request (goal <= {OWN_WORK_GOAL:,}: {met})"
+                )
+    extra = browser_extra_bytes()
+    for case in ("network", "network-zipkin"):
+        floor = floor_of(case)
+        if {"small", "browser"} <= set(args.shapes) and case in counts and floor in counts:
+            grown = (counts[case]["browser"] - counts[case]["small"]) - (counts[floor]["browser"] - counts[floor]["small"])
+            per_byte = grown / extra
+            met = "met" if per_byte <= PER_HEAD_BYTE_GOAL else "NOT met"
+            lines.append(
+                f"- {case}: {per_byte:.1f} instructions per head byte over {floor}'s (the browser-like head's "
+                f"{extra} bytes more than the small one's; goal <= {PER_HEAD_BYTE_GOAL}: {met})"
+            )
+    size = os.path.getsize(args.tracejoin)
+    lines.append(f"- tracejoin.wasm: {size:,} B (goal <= {SIZE_GOAL:,}: {'met' if size <= SIZE_GOAL else 'NOT met'})")
+    return lines
+
+
 def render(counts, args, cases):
     lines = [
         f"Envoy {envoy_version()} (one worker), no tracer ({TRACED}), under valgrind --tool=callgrind: instructions "
         f"Envoy executed per request over {args.requests} requests on one connection (h2load; HTTP/1.1 "
-        "for small and browser, HTTP/2 for grpc), after a warm-up.",
+        f"for small and browser, HTTP/2 for grpc), after {args.warmup} requests of warm-up.",
         "",
         "| case | " + " | ".join(f"{s} instr/request | {s} vs its floor" for s in args.shapes) + " |",
         "|---|" + "---|---|" * len(args.shapes),
@@ -155,19 +188,16 @@ def render(counts, args, cases):
         lines += ["", "Against the targets (the floor's instructions over the case's; what the throughput ratio is "
                   "when instructions are what costs):"]
     for shape in args.shapes if targeted else ():
-        target = TARGETS.get(shape)
         parts = []
         for case in TARGET_CASES:
             if case in counts and floor_of(case) in counts:
-                target = target_of(shape, case)
                 x = counts[floor_of(case)][shape] / counts[case][shape]
-                verdict = "" if target is None else (" met" if x >= target else " NOT met")
-                parts.append(f"{case} {x:.3f}{verdict}")
+                parts.append(f"{case} {x:.3f}{verdict(x, target_of(shape, case))}")
         if "lua" in counts and "tracejoin" in counts:
             x = counts["lua"][shape] / counts["tracejoin"][shape]
             parts.append(f"tracejoin against lua {x:.3f} ({'ahead' if x > 1 else 'NOT ahead'})")
-        goal = f">= {target:.2f}" if target else "no target set"
-        lines.append(f"- {shape} ({goal}): " + ", ".join(parts))
+        lines.append(f"- {shape}: " + ", ".join(parts))
+    lines += absolute_goals(counts, args)
     deploys = [c for c in DEPLOY_CASES if c in counts]
     if deploys:
         lines += ["", DEPLOY_HEADING + " (the other's instructions over the case's):"]
@@ -187,6 +217,8 @@ def main():
     parser.add_argument("--tracejoin", required=True)
     parser.add_argument("--noop", required=True)
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=200, help="requests per shape before counting (V8 compiles "
+                        "a function with its baseline compiler first and optimises it once it is hot)")
     parser.add_argument("--only", help="comma-separated cases besides none and noop-wasm")
     parser.add_argument("--shapes", default=",".join(SHAPES))
     parser.add_argument("--variant", action="append", default=[], metavar="LABEL=PATH")
