@@ -5,7 +5,7 @@ use crate::codec::{Carrier, Format, Header, HeaderValue, PerFormat, PerHeader};
 use crate::context::SpanContext;
 
 /// Where the chosen context came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Source {
     /// Read from the request as it arrived, in this format.
     Extracted(Format),
@@ -15,11 +15,12 @@ pub enum Source {
     Generated,
     /// Nothing usable arrived and Envoy's tracer will start the trace after this filter
     /// (downstream position): there is nothing to write.
+    #[default]
     LeftToTracer,
 }
 
 /// What happened, for counters and logs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Outcome {
     pub source: Source,
     /// Valid contexts with different trace ids arrived together.
@@ -50,8 +51,9 @@ pub enum Op {
     Remove,
 }
 
-/// Everything the filter does to one request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Everything the filter does to one request. Large (one inline value per header): filled
+/// in place by [`super::decide_into`] and read by reference, never moved per request.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Plan {
     pub ops: PerHeader<Op>,
     /// The context the request carries on, when known at this point.
