@@ -46,10 +46,13 @@ pub enum Op {
     #[default]
     Keep,
     Set(HeaderValue),
-    /// A longer value (only tracestate).
+    /// A longer value: tracestate, and an X-Ray value with the request's own fields.
     SetText(String),
     Remove,
 }
+
+// The plan holds one per trace header, and is filled and read per request.
+const _: () = assert!(size_of::<Op>() <= 80);
 
 /// Everything the filter does to one request. Large (one inline value per header): filled
 /// in place by [`super::decide_into`] and read by reference, never moved per request.
