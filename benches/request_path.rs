@@ -12,6 +12,7 @@ use tracejoin::codec::header_map;
 use tracejoin::config::Config;
 use tracejoin::filter::{RecordingHost, RequestFilter};
 use tracejoin::ids::IdGenerator;
+use tracejoin::policy::Plan;
 
 /// Counts allocations and live bytes, so a per-request allocation or a leak shows.
 struct CountingAlloc;
@@ -215,7 +216,9 @@ fn measure(scenario: &Scenario, iterations: usize) -> Measured {
     let mut one = |host: &mut RecordingHost| {
         host.reset_records();
         let mut filter = RequestFilter::new();
-        black_box(filter.on_request_headers(host, &config, &mut ids));
+        let mut plan = Plan::default();
+        black_box(filter.on_request_headers(host, &config, &mut ids, &mut plan));
+        black_box(&plan);
         filter.on_response_headers(host, &config);
         filter.on_log(host);
     };

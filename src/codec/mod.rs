@@ -139,32 +139,44 @@ impl Header {
         }
     }
 
-    /// Matches a header name case-insensitively (HTTP/1 names may arrive in any case).
-    /// The length check first keeps the common miss to one comparison.
+    /// Matches a header name case-insensitively (the network position reads HTTP/1 names
+    /// as sent; Envoy's header map and HTTP/2 give them in lowercase). Runs for every
+    /// request header: the length and the first letter, then at most one more letter,
+    /// leave one candidate or none, so most other names cost two compares; the candidate
+    /// is compared exactly first (the common lowercase name), then ignoring case.
     pub fn from_name(name: &[u8]) -> Option<Header> {
-        let candidates: &[Header] = match name.len() {
-            2 => &[Header::B3],
-            10 => &[Header::Tracestate, Header::XB3Flags],
-            11 => &[Header::Traceparent, Header::XB3SpanId],
-            12 => &[Header::XB3TraceId, Header::XB3Sampled],
-            13 => &[Header::UberTraceId],
-            14 => &[Header::XDatadogTags],
-            15 => &[Header::XAmznTraceId],
-            16 => &[Header::XDatadogOrigin, Header::OtTracerSpanId],
-            17 => &[
-                Header::XB3ParentSpanId,
-                Header::OtTracerTraceId,
-                Header::OtTracerSampled,
-            ],
-            18 => &[Header::XDatadogTraceId],
-            19 => &[Header::XDatadogParentId],
-            27 => &[Header::XDatadogSamplingPriority],
+        let letter = |i: usize| name.get(i).map(u8::to_ascii_lowercase);
+        let candidate = match (name.len(), letter(0)?) {
+            (2, b'b') => Header::B3,
+            (10, b't') => Header::Tracestate,
+            (10, b'x') => Header::XB3Flags,
+            (11, b't') => Header::Traceparent,
+            (11, b'x') => Header::XB3SpanId,
+            // x-b3-[t]raceid, x-b3-[s]ampled
+            (12, b'x') => match letter(5)? {
+                b't' => Header::XB3TraceId,
+                b's' => Header::XB3Sampled,
+                _ => return None,
+            },
+            (13, b'u') => Header::UberTraceId,
+            (14, b'x') => Header::XDatadogTags,
+            (15, b'x') => Header::XAmznTraceId,
+            (16, b'x') => Header::XDatadogOrigin,
+            (16, b'o') => Header::OtTracerSpanId,
+            (17, b'x') => Header::XB3ParentSpanId,
+            // ot-tracer-[t]raceid, ot-tracer-[s]ampled
+            (17, b'o') => match letter(10)? {
+                b't' => Header::OtTracerTraceId,
+                b's' => Header::OtTracerSampled,
+                _ => return None,
+            },
+            (18, b'x') => Header::XDatadogTraceId,
+            (19, b'x') => Header::XDatadogParentId,
+            (27, b'x') => Header::XDatadogSamplingPriority,
             _ => return None,
         };
-        candidates
-            .iter()
-            .copied()
-            .find(|h| h.name().as_bytes().eq_ignore_ascii_case(name))
+        let want = candidate.name().as_bytes();
+        (name == want || name.eq_ignore_ascii_case(want)).then_some(candidate)
     }
 
     pub fn format(self) -> Format {

@@ -1,23 +1,38 @@
-//! A small inline buffer for rendered header values, so rendering never allocates.
+//! Small inline buffers for rendered header values, so rendering never allocates.
 
 use std::fmt;
 
-/// Longest value any codec renders. The fixed-shape values fit in 80 (a B3 single header
-/// with a 128-bit trace id, span id, sampling state and parent span id: 68; an
-/// `X-Amzn-Trace-Id` with Root, Parent and Sampled: 74); the rest is room for the X-Ray
-/// fields kept from the request (`Self=` from an ALB is 40 characters), which
-/// [`super::xray`] bounds by [`HeaderValue::remaining`].
-const CAPACITY: usize = 160;
+/// Longest value a codec renders in a fixed shape: an `X-Amzn-Trace-Id` with Root, Parent
+/// and Sampled (74; a B3 single header with a 128-bit trace id, span id, sampling state and
+/// parent span id is 68). Kept this small because the plan holds one per trace header.
+pub const HEADER_VALUE_CAPACITY: usize = 74;
+
+/// An X-Ray value with the fields kept from the request (`Self=` from an ALB is 40
+/// characters), which [`super::xray`] bounds by [`InlineValue::remaining`]. Such a value
+/// goes into the plan as text, the rare case that allocates.
+pub const XRAY_VALUE_CAPACITY: usize = 160;
+
+/// A rendered value of any fixed shape.
+pub type HeaderValue = InlineValue<HEADER_VALUE_CAPACITY>;
+/// An X-Ray value with the request's own fields.
+pub type XRayValue = InlineValue<XRAY_VALUE_CAPACITY>;
+
+// One per trace header in every plan: a larger value makes every request pay for its moves.
+const _: () = assert!(size_of::<HeaderValue>() == HEADER_VALUE_CAPACITY + 1);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct HeaderValue {
+pub struct InlineValue<const CAPACITY: usize> {
     buf: [u8; CAPACITY],
-    len: usize,
+    /// A byte: both capacities fit, and the value stays small.
+    len: u8,
 }
 
-impl HeaderValue {
+impl<const CAPACITY: usize> InlineValue<CAPACITY> {
+    const LEN_FITS: () = assert!(CAPACITY <= u8::MAX as usize);
+
     pub fn new() -> Self {
-        HeaderValue {
+        let () = Self::LEN_FITS;
+        InlineValue {
             buf: [0; CAPACITY],
             len: 0,
         }
@@ -25,13 +40,13 @@ impl HeaderValue {
 
     /// A value from a short literal (longer input is cut at the capacity).
     pub fn from_literal(s: &[u8]) -> Self {
-        let mut v = HeaderValue::new();
+        let mut v = InlineValue::new();
         v.push_str(s);
         v
     }
 
     pub fn as_bytes(&self) -> &[u8] {
-        self.buf.get(..self.len).unwrap_or_default()
+        self.buf.get(..usize::from(self.len)).unwrap_or_default()
     }
 
     pub fn as_str(&self) -> &str {
@@ -41,11 +56,11 @@ impl HeaderValue {
 
     /// How many more bytes fit.
     pub fn remaining(&self) -> usize {
-        CAPACITY.saturating_sub(self.len)
+        CAPACITY.saturating_sub(usize::from(self.len))
     }
 
     pub fn push(&mut self, b: u8) {
-        if let Some(slot) = self.buf.get_mut(self.len) {
+        if let Some(slot) = self.buf.get_mut(usize::from(self.len)) {
             *slot = b;
             self.len += 1;
         }
@@ -65,13 +80,13 @@ impl HeaderValue {
     }
 }
 
-impl Default for HeaderValue {
+impl<const CAPACITY: usize> Default for InlineValue<CAPACITY> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl fmt::Debug for HeaderValue {
+impl<const CAPACITY: usize> fmt::Debug for InlineValue<CAPACITY> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?}", self.as_str())
     }

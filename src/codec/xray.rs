@@ -9,7 +9,7 @@
 //! trace: [`render_keeping`] carries them while that trace goes on.
 
 use super::hex::{decode_lower_hex, decode_span_id, trim_ows};
-use super::value::HeaderValue;
+use super::value::{HeaderValue, XRayValue};
 use super::{Carrier, Header, Read};
 use crate::context::{Sampling, SpanContext, TraceId};
 
@@ -107,11 +107,11 @@ pub fn render(ctx: &SpanContext) -> HeaderValue {
 /// `None`): [`render`] followed by the arrived fields tracejoin does not interpret, in their
 /// order and without whitespace, as many whole fields as fit the value's bound (the rest is
 /// dropped). A value already in that form comes out unchanged, so it is not rewritten.
-pub fn render_keeping(ctx: &SpanContext, arrived: &[u8]) -> Option<HeaderValue> {
+pub fn render_keeping(ctx: &SpanContext, arrived: &[u8]) -> Option<XRayValue> {
     if parse(arrived)?.trace_id != ctx.trace_id {
         return None;
     }
-    let mut out = render(ctx);
+    let mut out = XRayValue::from_literal(render(ctx).as_bytes());
     for field in trim_ows(arrived).split(|b| *b == b';') {
         let Some((key, value)) = key_value(trim_ows(field)) else {
             continue;

@@ -58,25 +58,28 @@ impl RequestFilter {
         RequestFilter::default()
     }
 
-    /// The request phase. Never fails the request: a host error is counted and the request
-    /// goes on with whatever was written so far.
+    /// The request phase, deciding into the caller's `plan` (large: filled in place rather
+    /// than returned); `false` when the request headers could not be read, `plan` then left
+    /// as it was. Never fails the request: a host error is counted and the request goes on
+    /// with whatever was written so far.
     pub fn on_request_headers(
         &mut self,
         host: &mut dyn Host,
         config: &Config,
         ids: &mut IdGenerator,
-    ) -> Option<Plan> {
+        plan: &mut Plan,
+    ) -> bool {
         let block = match host.request_header_block() {
             Ok(block) => block,
             Err(_) => {
                 host.increment(Counter::HostError);
-                return None;
+                return false;
             }
         };
         let carrier = Carrier::from_pairs(header_map::pairs(&block));
-        let mut plan = policy::decide(config, &carrier, ids);
+        policy::decide_into(plan, config, &carrier, ids);
         if self.tag_external(host, config, &carrier) {
-            policy::strip(&mut plan, &carrier);
+            policy::strip(plan, &carrier);
             if carrier.baggage && host.remove_request_header("baggage").is_err() {
                 host.increment(Counter::HostError);
             }
@@ -93,13 +96,13 @@ impl RequestFilter {
                 host.increment(Counter::HostError);
             }
         }
-        count(host, &plan);
+        count(host, plan);
         self.context = plan.context;
         self.hop = match plan.outcome.source {
             Source::Injected(_) | Source::Generated => HopSpan::Context,
             _ => HopSpan::Unknown,
         };
-        Some(plan)
+        true
     }
 
     /// The end of the stream: count an external call that no response headers counted

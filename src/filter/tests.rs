@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::filter::recording_host::fail;
 use crate::filter::{Counter, RecordingHost, RequestFilter};
 use crate::ids::IdGenerator;
+use crate::policy::Plan;
 
 const T: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const S: &str = "00f067aa0ba902b7";
@@ -45,7 +46,12 @@ fn run(config_json: &str, headers: &[(&str, &str)]) -> MockHost {
     let config = Config::from_json(config_json.as_bytes()).unwrap();
     let mut host = MockHost::with(headers);
     let mut filter = RequestFilter::new();
-    filter.on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(7));
+    filter.on_request_headers(
+        &mut host,
+        &config,
+        &mut IdGenerator::from_seed(7),
+        &mut Plan::default(),
+    );
     filter.on_response_headers(&mut host, &config);
     host
 }
@@ -145,7 +151,12 @@ fn upstream_zipkin_makes_every_format_name_envoys_span() {
     let mut host = MockHost::with(&[("traceparent", &format!("00-{T}-{S}-01"))]);
     // Envoy continued T (it read b3 multi from an earlier hop) with its span E, parent S.
     zipkin_injects(&mut host, T, "1111111111111111", Some(S));
-    RequestFilter::new().on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(1));
+    RequestFilter::new().on_request_headers(
+        &mut host,
+        &config,
+        &mut IdGenerator::from_seed(1),
+        &mut Plan::default(),
+    );
     assert_eq!(
         host.get("traceparent").unwrap(),
         format!("00-{T}-1111111111111111-01")
@@ -185,7 +196,12 @@ fn upstream_zipkin_before_1_40_takes_envoys_x_b3_over_the_clients_b3() {
     let mut host = MockHost::with(&[("b3", &format!("{T}-{S}-1"))]);
     // Envoy continued the client's b3 with its span E in x-b3-*, the b3 left as it was.
     zipkin_injects(&mut host, T, "1111111111111111", Some(S));
-    RequestFilter::new().on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(1));
+    RequestFilter::new().on_request_headers(
+        &mut host,
+        &config,
+        &mut IdGenerator::from_seed(1),
+        &mut Plan::default(),
+    );
     assert_eq!(
         host.get("b3").unwrap(),
         format!("{T}-1111111111111111-1-{S}")
@@ -203,7 +219,12 @@ fn upstream_zipkin_continues_the_apps_trace_over_a_fresh_tracer_trace() {
     let mut host = MockHost::with(&[("traceparent", &format!("00-{T}-{S}-01"))]);
     // Envoy's B3-only tracer could not read traceparent: a fresh root (no parent).
     zipkin_injects(&mut host, X, XS, None);
-    RequestFilter::new().on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(1));
+    RequestFilter::new().on_request_headers(
+        &mut host,
+        &config,
+        &mut IdGenerator::from_seed(1),
+        &mut Plan::default(),
+    );
     assert_eq!(host.get("x-b3-traceid").unwrap(), T);
     assert_eq!(host.get("x-b3-spanid").unwrap(), S);
     assert_eq!(host.get("traceparent").unwrap(), format!("00-{T}-{S}-01"));
@@ -252,6 +273,7 @@ fn sampling_ratio_is_the_same_decision_at_every_hop() {
             &mut host,
             &config,
             &mut IdGenerator::from_seed(seed),
+            &mut Plan::default(),
         );
         host.get("traceparent").unwrap().to_string()
     };
@@ -310,7 +332,12 @@ fn response_trace_metric_names_this_hops_span() {
     let mut host = MockHost::with(&[("x-b3-traceid", T), ("x-b3-spanid", S)]);
     zipkin_injects(&mut host, T, XS, Some(S));
     let mut f = RequestFilter::new();
-    f.on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(1));
+    f.on_request_headers(
+        &mut host,
+        &config,
+        &mut IdGenerator::from_seed(1),
+        &mut Plan::default(),
+    );
     host.response
         .push(("server-timing".to_string(), b"app;dur=12".to_vec()));
     f.on_response_headers(&mut host, &config);
@@ -337,9 +364,13 @@ fn response_trace_metric_names_this_hops_span() {
     let config = Config::from_json(br#"{"tracer":"none","server_timing":true}"#).unwrap();
     let mut host = MockHost::default();
     let mut f = RequestFilter::new();
-    let plan = f
-        .on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(1))
-        .unwrap();
+    let mut plan = Plan::default();
+    assert!(f.on_request_headers(
+        &mut host,
+        &config,
+        &mut IdGenerator::from_seed(1),
+        &mut plan
+    ));
     f.on_response_headers(&mut host, &config);
     let ctx = plan.context.unwrap();
     assert_eq!(
@@ -356,9 +387,13 @@ fn host_errors_are_counted_never_fatal() {
     let config = Config::from_json(br#"{"tracer":"none"}"#).unwrap();
     let mut host = MockHost::default();
     host.fail = fail::SET;
-    let plan =
-        RequestFilter::new().on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(3));
-    assert!(plan.is_some());
+    let decided = RequestFilter::new().on_request_headers(
+        &mut host,
+        &config,
+        &mut IdGenerator::from_seed(3),
+        &mut Plan::default(),
+    );
+    assert!(decided);
     assert!(host.count(Counter::HostError) >= 1);
 }
 
@@ -574,7 +609,12 @@ fn run_external(cluster: &str, headers: &[(&str, &str)], status: u16) -> MockHos
     host.status = Some(status);
     host.final_code = Some(status);
     let mut filter = RequestFilter::new();
-    filter.on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(9));
+    filter.on_request_headers(
+        &mut host,
+        &config,
+        &mut IdGenerator::from_seed(9),
+        &mut Plan::default(),
+    );
     filter.on_response_headers(&mut host, &config);
     filter.on_log(&mut host);
     host
@@ -702,7 +742,12 @@ fn upstream_rewrites_every_format_that_arrived_to_name_this_hops_span() {
         ("b3", &format!("{T}-{S}-1")),
         ("traceparent", &format!("00-{T}-{envoy_span}-01")),
     ]);
-    RequestFilter::new().on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(5));
+    RequestFilter::new().on_request_headers(
+        &mut host,
+        &config,
+        &mut IdGenerator::from_seed(5),
+        &mut Plan::default(),
+    );
     assert_eq!(host.get("b3").unwrap(), format!("{T}-{envoy_span}-1"));
     assert_eq!(host.get("x-b3-spanid").unwrap(), envoy_span);
 }
@@ -715,7 +760,12 @@ fn envoys_own_reply_is_counted_at_stream_end_once() {
     host.cluster = Some("outbound|443||api.openai.com".into());
     host.status = Some(200);
     let mut filter = RequestFilter::new();
-    filter.on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(1));
+    filter.on_request_headers(
+        &mut host,
+        &config,
+        &mut IdGenerator::from_seed(1),
+        &mut Plan::default(),
+    );
     filter.on_response_headers(&mut host, &config);
     filter.on_log(&mut host);
     assert_eq!(
@@ -730,7 +780,12 @@ fn envoys_own_reply_is_counted_at_stream_end_once() {
     host.cluster = Some("outbound|443||api.openai.com".into());
     host.final_code = Some(503);
     let mut filter = RequestFilter::new();
-    filter.on_request_headers(&mut host, &config, &mut IdGenerator::from_seed(1));
+    filter.on_request_headers(
+        &mut host,
+        &config,
+        &mut IdGenerator::from_seed(1),
+        &mut Plan::default(),
+    );
     filter.on_log(&mut host);
     assert_eq!(
         host.count(Counter::External {

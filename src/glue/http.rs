@@ -9,6 +9,7 @@ use proxy_wasm::types::Action;
 use super::Shared;
 use super::abi;
 use crate::filter::{Counter, Counting, Host, HostError, RequestFilter};
+use crate::policy::Plan;
 use crate::printable::printable;
 
 /// At most this many unregistered hosts are remembered (and logged once each).
@@ -34,10 +35,11 @@ impl HttpContext for TracejoinHttp {
             return Action::Continue;
         };
         let mut host = WasmHost { shared };
-        let plan = self
-            .filter
-            .on_request_headers(&mut host, &shared.config, &mut ids);
-        if let Some(plan) = plan.filter(|_| log::log_enabled!(log::Level::Debug)) {
+        let mut plan = Plan::default();
+        let decided =
+            self.filter
+                .on_request_headers(&mut host, &shared.config, &mut ids, &mut plan);
+        if decided && log::log_enabled!(log::Level::Debug) {
             {
                 let mut trace = crate::codec::HeaderValue::new();
                 if let Some(ctx) = plan.context {

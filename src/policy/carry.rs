@@ -5,7 +5,8 @@
 //! tags with `_dd.p.tid` alone, an `X-Amzn-Trace-Id` with Root, Parent and Sampled.
 
 use super::plan::Op;
-use crate::codec::{Carrier, Format, Header, PerHeader, Read, Slot, datadog, xray};
+use crate::codec::value::HEADER_VALUE_CAPACITY;
+use crate::codec::{Carrier, Format, Header, HeaderValue, PerHeader, Read, Slot, datadog, xray};
 use crate::context::SpanContext;
 
 /// After `format`'s headers were set for `ctx`.
@@ -37,7 +38,11 @@ pub(super) fn carry(
             if let Some(v) = xray::render_keeping(ctx, arrived) {
                 ops[Header::XAmznTraceId] = match carrier.get(Header::XAmznTraceId) {
                     Slot::One(cur) if cur == v.as_bytes() => Op::Keep,
-                    _ => Op::Set(v),
+                    // Kept fields past an inline value's room: text (the rare case).
+                    _ if v.as_bytes().len() > HEADER_VALUE_CAPACITY => {
+                        Op::SetText(v.as_str().to_owned())
+                    }
+                    _ => Op::Set(HeaderValue::from_literal(v.as_bytes())),
                 };
             }
         }

@@ -24,8 +24,16 @@ use crate::config::{Config, Position, Tracer, Trust};
 use crate::context::SpanContext;
 use crate::ids::IdGenerator;
 
-/// Decides what one request carries on and how to write it.
+/// Decides what one request carries on and how to write it (see [`decide_into`], which
+/// spares the per-request move of the plan).
 pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> Plan {
+    let mut plan = Plan::default();
+    decide_into(&mut plan, config, carrier, ids);
+    plan
+}
+
+/// [`decide`] into the caller's `plan`, every field of which it overwrites.
+pub fn decide_into(plan: &mut Plan, config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) {
     let reads = codec::extract_all(carrier);
     let view = tracer::view_for(config.tracer, carrier, &reads);
     let mut choice = choose::choose(config, &reads, &view, ids);
@@ -45,7 +53,8 @@ pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> 
     }
     let targets = write::targets(config, &reads, &view, &choice);
     let winner = choice.winner.as_ref();
-    let mut ops = write::ops(carrier, &reads, winner, &targets, config.trust);
+    let ops = &mut plan.ops;
+    write::ops(ops, carrier, &reads, winner, &targets, config.trust);
 
     let trace_goes_on = match (arrived, winner) {
         (Some(tp), Some(w)) => tp.trace_id == w.trace_id,
@@ -69,21 +78,17 @@ pub fn decide(config: &Config, carrier: &Carrier<'_>, ids: &mut IdGenerator) -> 
         ot.value,
     );
     ops[Header::Tracestate] = tracestate_op;
-
-    Plan {
-        ops,
-        context: choice.winner,
-        outcome: Outcome {
-            source: choice.source,
-            conflict: choice.conflict,
-            invalid: reads.map(|_, r| *r == Read::Invalid),
-            invalid_tracestate,
-            bridged: targets.bridged,
-            continued_over_tracer: choice.continued_over_tracer,
-            restarted: trusted.restarted,
-            decided: trusted.decided,
-        },
-    }
+    plan.context = choice.winner;
+    plan.outcome = Outcome {
+        source: choice.source,
+        conflict: choice.conflict,
+        invalid: reads.map(|_, r| *r == Read::Invalid),
+        invalid_tracestate,
+        bridged: targets.bridged,
+        continued_over_tracer: choice.continued_over_tracer,
+        restarted: trusted.restarted,
+        decided: trusted.decided,
+    };
 }
 
 /// W3C: "The `parent-id` field MUST be set to a new value with the `sampled` flag update",

@@ -5,7 +5,7 @@ use crate::codec::{Carrier, Format, Header, HeaderValue, PerFormat, PerHeader};
 use crate::context::SpanContext;
 
 /// Where the chosen context came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Source {
     /// Read from the request as it arrived, in this format.
     Extracted(Format),
@@ -15,11 +15,12 @@ pub enum Source {
     Generated,
     /// Nothing usable arrived and Envoy's tracer will start the trace after this filter
     /// (downstream position): there is nothing to write.
+    #[default]
     LeftToTracer,
 }
 
 /// What happened, for counters and logs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Outcome {
     pub source: Source,
     /// Valid contexts with different trace ids arrived together.
@@ -45,13 +46,17 @@ pub enum Op {
     #[default]
     Keep,
     Set(HeaderValue),
-    /// A longer value (only tracestate).
+    /// A longer value: tracestate, and an X-Ray value with the request's own fields.
     SetText(String),
     Remove,
 }
 
-/// Everything the filter does to one request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+// The plan holds one per trace header, and is filled and read per request.
+const _: () = assert!(size_of::<Op>() <= 80);
+
+/// Everything the filter does to one request. Large (one inline value per header): filled
+/// in place by [`super::decide_into`] and read by reference, never moved per request.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Plan {
     pub ops: PerHeader<Op>,
     /// The context the request carries on, when known at this point.

@@ -79,24 +79,28 @@ pub fn targets(
     }
 }
 
-/// The operation on every header but tracestate: the chosen context into the targets;
-/// elsewhere, what would mislead the next reader removed and the rest made canonical.
+/// The operation on every header but tracestate, into `ops` (every one overwritten): the
+/// chosen context into the targets; elsewhere, what would mislead the next reader removed
+/// and the rest made canonical.
 pub fn ops(
+    ops: &mut PerHeader<Op>,
     carrier: &Carrier<'_>,
     reads: &PerFormat<Read>,
     winner: Option<&SpanContext>,
     targets: &Targets,
     trust: Trust,
-) -> PerHeader<Op> {
-    let mut ops = PerHeader::default();
+) {
+    for header in Header::ALL {
+        ops[header] = Op::Keep;
+    }
     for (f, read) in reads.iter() {
         let envoy_overwrites = targets.tracer_writes[f];
         if targets.remove[f] {
-            remove_format(&mut ops, carrier, f);
+            remove_format(ops, carrier, f);
             continue;
         }
         match winner {
-            Some(ctx) if targets.write[f] => write_format(&mut ops, carrier, f, ctx),
+            Some(ctx) if targets.write[f] => write_format(ops, carrier, f, ctx),
             _ => {
                 // Not written by us: drop what would mislead the next reader. Invalid values
                 // always go (Envoy would pass leftovers it does not overwrite); a different
@@ -122,7 +126,7 @@ pub fn ops(
                     _ => false,
                 };
                 if stale {
-                    remove_format(&mut ops, carrier, f);
+                    remove_format(ops, carrier, f);
                 } else if !envoy_overwrites {
                     // What goes on as it arrived goes on in canonical form: a lenient
                     // spelling (uppercase, `%3A`, `x-b3-sampled: true`, a debug bit without
@@ -134,10 +138,10 @@ pub fn ops(
                             if let Some(w) = winner {
                                 c.sampling = w.sampling;
                             }
-                            write_format(&mut ops, carrier, f, &c)
+                            write_format(ops, carrier, f, &c)
                         }
                         Read::SamplingOnly(s) => codec::inject_sampling(f, s, &mut |h, v| {
-                            set_if_changed(&mut ops, carrier, h, v)
+                            set_if_changed(ops, carrier, h, v)
                         }),
                         Read::Absent | Read::Invalid => {}
                     }
@@ -145,7 +149,6 @@ pub fn ops(
             }
         }
     }
-    ops
 }
 
 fn write_format(ops: &mut PerHeader<Op>, carrier: &Carrier<'_>, f: Format, ctx: &SpanContext) {

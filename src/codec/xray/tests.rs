@@ -4,7 +4,7 @@
 //! xray propagator tests (Go `propagators/aws/xray`, Python
 //! `opentelemetry-propagator-aws-xray`).
 
-use crate::codec::HeaderValue;
+use crate::codec::value::XRayValue;
 use crate::codec::xray;
 use crate::codec::{Carrier, Read};
 use crate::context::{Sampling, SpanContext};
@@ -135,17 +135,17 @@ fn xray_keeps_other_fields_on_the_same_trace_only() {
     let canonical = "Root=1-8a3c60f7-d188f8fa79d48a391a778fa6;Parent=53995c3f42cd8ad8;Sampled=1;Self=1-67891234-12456789abcdef012345678;Lineage=a87bd80c:1|68fd508a:5";
     assert_eq!(
         xray::render_keeping(&otel(Sampling::Sampled), arrived.as_bytes()),
-        Some(HeaderValue::from_literal(canonical.as_bytes()))
+        Some(XRayValue::from_literal(canonical.as_bytes()))
     );
     assert_eq!(
         xray::render_keeping(&otel(Sampling::Sampled), canonical.as_bytes()),
-        Some(HeaderValue::from_literal(canonical.as_bytes()))
+        Some(XRayValue::from_literal(canonical.as_bytes()))
     );
     let spaced =
         "Root=1-8a3c60f7-d188f8fa79d48a391a778fa6 ; Parent=53995c3f42cd8ad8;Sampled=1; Foo = Bar ";
     assert_eq!(
         xray::render_keeping(&otel(Sampling::Sampled), spaced.as_bytes()),
-        Some(HeaderValue::from_literal(
+        Some(XRayValue::from_literal(
             format!("{OTEL_XRAY};Foo=Bar").as_bytes()
         ))
     );
@@ -153,7 +153,7 @@ fn xray_keeps_other_fields_on_the_same_trace_only() {
     let child = ctx(OTEL_XRAY_TRACE, OTEL_SPAN, Sampling::Sampled);
     assert_eq!(
         xray::render_keeping(&child, arrived.as_bytes()),
-        Some(HeaderValue::from_literal(
+        Some(XRayValue::from_literal(
             b"Root=1-8a3c60f7-d188f8fa79d48a391a778fa6;Parent=00f067aa0ba902b7;Sampled=1;Self=1-67891234-12456789abcdef012345678;Lineage=a87bd80c:1|68fd508a:5"
         ))
     );

@@ -95,9 +95,10 @@ fn xray_fields_go_on_with_their_trace() {
             ("x-amzn-trace-id", arrived),
         ],
     );
+    // Longer than an inline value: written as text.
     assert_eq!(
         plan.op(Header::XAmznTraceId),
-        &set(&format!(
+        &Op::SetText(format!(
             "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent={S};Sampled=1;Self=1-67891234-12456789abcdef012345678"
         ))
     );
