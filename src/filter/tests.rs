@@ -4,7 +4,7 @@
 use crate::codec::tracecontext;
 use crate::config::Config;
 use crate::filter::recording_host::fail;
-use crate::filter::{Counter, RecordingHost, RequestFilter};
+use crate::filter::{Counter, RecordingHost, RequestFilter, StatusClass};
 use crate::ids::IdGenerator;
 use crate::policy::Plan;
 
@@ -406,6 +406,18 @@ fn counter_names_are_distinct_and_indexed() {
     assert_eq!(names.len(), Counter::ALL.len());
     for (i, c) in Counter::ALL.iter().enumerate() {
         assert_eq!(c.index(), Some(i));
+    }
+    // Those defined on first use have no index.
+    for c in [
+        Counter::External {
+            service: 0,
+            class: StatusClass::Success,
+        },
+        Counter::Unregistered(StatusClass::ServerError),
+        Counter::ExternalTls(0),
+        Counter::UnregisteredTls,
+    ] {
+        assert_eq!(c.index(), None, "{c:?}");
     }
 }
 
