@@ -420,6 +420,12 @@ fn header_value_hex_and_capacity() {
     assert_eq!(v.as_bytes().len(), HEADER_VALUE_CAPACITY);
     assert_eq!(v.remaining(), 0);
     assert_eq!(HeaderValue::new().as_str(), "");
+    // Hex that does not fit is cut at the capacity too, after what fits.
+    let mut v = HeaderValue::default();
+    v.push_str(&[b'x'; HEADER_VALUE_CAPACITY - 3]);
+    v.push_hex(&[0xab, 0xcd]);
+    assert_eq!(v.as_bytes().len(), HEADER_VALUE_CAPACITY);
+    assert!(v.as_str().ends_with("xabc"), "{v:?}");
 }
 
 // ---------------------------------------------------------------------------------------

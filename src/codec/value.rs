@@ -66,13 +66,37 @@ impl<const CAPACITY: usize> InlineValue<CAPACITY> {
         }
     }
 
+    /// The free bytes after the value, if `n` of them are there.
+    fn room(&mut self, n: usize) -> Option<&mut [u8]> {
+        let start = usize::from(self.len);
+        self.buf.get_mut(start..start.checked_add(n)?)
+    }
+
+    /// Appends `s`; what does not fit is cut off.
     pub fn push_str(&mut self, s: &[u8]) {
+        // One copy where it fits (every codec's values do), not a check per byte.
+        if let Some(room) = self.room(s.len()) {
+            room.copy_from_slice(s);
+            self.len += s.len() as u8;
+            return;
+        }
         for b in s {
             self.push(*b);
         }
     }
 
+    /// Appends `bytes` in lowercase hex; what does not fit is cut off.
     pub fn push_hex(&mut self, bytes: &[u8]) {
+        if let Some(room) = self.room(2 * bytes.len()) {
+            for (pair, b) in room.chunks_exact_mut(2).zip(bytes) {
+                if let [high, low] = pair {
+                    *high = hex_digit(b >> 4);
+                    *low = hex_digit(b & 0x0f);
+                }
+            }
+            self.len += (2 * bytes.len()) as u8;
+            return;
+        }
         for b in bytes {
             self.push(hex_digit(b >> 4));
             self.push(hex_digit(b & 0x0f));
