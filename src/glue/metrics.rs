@@ -5,12 +5,13 @@ use std::collections::HashMap;
 
 use super::abi;
 use crate::config::Config;
-use crate::filter::{Counter, HostError};
+use crate::filter::{Counter, HostError, StatusClass};
 
 /// first use (an entry nobody calls costs no stat).
 pub struct Metrics {
     fixed: Vec<Option<u32>>,
-    dynamic: RefCell<HashMap<Counter, u32>>,
+    /// The counters defined on first use, by [`dynamic_slot`]; `None` until defined.
+    dynamic: RefCell<Vec<Option<u32>>>,
     /// `tracejoin.vm.memory_bytes`: this VM's linear memory (it only grows, so a leak shows).
     memory: Option<u32>,
     /// Requests until the next memory sample.
@@ -49,7 +50,7 @@ impl Metrics {
         };
         let metrics = Metrics {
             fixed,
-            dynamic: RefCell::new(HashMap::new()),
+            dynamic: RefCell::new(vec![None; dynamic_slots(config)]),
             memory,
             until_memory_sample: Cell::new(MEMORY_SAMPLE_EVERY),
             unregistered_hosts: RefCell::new(HashMap::new()),
@@ -83,15 +84,14 @@ impl Metrics {
                 let Ok(mut dynamic) = self.dynamic.try_borrow_mut() else {
                     return;
                 };
-                match dynamic.get(&counter) {
-                    Some(id) => Some(*id),
-                    None => {
-                        let id = define_counter(&counter.name(config));
-                        if let Some(id) = id {
-                            dynamic.insert(counter, id);
-                        }
-                        id
+                let slot = dynamic_slot(counter).and_then(|i| dynamic.get_mut(i));
+                match slot {
+                    Some(Some(id)) => Some(*id),
+                    Some(slot) => {
+                        *slot = define_counter(&counter.name(config));
+                        *slot
                     }
+                    None => None,
                 }
             }
         };
@@ -130,6 +130,33 @@ impl Metrics {
             let _ = abi::increment_metric(id);
         }
     }
+}
+
+/// Counters per service (and for unregistered hosts): the five response classes, then TLS
+/// connections.
+const PER_SERVICE: usize = 6;
+const _: () = assert!(StatusClass::ServerError as usize == PER_SERVICE - 2);
+
+fn dynamic_slots(config: &Config) -> usize {
+    let services = config
+        .external
+        .as_ref()
+        .map_or(0, |e| e.matcher.services().len());
+    PER_SERVICE * (1 + services)
+}
+
+/// A dense index for a counter defined on first use (a table, not a map: no hashing per
+/// count, and one hash map less in the module): unregistered hosts', then each service's.
+fn dynamic_slot(counter: Counter) -> Option<usize> {
+    let (service, k) = match counter {
+        Counter::Unregistered(class) => (None, class as usize),
+        Counter::UnregisteredTls => (None, PER_SERVICE - 1),
+        Counter::External { service, class } => (Some(service), class as usize),
+        Counter::ExternalTls(service) => (Some(service), PER_SERVICE - 1),
+        _ => return None,
+    };
+    let first = service.map_or(Some(0), |s| s.checked_add(1)?.checked_mul(PER_SERVICE))?;
+    first.checked_add(k)
 }
 
 fn define_counter(name: &str) -> Option<u32> {
