@@ -1,7 +1,6 @@
 //! Envoy stats: the filter's counters, defined once per VM, and the VM memory gauge.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 
 use super::abi;
 use crate::config::Config;
@@ -16,9 +15,11 @@ pub struct Metrics {
     memory: Option<u32>,
     /// Requests until the next memory sample.
     until_memory_sample: Cell<u32>,
-    /// Per-host counters of unregistered TLS connections, by `host:port` (bounded); `None`
-    /// where Envoy refused to define one (not asked again).
-    unregistered_hosts: RefCell<HashMap<String, Option<u32>>>,
+    /// Per-host counters of unregistered TLS connections, by `host:port`; `None` where Envoy
+    /// refused to define one (not asked again). A list: at most
+    /// [`MAX_UNREGISTERED_HOST_STATS`], scanned once per such connection (a hash map's code
+    /// weighs more).
+    unregistered_hosts: RefCell<Vec<(String, Option<u32>)>>,
 }
 
 /// At most this many unregistered hosts get a counter of their own per VM: the names come
@@ -53,7 +54,7 @@ impl Metrics {
             dynamic: RefCell::new(vec![None; dynamic_slots(config)]),
             memory,
             until_memory_sample: Cell::new(MEMORY_SAMPLE_EVERY),
-            unregistered_hosts: RefCell::new(HashMap::new()),
+            unregistered_hosts: RefCell::new(Vec::new()),
         };
         metrics.record_memory();
         metrics
@@ -110,13 +111,13 @@ impl Metrics {
         let Ok(mut hosts) = self.unregistered_hosts.try_borrow_mut() else {
             return;
         };
-        let id = match hosts.get(key) {
-            Some(id) => *id,
+        let id = match hosts.iter().find(|(k, _)| k == key) {
+            Some((_, id)) => *id,
             None if hosts.len() < MAX_UNREGISTERED_HOST_STATS => {
                 let id = define_counter(&format!(
                     "tracejoin.external.unregistered_host.{server_name}.port.{port}.tls_connections"
                 ));
-                hosts.insert(key.to_owned(), id);
+                hosts.push((key.to_owned(), id));
                 if hosts.len() == MAX_UNREGISTERED_HOST_STATS {
                     log::warn!(
                         "tracejoin: {MAX_UNREGISTERED_HOST_STATS} unregistered hosts have a counter in this VM; further ones are counted in tracejoin.external.unregistered.tls_connections only"
