@@ -2,7 +2,7 @@
 //! against each other.
 
 use super::json::Json;
-use super::raw::{convert, convert_list, dns1123, given_once, quoted, shown_key};
+use super::raw::{convert, convert_list, dns1123, given_once, listed, quoted, shown_key};
 use super::{ConfigError, err};
 use crate::external::{ExternalService, valid_host};
 
@@ -50,7 +50,7 @@ pub(super) fn external_service(
                     field,
                     format!(
                         "unknown field; expected one of {}",
-                        EXTERNAL_SERVICE_FIELDS.join(", ")
+                        listed(&EXTERNAL_SERVICE_FIELDS)
                     ),
                 ));
             }
