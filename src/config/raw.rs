@@ -178,11 +178,11 @@ pub(super) fn convert_list<T: FromJson>(field: &str, value: Json) -> Result<Vec<
             format!("invalid type: {}, expected a list", value.kind()),
         ));
     };
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(i, item)| convert(&format!("{field}[{i}]"), item))
-        .collect()
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        out.push(convert(&format!("{field}[{i}]"), item)?);
+    }
+    Ok(out)
 }
 
 /// An optional field: JSON `null` is the same as leaving it out.
