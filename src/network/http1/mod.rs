@@ -119,6 +119,9 @@ pub struct Connection {
     unconfirmed: Option<Prefix>,
     /// A head has been read on this connection (HTTP/2's preface counts only before).
     seen_head: bool,
+    /// Empty lines were passed to the HCM before any head: they chose its codec (HTTP/1:
+    /// Envoy picks HTTP/2 only for bytes that begin with its preface).
+    passed_empty_lines: bool,
     /// When the head being held began to be held (host clock, ns).
     held_since: Option<u64>,
 }
@@ -372,8 +375,13 @@ impl Connection {
         }
     }
 
-    /// HTTP/2's preface counts only as a connection's first bytes: later, Envoy's HTTP/1
-    /// codec reads it as a bad request line.
+    /// Nothing of this connection has reached the HCM yet: its first bytes choose the codec.
+    fn at_start(&self) -> bool {
+        !self.seen_head && !self.passed_empty_lines
+    }
+
+    /// HTTP/2's preface counts only as a connection's first bytes: after a request, Envoy's
+    /// HTTP/1 codec reads it as a bad request line.
     fn after_first(&self, reason: Leave) -> Leave {
         if reason == Leave::Http2 && self.seen_head {
             Leave::NotHttp1
@@ -405,7 +413,7 @@ impl Connection {
             }
             // A connection's first byte may begin a TLS record (22, which no request line
             // has): named by its server name where external services are configured.
-            if !self.seen_head
+            if self.at_start()
                 && config.external.is_some()
                 && seen.first() == Some(&tls::client_hello::HANDSHAKE_RECORD)
             {
@@ -428,6 +436,12 @@ impl Connection {
                 Err(reason) => Some(self.after_first(reason)),
             };
             if let Some(reason) = stop {
+                if reason == Leave::Http2 && (lead > 0 || !self.at_start()) {
+                    // HTTP/2's preface, but not as the connection's first bytes: Envoy's
+                    // codec is HTTP/1's, so it is not handed to the HTTP/2 framer.
+                    let close = config.trust != Trust::Continue;
+                    return Some(self.leave_for(host, reason, close));
+                }
                 return Some(self.leave(host, config, reason));
             }
             if seen.len() >= read.len {
@@ -468,8 +482,9 @@ impl Connection {
         if seen.iter().all(|b| matches!(b, b'\r' | b'\n')) {
             // Only empty lines so far: Envoy's codec skips them, so they are passed on (and
             // never timed as a held head: a client may end a request with one more CRLF
-            // and then idle).
+            // and then idle). Before any head they choose the HCM's codec: HTTP/1.
             read.blank = true;
+            self.passed_empty_lines |= !self.seen_head && read.len > 0;
             return self.pass(host, read);
         }
         if end_of_stream {
