@@ -5,6 +5,7 @@
 //! tags with `_dd.p.tid` alone, an `X-Amzn-Trace-Id` with Root, Parent and Sampled.
 
 use super::plan::Op;
+use crate::codec::hex::trim_ows;
 use crate::codec::value::HEADER_VALUE_CAPACITY;
 use crate::codec::{Carrier, Format, Header, HeaderValue, PerHeader, Read, Slot, datadog, xray};
 use crate::context::SpanContext;
@@ -25,8 +26,8 @@ pub(super) fn carry(
                 // value would have to be written, and tags may be longer than a value
                 // tracejoin renders).
                 for h in [Header::XDatadogOrigin, Header::XDatadogTags] {
-                    if let Slot::One(_) = carrier.get(h) {
-                        ops[h] = Op::Keep;
+                    if let Slot::One(arrived) = carrier.get(h) {
+                        ops[h] = as_read(arrived);
                     }
                 }
             }
@@ -47,6 +48,19 @@ pub(super) fn carry(
             }
         }
         Format::TraceContext | Format::B3 | Format::B3Multi | Format::Jaeger | Format::OtTrace => {}
+    }
+}
+
+/// A value carried as the parse read it: without the whitespace around it (which an HTTP/1
+/// codec strips, but a header map set by other means may hold).
+fn as_read(arrived: &[u8]) -> Op {
+    let value = trim_ows(arrived);
+    if value.len() == arrived.len() {
+        Op::Keep
+    } else if value.len() <= HEADER_VALUE_CAPACITY {
+        Op::Set(HeaderValue::from_literal(value))
+    } else {
+        Op::SetText(String::from_utf8_lossy(value).into_owned())
     }
 }
 

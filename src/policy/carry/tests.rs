@@ -59,6 +59,23 @@ fn datadog_origin_and_tags_go_on_with_their_trace() {
 }
 
 #[test]
+fn datadog_origin_and_tags_go_on_as_read_without_surrounding_whitespace() {
+    let tags = format!("_dd.p.dm=-4,_dd.p.tid={T_HIGH}");
+    let plan = decide(
+        CONFIG,
+        &[
+            ("traceparent", &traceparent(T, S)),
+            ("x-datadog-trace-id", T_LOW),
+            ("x-datadog-parent-id", "1"),
+            ("x-datadog-origin", "synthetics\t\t "),
+            ("x-datadog-tags", &format!(" {tags}\t")),
+        ],
+    );
+    assert_eq!(plan.op(Header::XDatadogOrigin), &set("synthetics"));
+    assert_eq!(plan.op(Header::XDatadogTags), &set(&tags));
+}
+
+#[test]
 fn datadog_origin_and_tags_are_dropped_with_another_trace() {
     let other = "5af7183fb1d4cf5f5af7183fb1d4cf5f";
     let plan = decide(
