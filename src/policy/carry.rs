@@ -60,7 +60,8 @@ fn as_read(arrived: &[u8]) -> Op {
     } else if value.len() <= HEADER_VALUE_CAPACITY {
         Op::Set(HeaderValue::from_literal(value))
     } else {
-        Op::SetText(String::from_utf8_lossy(value).into_owned())
+        // Printable ASCII: the parse checked it.
+        Op::SetText(std::str::from_utf8(value).unwrap_or_default().to_owned())
     }
 }
 
