@@ -57,6 +57,9 @@ fn as_read(arrived: &[u8]) -> Op {
     let value = trim_ows(arrived);
     if value.len() == arrived.len() {
         Op::Keep
+    } else if value.is_empty() {
+        // Tags of whitespace alone: nothing to carry.
+        Op::Remove
     } else if value.len() <= HEADER_VALUE_CAPACITY {
         Op::Set(HeaderValue::from_literal(value))
     } else {

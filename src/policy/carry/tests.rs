@@ -73,6 +73,20 @@ fn datadog_origin_and_tags_go_on_as_read_without_surrounding_whitespace() {
     );
     assert_eq!(plan.op(Header::XDatadogOrigin), &set("synthetics"));
     assert_eq!(plan.op(Header::XDatadogTags), &set(&tags));
+    // Tags of whitespace alone carry nothing (a 64-bit trace: no `_dd.p.tid` to write).
+    let plan = decide(
+        CONFIG,
+        &[
+            (
+                "traceparent",
+                &traceparent(&format!("{:0>32}", &T[16..]), S),
+            ),
+            ("x-datadog-trace-id", T_LOW),
+            ("x-datadog-parent-id", "1"),
+            ("x-datadog-tags", "\t\t"),
+        ],
+    );
+    assert_eq!(plan.op(Header::XDatadogTags), &Op::Remove);
 }
 
 #[test]
