@@ -57,8 +57,9 @@ fn as_read(arrived: &[u8]) -> Op {
     let value = trim_ows(arrived);
     if value.len() == arrived.len() {
         Op::Keep
-    } else if value.is_empty() {
-        // Tags of whitespace alone: nothing to carry.
+    } else if value.is_empty() || !value.iter().all(u8::is_ascii_graphic) {
+        // Whitespace alone, or spaces inside too: what tracejoin writes is visible ASCII
+        // only, so such a value is not written but removed (the context goes on).
         Op::Remove
     } else if value.len() <= HEADER_VALUE_CAPACITY {
         Op::Set(HeaderValue::from_literal(value))

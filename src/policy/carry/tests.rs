@@ -73,7 +73,8 @@ fn datadog_origin_and_tags_go_on_as_read_without_surrounding_whitespace() {
     );
     assert_eq!(plan.op(Header::XDatadogOrigin), &set("synthetics"));
     assert_eq!(plan.op(Header::XDatadogTags), &set(&tags));
-    // Tags of whitespace alone carry nothing (a 64-bit trace: no `_dd.p.tid` to write).
+    // Tags of whitespace alone carry nothing, nor does an origin with a space that would
+    // have to be written (a 64-bit trace: no `_dd.p.tid` to write).
     let plan = decide(
         CONFIG,
         &[
@@ -84,9 +85,11 @@ fn datadog_origin_and_tags_go_on_as_read_without_surrounding_whitespace() {
             ("x-datadog-trace-id", T_LOW),
             ("x-datadog-parent-id", "1"),
             ("x-datadog-tags", "\t\t"),
+            ("x-datadog-origin", "- synthetics\t"),
         ],
     );
     assert_eq!(plan.op(Header::XDatadogTags), &Op::Remove);
+    assert_eq!(plan.op(Header::XDatadogOrigin), &Op::Remove);
 }
 
 #[test]
