@@ -138,10 +138,11 @@ mesh-compose: setup
 	$(PYTHON) -m tracejoin_tools.mesh.compose
 
 ## bench: tracejoin against no filter, a no-op wasm filter (its floors) and a Lua filter, for a
-## small, a browser-like and a gRPC-like request, in every position, in one run (wrk and h2load,
-## one Envoy worker each); then the same cases' instructions per request (callgrind), the
-## instructions per TLS connection named by the network position, then the request path natively.
-## Not part of `make test`. BENCH_SECONDS and BENCH_ROUNDS set the length.
+## small, a browser-like and a gRPC-like request, in every position and the shipped deployments
+## (with and without Zipkin), in one run (wrk and h2load, one Envoy worker each); then the same
+## cases' instructions per request (callgrind) with the goals beside them, the VMs and memory of
+## a two-worker sidecar, the instructions per TLS connection named by the network position, then
+## the request path natively. Not part of `make test`. BENCH_SECONDS and BENCH_ROUNDS set the length.
 NOOP_WASM_RAW := bench/noop/target/$(WASM_TARGET)/release/noop_filter.wasm
 NOOP_WASM     := build/noop-filter.wasm
 bench: build
