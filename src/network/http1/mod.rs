@@ -380,10 +380,11 @@ impl Connection {
         !self.seen_head && !self.passed_empty_lines
     }
 
-    /// HTTP/2's preface counts only as a connection's first bytes: after a request, Envoy's
-    /// HTTP/1 codec reads it as a bad request line.
+    /// HTTP/2's preface counts only as a connection's first bytes: after a request or empty
+    /// lines passed on, Envoy's HTTP/1 codec reads it as a bad request line. (Empty lines
+    /// before it in the same read reach the HTTP/2 framer, whose preface check leaves them.)
     fn after_first(&self, reason: Leave) -> Leave {
-        if reason == Leave::Http2 && self.seen_head {
+        if reason == Leave::Http2 && !self.at_start() {
             Leave::NotHttp1
         } else {
             reason
@@ -436,12 +437,6 @@ impl Connection {
                 Err(reason) => Some(self.after_first(reason)),
             };
             if let Some(reason) = stop {
-                if reason == Leave::Http2 && (lead > 0 || !self.at_start()) {
-                    // HTTP/2's preface, but not as the connection's first bytes: Envoy's
-                    // codec is HTTP/1's, so it is not handed to the HTTP/2 framer.
-                    let close = config.trust != Trust::Continue;
-                    return Some(self.leave_for(host, reason, close));
-                }
                 return Some(self.leave(host, config, reason));
             }
             if seen.len() >= read.len {
