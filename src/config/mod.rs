@@ -378,7 +378,7 @@ impl Config {
             return Err(err(
                 "trust",
                 "restart/resample cannot be told apart from Envoy's own fresh trace with the \
-                 opentelemetry tracer (traceparent carries no parent id); use tracer zipkin, datadog or none",
+                 opentelemetry tracer (traceparent carries no parent id); use tracer zipkin, zipkin_w3c, datadog or none",
             ));
         }
         Ok(())
