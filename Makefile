@@ -168,8 +168,9 @@ soak: build
 
 ## istio-config: regenerate external_services in the Istio manifests from the ServiceEntries
 istio-config: setup
-	$(PYTHON) -m tracejoin_tools.istio.serviceentries_to_config istio/service-entries.yaml \
-		--write istio/wasmplugin-sidecar.yaml istio/wasmplugin-network.yaml istio/trafficextension.yaml istio/envoyfilter-upstream.yaml \
+	$(PYTHON) -m tracejoin_tools.istio.serviceentries_to_config istio/components/service-entries/service-entries.yaml \
+		--write istio/components/sidecars/wasmplugin-sidecar.yaml istio/components/sidecars/wasmplugin-sidecar-network.yaml \
+		istio/extras/trafficextension.yaml istio/components/upstream/envoyfilter-upstream.yaml \
 		istio/ambient/wasmplugin-waypoint.yaml istio/ambient/wasmplugin-waypoint-egress.yaml \
 		istio/ambient/trafficextension-waypoint.yaml istio/ambient/envoyfilter-waypoint-upstream.yaml
 
@@ -178,12 +179,20 @@ istio-config: setup
 oci: build
 	$(PYTHON) -m tracejoin_tools.istio.oci --wasm $(WASM) --out $(OCI_LAYOUT) $(if $(OCI_TAG),--tag $(OCI_TAG))
 
-## istio-release: manifests pinned to one module, in build/istio/. One of
+## istio-release: the kit (istio/: base, components, overlays) pinned to one module, in build/istio/. One of
 ##   make istio-release IMAGE=registry.example.com/tracejoin:0.1.0   (sha256 from build/oci, as pushed)
 ##   make istio-release IMAGE=registry.example.com/tracejoin:0.1.0 DIGEST=<image digest>
 ##   make istio-release WASM_URL=file:///var/local/lib/wasm/tracejoin.wasm
 istio-release: build
 	$(PYTHON) -m tracejoin_tools.istio.pin --out build/istio $(if $(IMAGE),--image $(IMAGE) $(if $(DIGEST),--digest $(DIGEST),--oci-layout $(OCI_LAYOUT)),--file-url $(or $(WASM_URL),file:///var/local/lib/wasm/tracejoin.wasm) --wasm $(WASM))
+
+## release: VERSION=x.y.z [IMAGE=registry.example.com/tracejoin]: build/release/VERSION/ with the OCI
+##   layout tagged VERSION (oci/), the kit pinned to IMAGE:VERSION and its digest (istio/) and the
+##   module; refuses a VERSION other than Cargo.toml's
+.PHONY: release
+release: build
+	@test -n "$(VERSION)" || { echo "usage: make release VERSION=x.y.z [IMAGE=registry.example.com/tracejoin]" >&2; exit 2; }
+	$(PYTHON) -m tracejoin_tools.istio.release --version $(VERSION) $(if $(IMAGE),--image $(IMAGE)) --wasm $(WASM) --out build/release/$(VERSION)
 
 ## scenarios: print what an app receives per scenario, position and tracer
 scenarios: build

@@ -1,4 +1,4 @@
-"""The Istio deployment kit (istio/): every manifest validates against Istio's CRD schemas
+"""The Istio deployment kit (istio/: base, components, extras, ambient): every manifest validates against Istio's CRD schemas
 or Kubernetes' own, every pluginConfig against tracejoin's schema and in the real filter
 under Envoy, and the ServiceEntries stay the single source of `external_services`."""
 
@@ -18,7 +18,29 @@ from tracejoin_tools.envoy.harness import send
 from tracejoin_tools.envoy.trace_headers import header_values
 
 ISTIO = ROOT / "istio"
-MANIFESTS = sorted(p for p in ISTIO.glob("*.yaml") if p.name != "kustomization.yaml")
+
+
+def kit_manifests():
+    """The kit's manifest files (istio/README.md's layout): every file a kustomization or
+    component outside ambient/ lists as a resource, the standalone files in extras/, and the
+    Helm values. Patches (mount-module.yaml, selector.yaml) are not manifests."""
+    found = {ISTIO / "istiod-values.yaml", *(ISTIO / "extras").glob("*.yaml")}
+    for kustomization in ISTIO.glob("**/kustomization.yaml"):
+        if "ambient" in kustomization.relative_to(ISTIO).parts:
+            continue
+        for resource in yaml.safe_load(kustomization.read_text()).get("resources", []):
+            path = (kustomization.parent / resource).resolve()
+            if path.is_file():
+                found.add(path)
+    return sorted(found)
+
+
+MANIFESTS = kit_manifests()
+BASE = ISTIO / "base"
+COMPONENTS = ISTIO / "components"
+SERVICE_ENTRIES = COMPONENTS / "service-entries" / "service-entries.yaml"
+SIDECAR_PLUGINS = COMPONENTS / "sidecars" / "wasmplugin-sidecar.yaml"
+TRACING = COMPONENTS / "tracing-backend"
 # The ambient waypoint kit (istio/ambient/): validated and loaded like the rest.
 AMBIENT = ISTIO / "ambient"
 AMBIENT_MANIFESTS = sorted(p for p in AMBIENT.glob("*.yaml") if p.name != "kustomization.yaml")
@@ -51,8 +73,8 @@ def strict(schema):
     return schema
 
 
-@pytest.fixture(scope="module")
-def crd_schemas():
+def load_crd_schemas():
+    """(apiVersion, kind) -> the CRD's openAPIV3Schema, strict below the top level."""
     schemas = {}
     for crd in yaml.safe_load_all(crd_file().read_text()):
         if not crd:
@@ -66,6 +88,11 @@ def crd_schemas():
                     strict(root["properties"][key])
             schemas[(f"{group}/{version['name']}", kind)] = root
     return schemas
+
+
+@pytest.fixture(scope="module")
+def crd_schemas():
+    return load_crd_schemas()
 
 
 def documents():
@@ -91,7 +118,7 @@ def test_manifest_validates(doc, crd_schemas):
 def test_validation_catches_mistakes(crd_schemas):
     import kubernetes_validate
 
-    plugin = yaml.safe_load((ISTIO / "wasmplugin-gateway.yaml").read_text())
+    plugin = yaml.safe_load((BASE / "wasmplugin-gateway.yaml").read_text())
     plugin["spec"]["phase"] = "LATE"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(plugin, crd_schemas[(plugin["apiVersion"], plugin["kind"])])
@@ -103,7 +130,7 @@ def test_validation_catches_mistakes(crd_schemas):
     plugin["spec"]["sha256"] = "not-a-digest"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(plugin, crd_schemas[(plugin["apiVersion"], plugin["kind"])])
-    service = [d for d in yaml.safe_load_all((ISTIO / "jaeger.yaml").read_text()) if d["kind"] == "Service"][0]
+    service = [d for d in yaml.safe_load_all((TRACING / "collector.yaml").read_text()) if d["kind"] == "Service"][0]
     service["spec"]["ports"][0]["port"] = "zipkin"
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(service, KUBERNETES_VERSION, strict=True)
@@ -111,10 +138,10 @@ def test_validation_catches_mistakes(crd_schemas):
 
 def test_istiod_values_name_what_the_kit_uses():
     values = yaml.safe_load((ISTIO / "istiod-values.yaml").read_text())["meshConfig"]
-    telemetry = yaml.safe_load((ISTIO / "telemetry.yaml").read_text())
+    telemetry = yaml.safe_load((TRACING / "telemetry.yaml").read_text())
     provider = telemetry["spec"]["tracing"][0]["providers"][0]["name"]
     assert provider in [p["name"] for p in values["extensionProviders"]]
-    jaeger = [d for d in yaml.safe_load_all((ISTIO / "jaeger.yaml").read_text()) if d["kind"] == "Service"][0]
+    jaeger = [d for d in yaml.safe_load_all((TRACING / "collector.yaml").read_text()) if d["kind"] == "Service"][0]
     zipkin = values["extensionProviders"][0]["zipkin"]
     assert zipkin["service"] == f"{jaeger['metadata']['name']}.{jaeger['metadata']['namespace']}.svc.cluster.local"
     assert zipkin["port"] in [p["port"] for p in jaeger["spec"]["ports"]]
@@ -122,18 +149,26 @@ def test_istiod_values_name_what_the_kit_uses():
     assert values["defaultConfig"]["proxyStatsMatcher"]["inclusionPrefixes"] == ["wasmcustom.tracejoin"]
 
 
-@pytest.mark.parametrize("folder", [ISTIO, AMBIENT], ids=["istio", "ambient"])
-def test_kustomization_lists_existing_manifests(folder):
-    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
-    for resource in kustomization["resources"]:
+KUSTOMIZATIONS = sorted(ISTIO.glob("**/kustomization.yaml"))
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS, ids=[str(k.parent.relative_to(ROOT)) for k in KUSTOMIZATIONS])
+def test_kustomization_lists_existing_manifests(kustomization):
+    folder = kustomization.parent
+    doc = yaml.safe_load(kustomization.read_text())
+    listed = doc.get("resources", []) + doc.get("components", []) + [p["path"] for p in doc.get("patches", []) if "path" in p]
+    # components/image lists nothing: it is replacements only.
+    assert listed or doc.get("replacements")
+    for resource in listed:
         assert (folder / resource).exists(), resource
 
 
 def test_kustomization_is_the_all_wasmplugin_deployment():
     """`kubectl apply -k istio/` gives deployment 2: every HTTP WasmPlugin with its NETWORK
     twin in front of the tracer, and no EnvoyFilter or TrafficExtension beside them."""
-    resources = yaml.safe_load((ISTIO / "kustomization.yaml").read_text())["resources"]
-    docs = [d for r in resources for d in yaml.safe_load_all((ISTIO / r).read_text()) if d]
+    from tracejoin_tools.istio.placement import render
+
+    docs = render(ISTIO)
     kinds = {d["kind"] for d in docs}
     assert "WasmPlugin" in kinds and not kinds & {"EnvoyFilter", "TrafficExtension"}
     plugins = {d["metadata"]["name"]: d for d in docs if d["kind"] == "WasmPlugin"}
@@ -229,7 +264,12 @@ def test_plugin_config_loads_in_envoy(upstream_port, wasm, position, plugin_conf
         assert header_values(got, "x-b3-traceid") == [T] and header_values(got, "x-b3-parentspanid") == [S]
 
 
-ENVOYFILTERS = [d for d in yaml.safe_load_all((ISTIO / "envoyfilter-upstream.yaml").read_text()) if d]
+ENVOYFILTERS = [
+    d
+    for path in (COMPONENTS / "upstream" / "envoyfilter-upstream.yaml", COMPONENTS / "upstream-gateway" / "envoyfilter-upstream-gateway.yaml")
+    for d in yaml.safe_load_all(path.read_text())
+    if d
+]
 
 
 @pytest.mark.parametrize("doc", ENVOYFILTERS, ids=[d["metadata"]["name"] for d in ENVOYFILTERS])
@@ -300,15 +340,20 @@ def test_deployments_run_in_envoy(upstream_port, wasm, network, kind, behind):
 
 
 def test_service_entries_are_the_single_source():
-    tool = [sys.executable, "-m", "tracejoin_tools.istio.serviceentries_to_config", str(ISTIO / "service-entries.yaml")]
-    manifests = [str(ISTIO / n) for n in ("wasmplugin-sidecar.yaml", "wasmplugin-network.yaml", "trafficextension.yaml", "envoyfilter-upstream.yaml")]
+    tool = [sys.executable, "-m", "tracejoin_tools.istio.serviceentries_to_config", str(SERVICE_ENTRIES)]
+    manifests = [
+        str(SIDECAR_PLUGINS),
+        str(COMPONENTS / "sidecars" / "wasmplugin-sidecar-network.yaml"),
+        str(ISTIO / "extras" / "trafficextension.yaml"),
+        str(COMPONENTS / "upstream" / "envoyfilter-upstream.yaml"),
+    ]
     manifests += [str(p) for p in AMBIENT_MANIFESTS if "external_services" in p.read_text()]
     check = subprocess.run(tool + ["--check", *manifests], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     generated = json.loads(subprocess.run(tool, capture_output=True, text=True, check=True).stdout)["external_services"]
     names = {s["name"] for s in generated}
     assert names == {"google-external", "kakao-external", "naver-external", "openai-external", "aws-s3-external", "aws-cloudfront"}
-    outbound = [d for d in yaml.safe_load_all((ISTIO / "wasmplugin-sidecar.yaml").read_text()) if d["metadata"]["name"] == "tracejoin-outbound"][0]
+    outbound = [d for d in yaml.safe_load_all(SIDECAR_PLUGINS.read_text()) if d["metadata"]["name"] == "tracejoin-outbound"][0]
     assert outbound["spec"]["pluginConfig"]["external_services"] == generated
     upstream = [c for _, c in (p.values for p in plugin_configs()) if c.get("position") == "upstream" and "external_services" in c]
     assert upstream and all(c["external_services"] == generated for c in upstream)
@@ -323,8 +368,8 @@ def test_service_entries_are_the_single_source():
 
 def test_a_stale_block_is_caught(tmp_path):
     stale = tmp_path / "wasmplugin.yaml"
-    stale.write_text((ISTIO / "wasmplugin-sidecar.yaml").read_text().replace("api.openai.com", "api.example.com"))
-    tool = [sys.executable, "-m", "tracejoin_tools.istio.serviceentries_to_config", str(ISTIO / "service-entries.yaml")]
+    stale.write_text(SIDECAR_PLUGINS.read_text().replace("api.openai.com", "api.example.com"))
+    tool = [sys.executable, "-m", "tracejoin_tools.istio.serviceentries_to_config", str(SERVICE_ENTRIES)]
     assert subprocess.run(tool + ["--check", str(stale)], capture_output=True).returncode == 1
     assert subprocess.run(tool + ["--write", str(stale)], capture_output=True).returncode == 0
     assert subprocess.run(tool + ["--check", str(stale)], capture_output=True).returncode == 0
@@ -342,29 +387,33 @@ def test_pinned_manifests_validate(tmp_path, wasm, crd_schemas, variant):
 
     expected = "ab" * 32 if variant == "oci" else hashlib.sha256(Path(wasm).read_bytes()).hexdigest()
     pinned = []
-    for path in tmp_path.glob("*.yaml"):
+    for path in tmp_path.glob("**/*.yaml"):
         for doc in yaml.safe_load_all(path.read_text()):
-            if doc and doc["kind"] in ("WasmPlugin", "TrafficExtension"):
+            # Patches (a JSON patch is a list) and Helm values sit beside the manifests.
+            if isinstance(doc, dict) and doc.get("kind") in ("WasmPlugin", "TrafficExtension"):
                 jsonschema.validate(doc, crd_schemas[(doc["apiVersion"], doc["kind"])])
                 spec = doc["spec"].get("wasm", doc["spec"])
                 assert spec["sha256"] == expected
                 assert spec["url"].startswith("oci://" if variant == "oci" else "file://")
                 pinned.append((doc["kind"], doc["metadata"]["name"]))
-    # Every plugin of the kit, HTTP and NETWORK, is pinned...
-    kit = [(kind, name) for kind in ("WasmPlugin", "TrafficExtension") for name in extensions(kind)]
+    # Every plugin of the kit, HTTP and NETWORK, the ambient ones too, is pinned...
+    kit = [(kind, name) for kind in ("WasmPlugin", "TrafficExtension") for name in extensions(kind, MANIFESTS + AMBIENT_MANIFESTS)]
     assert sorted(pinned) == sorted(kit)
-    # ...and `kubectl apply -k` on the output finds what the kustomization lists; the
-    # EnvoyFilter for deployment 3 is there too.
-    for resource in yaml.safe_load((tmp_path / "kustomization.yaml").read_text())["resources"]:
-        assert (tmp_path / resource).exists(), resource
-    assert (tmp_path / "envoyfilter-upstream.yaml").read_text() == (ISTIO / "envoyfilter-upstream.yaml").read_text()
+    # ...and `kubectl apply -k` on the output renders it pinned; the EnvoyFilters for
+    # deployment 3 (a mounted file, no url to pin) are there unchanged.
+    from tracejoin_tools.istio.placement import render
+
+    rendered = [d for d in render(tmp_path) if d["kind"] == "WasmPlugin"]
+    assert rendered and all(d["spec"]["sha256"] == expected for d in rendered)
+    upstream = Path("components") / "upstream" / "envoyfilter-upstream.yaml"
+    assert (tmp_path / upstream).read_text() == (ISTIO / upstream).read_text()
 
 
 def test_generated_external_services_tag_calls_in_envoy(upstream_port, wasm, tmp_path):
     """The sidecar's outbound pluginConfig, as shipped, names a TLS-originated OpenAI call."""
     from test_external import external_config
 
-    outbound = [d for d in yaml.safe_load_all((ISTIO / "wasmplugin-sidecar.yaml").read_text()) if d["metadata"]["name"] == "tracejoin-outbound"][0]
+    outbound = [d for d in yaml.safe_load_all(SIDECAR_PLUGINS.read_text()) if d["metadata"]["name"] == "tracejoin-outbound"][0]
     access_log = tmp_path / "access.log"
     config = external_config(upstream_port, wasm, "downstream", access_log)
     for f in config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]:
@@ -425,7 +474,7 @@ def test_waypoint_policies_attach_by_target_refs(doc):
 def test_egress_plugins_name_the_kits_service_entries():
     """The ServiceEntry-targeted variant names exactly the ServiceEntries the cluster has, in
     their namespace (istiod matches a ServiceEntry reference only there)."""
-    entries = {(d["metadata"]["name"], d["metadata"]["namespace"]) for d in yaml.safe_load_all((ISTIO / "service-entries.yaml").read_text()) if d and d["kind"] == "ServiceEntry"}
+    entries = {(d["metadata"]["name"], d["metadata"]["namespace"]) for d in yaml.safe_load_all(SERVICE_ENTRIES.read_text()) if d and d["kind"] == "ServiceEntry"}
     assert {n for n, _ in entries} == {"google-external", "kakao-external", "naver-external", "openai-external", "aws-s3-external", "aws-cloudfront"}
     for kind in ("WasmPlugin", "TrafficExtension"):
         egress = extensions(kind, AMBIENT_MANIFESTS)["tracejoin-egress"]
@@ -452,7 +501,7 @@ def test_waypoint_tracer_is_the_one_the_plugins_expect():
     """telemetry-waypoint.yaml gives the waypoint the `zipkin-w3c` provider, which the mesh
     config defines with traceparent on; the waypoint plugins are configured for that tracer."""
     providers = {p["name"]: p for p in yaml.safe_load((ISTIO / "istiod-values.yaml").read_text())["meshConfig"]["extensionProviders"]}
-    telemetry = extensions("Telemetry", AMBIENT_MANIFESTS)["waypoint-tracing"]
+    telemetry = extensions("Telemetry", AMBIENT_MANIFESTS)["tracejoin-waypoint-tracing"]
     assert telemetry["spec"]["targetRefs"] == extensions("WasmPlugin", AMBIENT_MANIFESTS)["tracejoin-waypoint"]["spec"]["targetRefs"]
     provider = providers[telemetry["spec"]["tracing"][0]["providers"][0]["name"]]
     assert provider["zipkin"]["traceContextOption"] == "USE_B3_WITH_W3C_PROPAGATION"

@@ -165,7 +165,7 @@ def pinned_plugins(folder):
     found = {}
     for path in sorted(Path(folder).rglob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
-            if doc and doc.get("kind") in ("WasmPlugin", "TrafficExtension"):
+            if isinstance(doc, dict) and doc.get("kind") in ("WasmPlugin", "TrafficExtension"):
                 found[(doc["kind"], doc["metadata"]["name"])] = doc["spec"].get("wasm", doc["spec"])
     return found
 

@@ -511,11 +511,11 @@ def test_end_to_end_and_into_make_istio_config(tmp_path, service_entry_schema):
         "# printed 2 ServiceEntries with 2 hosts (1 wildcard folding 3 hosts)",
     ]
     combined = tmp_path / "service-entries.yaml"
-    combined.write_text((ROOT / "istio" / "service-entries.yaml").read_text() + run.stdout)
+    combined.write_text((ROOT / "istio" / "components" / "service-entries" / "service-entries.yaml").read_text() + run.stdout)
     services = serviceentries_to_config.external_services([combined])
     assert services[-2:] == [
         {"name": "amazonaws-wildcard-external", "namespace": "shop", "hosts": ["*.s3.amazonaws.com"], "ports": [443]},
         {"name": "stripe-external", "namespace": "shop", "hosts": ["api.stripe.com"], "ports": [443]},
     ]
     # The kit's own entries are still read whole (the output opens with `---`).
-    assert len(services) == len(serviceentries_to_config.external_services([ROOT / "istio" / "service-entries.yaml"])) + 2
+    assert len(services) == len(serviceentries_to_config.external_services([ROOT / "istio" / "components" / "service-entries" / "service-entries.yaml"])) + 2

@@ -43,7 +43,7 @@ from tracejoin_tools.envoy.harness import Envoy, envoy_version, render_bootstrap
 
 WORKERS = 2
 CASES = ("none", "noop-shared", "shared", "istio", "separate", "deploy3-kit")
-# The kit's HTTP plugins' pluginConfig (istio/wasmplugin-sidecar.yaml), inbound and outbound;
+# The kit's HTTP plugins' pluginConfig (istio/components/sidecars/wasmplugin-sidecar.yaml), inbound and outbound;
 # the plugin configuration is not part of the VM key.
 HTTP_CONFIG = {"inbound": {"tracer": "zipkin"}, "outbound": {"tracer": "zipkin", "external_propagate": False, "unregistered_propagate": False}}
 UPSTREAM_CONFIG = {"position": "upstream", "tracer": "zipkin"}

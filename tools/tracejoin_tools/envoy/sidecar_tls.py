@@ -4,8 +4,8 @@ docs/external-services.md):
 
 - `0.0.0.0_443`: `tls_inspector`, one SNI-matched chain per ServiceEntry host (`tcp_proxy` to
   `outbound|443||HOST`) with the NETWORK WasmPlugin `tracejoin-outbound-network`'s
-  pluginConfig in front (istio/wasmplugin-network.yaml), and the default chain
-  `PassthroughFilterChain` (to `PassthroughCluster`) with istio/envoyfilter-passthrough.yaml's
+  pluginConfig in front (istio/components/sidecars/wasmplugin-sidecar-network.yaml), and the default chain
+  `PassthroughFilterChain` (to `PassthroughCluster`) with istio/extras/envoyfilter-passthrough.yaml's
   filter in front;
 - `virtualOutbound`: no listener filter, the chain `virtualOutbound-catchall-tcp` (a port no
   listener has), with the EnvoyFilter's second filter;
@@ -37,7 +37,7 @@ from tracejoin_tools.envoy import harness
 from tracejoin_tools.envoy.tls_upstream import TlsUpstream, request
 from tracejoin_tools.istio.serviceentries_to_config import external_services
 
-SERVICES = external_services([str(ROOT / "istio" / "service-entries.yaml")])
+SERVICES = external_services([str(ROOT / "istio" / "components" / "service-entries" / "service-entries.yaml")])
 # One host per ServiceEntry of the kit (a name below a wildcard for the wildcard entries),
 # and one no ServiceEntry names.
 CALLS = {
@@ -54,15 +54,15 @@ LISTENERS = ("0.0.0.0_443", "virtualOutbound", "10.96.0.10_443")
 
 
 def kit_plugin_config():
-    """tracejoin-outbound-network's pluginConfig (istio/wasmplugin-network.yaml)."""
-    docs = [d for d in yaml.safe_load_all((ROOT / "istio" / "wasmplugin-network.yaml").read_text()) if d]
+    """tracejoin-outbound-network's pluginConfig (istio/components/sidecars/wasmplugin-sidecar-network.yaml)."""
+    docs = [d for d in yaml.safe_load_all((ROOT / "istio" / "components" / "sidecars" / "wasmplugin-sidecar-network.yaml").read_text()) if d]
     return next(d for d in docs if d["metadata"]["name"] == "tracejoin-outbound-network")["spec"]["pluginConfig"]
 
 
 def passthrough_filters(wasm):
-    """The network filter each patch of istio/envoyfilter-passthrough.yaml inserts, by the
+    """The network filter each patch of istio/extras/envoyfilter-passthrough.yaml inserts, by the
     chain it matches, with the module path pointed at the build."""
-    doc = next(d for d in yaml.safe_load_all((ROOT / "istio" / "envoyfilter-passthrough.yaml").read_text()) if d)
+    doc = next(d for d in yaml.safe_load_all((ROOT / "istio" / "extras" / "envoyfilter-passthrough.yaml").read_text()) if d)
     filters = {}
     for patch in doc["spec"]["configPatches"]:
         value = patch["patch"]["value"]

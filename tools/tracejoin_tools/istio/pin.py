@@ -1,7 +1,8 @@
-"""Writes copies of the WasmPlugin / TrafficExtension manifests in istio/ (HTTP and NETWORK)
-pinned to one module: the `url` replaced and `sha256` set, into an output folder
-(build/istio by default), with the rest of the kit beside them, so that
-`kubectl apply -k build/istio/` applies what `istio/kustomization.yaml` lists.
+"""Writes a copy of the Istio kit in istio/ (base, components, overlays, extras, ambient) with
+every WasmPlugin and TrafficExtension (HTTP and NETWORK) pinned to one module: the `url`
+replaced and `sha256` set, into an output folder (build/istio by default), so that
+`kubectl apply -k build/istio/` applies what `kubectl apply -k istio/` would, pinned, and
+`kubectl apply -k build/istio/overlays/NAME` each overlay.
 
     python -m tracejoin_tools.istio.pin --image registry.example.com/tracejoin:0.1.0 --oci-layout build/oci
     python -m tracejoin_tools.istio.pin --image registry.example.com/tracejoin:0.1.0 --digest <sha256 of the image>
@@ -25,31 +26,17 @@ from tracejoin_tools.istio import oci
 
 HERE = ROOT / "istio"
 PLACEHOLDER = "oci://registry.example.com/tracejoin:0.1.0"
-MANIFESTS = [
-    "wasmplugin-network.yaml",
-    "wasmplugin-gateway.yaml",
-    "wasmplugin-sidecar.yaml",
-    "trafficextension.yaml",
-    "ambient/wasmplugin-waypoint.yaml",
-    "ambient/wasmplugin-waypoint-egress.yaml",
-    "ambient/trafficextension-waypoint.yaml",
-]
-# The rest of the kit, copied as it is (envoyfilter-upstream.yaml, for deployment 3, reads
-# the module from a file mounted into the proxies: no url to pin).
-COPIED = [
-    "service-entries.yaml",
-    "telemetry.yaml",
-    "jaeger.yaml",
-    "networkpolicy.yaml",
-    "envoyfilter-upstream.yaml",
-    "kustomization.yaml",
-    "ambient/README.md",
-    "ambient/envoyfilter-waypoint-upstream.yaml",
-    "ambient/kustomization.yaml",
-    "ambient/telemetry-egress.yaml",
-    "ambient/telemetry-waypoint.yaml",
-    "ambient/waypoint-options.yaml",
-]
+# Not copied: the vendored CRDs (the tests' schemas, not something to apply) and the Dockerfile.
+SKIPPED = ("crds", "Dockerfile")
+
+
+def kit_files(root=HERE):
+    """The kit's files relative to istio/: kustomizations, manifests, READMEs, patches."""
+    return sorted(
+        p.relative_to(root)
+        for p in root.rglob("*")
+        if p.is_file() and p.relative_to(root).parts[0] not in SKIPPED
+    )
 
 
 def pin(text, url, sha256):
@@ -58,6 +45,26 @@ def pin(text, url, sha256):
         return f"{indent}url: {url}\n{indent}sha256: {sha256}"
 
     return re.sub(r"^( *)url: " + re.escape(PLACEHOLDER) + r"$", replace, text, flags=re.M)
+
+
+def pin_tree(out, url, sha256, root=HERE):
+    """Copies the kit into `out`, every `url: PLACEHOLDER` line pinned; the pinned files."""
+    if (out / "kustomization.yaml").is_file():
+        # An earlier copy: files the kit has since moved or dropped must not linger in it.
+        shutil.rmtree(out)
+    pinned = []
+    for name in kit_files(root):
+        target = out / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if name.suffix == ".yaml":
+            text = (root / name).read_text()
+            new = pin(text, url, sha256)
+            target.write_text(new)
+            if new != text:
+                pinned.append(name)
+        else:
+            shutil.copy(root / name, target)
+    return pinned
 
 
 def split_image(image):
@@ -113,16 +120,10 @@ def main(argv=None):
     else:
         url, sha256 = args.file_url, hashlib.sha256(Path(args.wasm).read_bytes()).hexdigest()
     out = Path(args.out)
-    (out / "ambient").mkdir(parents=True, exist_ok=True)
-    for name in MANIFESTS:
-        text = (HERE / name).read_text()
-        pinned = pin(text, url, sha256)
-        if pinned == text:
-            print(f"{name}: no `url: {PLACEHOLDER}` to pin", file=sys.stderr)
-            return 1
-        (out / name).write_text(pinned)
-    for name in COPIED:
-        shutil.copy(HERE / name, out / name)
+    written = pin_tree(out, url, sha256)
+    if not written:
+        print(f"no `url: {PLACEHOLDER}` to pin in {HERE}", file=sys.stderr)
+        return 1
     print(f"pinned {url} (sha256 {sha256}) into {out}/")
     return 0
 

@@ -1,8 +1,8 @@
 """ServiceEntry manifests -> tracejoin's `external_services`, so the two never drift.
 
-    python -m tracejoin_tools.istio.serviceentries_to_config istio/service-entries.yaml
+    python -m tracejoin_tools.istio.serviceentries_to_config istio/components/service-entries/service-entries.yaml
         prints the plugin config section as JSON;
-    python -m tracejoin_tools.istio.serviceentries_to_config istio/service-entries.yaml --write FILE...
+    python -m tracejoin_tools.istio.serviceentries_to_config istio/components/service-entries/service-entries.yaml --write FILE...
         rewrites the generated block in each manifest (between the
         `# BEGIN external_services` and `# END external_services` lines);
     ... --check FILE...

@@ -18,7 +18,7 @@ Every option may be repeated and combined (one pod's admin, another's logs). Con
 counts from several proxies add up. ServiceEntry YAML goes to stdout, a comment summary of
 what was read and skipped to stderr.
 
-The ServiceEntries follow the kit's istio/service-entries.yaml: one per registrable domain
+The ServiceEntries follow the kit's istio/components/service-entries/service-entries.yaml: one per registrable domain
 (the last two labels, three under a second-level suffix such as co.kr or com.au), named
 `<label>-external` after its first label (kauth.kakao.com -> kakao-external); MESH_EXTERNAL,
 resolution DNS, ports named `https-443` (TLS on 443), `tls-<port>` (TLS elsewhere) and
@@ -30,7 +30,7 @@ ahead of time. In-mesh names (--exclude-suffix, single-label names) and IP addre
 left out. A host:port with a connection counter below --min-connections is dropped (the
 threshold applies to counters only: a host:port seen in the logs alone has no count).
 
-Append the output to istio/service-entries.yaml (or your own ServiceEntries file), review it
+Append the output to istio/components/service-entries/service-entries.yaml (or your own ServiceEntries file), review it
 (a name may clash with an entry already there: merge the hosts or rename), and run
 `make istio-config`: tracejoin_tools.istio.serviceentries_to_config then regenerates
 tracejoin's `external_services` in the manifests from the ServiceEntries, so the calls are
@@ -446,7 +446,7 @@ def summary(report, entries):
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
-        epilog="Append the output to istio/service-entries.yaml and run `make istio-config`.",
+        epilog="Append the output to istio/components/service-entries/service-entries.yaml and run `make istio-config`.",
     )
     parser.add_argument("--admin", action="append", default=[], metavar="URL", help="an Envoy admin endpoint, e.g. http://127.0.0.1:15000 (repeatable)")
     parser.add_argument("--stats-file", action="append", default=[], metavar="FILE", help="a saved `stats?format=json` (or text) dump, `-` for stdin (repeatable)")

@@ -1,5 +1,5 @@
 """Copies from Istio's CRD bundle (istio/api's kubernetes/customresourcedefinitions.gen.yaml)
-the CustomResourceDefinitions of the Istio kinds that the kit's manifests (istio/*.yaml) use,
+the CustomResourceDefinitions of the Istio kinds that the kit's manifests (istio/**/*.yaml) use,
 each document as it is there, into istio/crds/istio-crds.yaml: the schemas the tests validate
 the manifests against.
 
@@ -18,9 +18,9 @@ VENDORED = ISTIO / "crds" / "istio-crds.yaml"
 
 
 def used_kinds():
-    """{(group, kind)} of every Istio resource in istio/*.yaml."""
+    """{(group, kind)} of every Istio resource in istio/**/*.yaml (the ambient kit's too)."""
     kinds = set()
-    for path in sorted(ISTIO.glob("*.yaml")):
+    for path in sorted(p for p in ISTIO.glob("**/*.yaml") if "crds" not in p.parts):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and ".istio.io/" in doc.get("apiVersion", ""):
                 kinds.add((doc["apiVersion"].split("/")[0], doc["kind"]))

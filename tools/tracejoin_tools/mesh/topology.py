@@ -45,7 +45,7 @@ OUTBOUND = {
 APP_PORT = 8080
 
 # What the outbound sidecars know about the third party auth-api calls: the kit's Kakao
-# ServiceEntry (istio/service-entries.yaml), plain HTTP to kauth.kakao.com on 80 (the sidecar
+# ServiceEntry (istio/components/service-entries/service-entries.yaml), plain HTTP to kauth.kakao.com on 80 (the sidecar
 # originates TLS) and the app's own HTTPS to kapi.kakao.com on 443.
 EXTERNAL_SERVICES = [{"name": "kakao-external", "namespace": "default", "hosts": ["kauth.kakao.com", "kapi.kakao.com"], "ports": [80, 443]}]
 # The HTTPS calls an app makes in its own TLS, through its sidecar's outbound TLS listener

