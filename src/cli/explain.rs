@@ -576,6 +576,19 @@ fn decision_line(_r: &Report) -> Option<String> {
     None
 }
 
+/// The trace headers the request brought that the filter left as they were.
+fn kept(r: &Report) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for (k, _) in &r.before {
+        let lower = k.to_ascii_lowercase();
+        let trace = Header::from_name(lower.as_bytes()).is_some();
+        if trace && !names.contains(&lower) && !r.writes.iter().any(|(w, _)| *w == lower) {
+            names.push(lower);
+        }
+    }
+    names
+}
+
 fn to_json(r: &Report) -> Value {
     let o = &r.plan.outcome;
     let (source, source_format) = source_parts(o.source);
@@ -636,7 +649,7 @@ fn to_json(r: &Report) -> Value {
             "invalid": invalid,
             "invalid_tracestate": o.invalid_tracestate,
         },
-        "writes": {"set": set, "removed": removed, "filter_state": r.filter_state},
+        "writes": {"set": set, "removed": removed, "kept": kept(r), "filter_state": r.filter_state},
         "request_after": r.after,
         "network": r.network.as_ref().map(|n| json!({
             "head_in": n.head_in,
@@ -780,6 +793,9 @@ fn to_text(r: &Report) -> String {
             Some(v) => line(format!("  set     {k}: {v}")),
             None => line(format!("  remove  {k}")),
         }
+    }
+    for k in kept(r) {
+        line(format!("  keep    {k}"));
     }
     for (k, v) in &r.filter_state {
         line(format!("  filter state {k} = {v}"));

@@ -71,6 +71,7 @@ def test_w3c_app_under_zipkin_downstream_gets_b3_with_its_ids():
     assert decision["bridged"] is True and decision["conflict"] is False and decision["restarted"] is False
     assert written(report) == {"b3": f"{T}-{S}-1"}
     assert report["writes"]["removed"] == []
+    assert report["writes"]["kept"] == ["traceparent"]
     assert ["b3", f"{T}-{S}-1"] in report["request_after"]
     nxt = report["tracer_next"]
     assert nxt["continues"] == {"format": "b3", "context": {"trace_id": T, "span_id": S, "parent_id": None, "sampling": "sampled"}}
@@ -125,7 +126,7 @@ def test_invalid_traceparent_is_shown_invalid_and_removed():
     assert reads["tracecontext"]["headers"] == [["traceparent", bad]]
     assert report["decision"]["invalid"] == ["tracecontext"]
     assert report["decision"]["source"] == "left_to_tracer"
-    assert report["writes"] == {"set": [], "removed": ["traceparent"], "filter_state": []}
+    assert report["writes"] == {"set": [], "removed": ["traceparent"], "kept": [], "filter_state": []}
     assert not any(name == "traceparent" for name, _ in report["request_after"])
     # Envoy's tracer finds nothing it reads and starts the trace.
     assert report["tracer_next"]["continues"] is None
