@@ -83,6 +83,13 @@ fn load(a: &ExplainArgs, stdin: &mut dyn Read) -> Result<Config, Failure> {
     let bytes = if a.position.is_none() && a.tracer.is_none() {
         bytes
     } else {
+        // Writing the flags in parses the JSON, which keeps the last of two equal keys: the
+        // loader's refusal of a repeated key stands.
+        if let Err(e) = Config::from_json(&bytes)
+            && e.reason == "is given more than once"
+        {
+            return Err(Failure::Refused(e.to_string()));
+        }
         let blank = bytes.trim_ascii().is_empty();
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(mut map)) => {
@@ -885,6 +892,9 @@ mod tests {
         ]);
         assert_eq!(code, 0);
         assert_eq!(v["config"]["position"], "upstream");
+        let twice = r#"{"tracer":"none","tracer":"zipkin"}"#;
+        let (code, _) = explain(&["--config", twice, "--position", "upstream"]);
+        assert_eq!(code, super::super::EXIT_REFUSED);
         let (code, _) = explain(&["--envoy", "one.forty"]);
         assert_eq!(code, super::super::EXIT_USAGE);
     }
