@@ -39,6 +39,8 @@ GOOD = [
     {"position": None, "tracer": None, "trust": None, "max_request_headers_kb": None, "external_propagate": None},
     {"position": "network", "response_header": None, "bridge": None, "external_propagate": None},
     {"trust": "restart", "position": "upstream", "tracer": None},
+    # A wildcard's name may be 253 characters after its `*.`.
+    {"external_services": [{"name": "long", "hosts": ["*." + ("a" * 63 + ".") * 3 + "a" * 61]}]},
 ]
 
 # Refusals a JSON Schema cannot express, each with why. Cases whose text is not JSON at all
@@ -53,6 +55,18 @@ SCHEMA_BLIND = {
     "external-services-duplicate-host": "uniqueness across entries",
     "external-services-duplicate-host-other-case-same-port": "uniqueness across entries, case-insensitive",
 }
+
+
+# Refused by the loader, beyond the corpus: a value's trailing newline, which Python's `$`
+# alone would let through a pattern.
+MORE_BAD = [
+    {"response_header": "x-trace-id\n"},
+    {"envoy_version": "1.36\n"},
+    {"external_services": [{"name": "openai\n", "hosts": ["api.openai.com"]}]},
+    {"external_services": [{"name": "openai", "namespace": "apps\n", "hosts": ["api.openai.com"]}]},
+    {"external_services": [{"name": "openai", "hosts": ["api.openai.com\n"]}]},
+    {"external_services": [{"name": "openai", "hosts": ["*." + "a" * 63 + ("." + "a" * 63) * 3]}]},
+]
 
 
 def parsed(text):
@@ -146,6 +160,12 @@ def test_the_schema_refuses_every_bad_config(case):
     if document is None or case["name"] in SCHEMA_BLIND:
         return
     assert not VALIDATOR.is_valid(document), f"the schema passes {case['name']}: {text[:200]}"
+
+
+@pytest.mark.parametrize("config", MORE_BAD, ids=[json.dumps(c)[:60] for c in MORE_BAD])
+def test_the_schema_refuses_more_bad_configs(config):
+    assert not loader_accepts(config)
+    assert not VALIDATOR.is_valid(config)
 
 
 def test_the_blind_list_is_short_and_current():
