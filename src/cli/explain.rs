@@ -28,6 +28,9 @@ struct Report {
     /// The request as it goes on (HTTP: Envoy's header map; network: the head's fields).
     after: Vec<(String, String)>,
     plan: Plan,
+    /// Whether the filter decided at all (the network position can leave a connection before
+    /// its head is decided: too large, not HTTP/1.1).
+    decided: bool,
     /// `(name, Some(value))` set, `(name, None)` removed, in the order written.
     writes: Vec<(String, Option<String>)>,
     filter_state: Vec<(String, String)>,
@@ -218,6 +221,7 @@ fn run_http(
         before,
         after,
         plan,
+        decided: true,
         writes,
         filter_state,
         network: None,
@@ -264,8 +268,9 @@ fn run_network(config: Config, headers: Vec<(String, String)>, seed: u64, seeded
     let verdict = connection.on_data(&mut host, &config, &mut ids, len, false);
     // The head's decision, as the framer made it: the same policy on the same carrier,
     // with ids from the same seed (the first head of a connection draws first).
+    let decided = host.count(Counter::NetworkHead) > 0;
     let plan = match head::scan(head_in.as_bytes()) {
-        Ok(Some(parsed)) => {
+        Ok(Some(parsed)) if decided => {
             policy::decide(&config, &parsed.carrier, &mut IdGenerator::from_seed(seed))
         }
         _ => Plan::default(),
@@ -302,6 +307,7 @@ fn run_network(config: Config, headers: Vec<(String, String)>, seed: u64, seeded
         before: fields,
         after,
         plan,
+        decided,
         writes,
         filter_state: Vec::new(),
         network: Some(NetworkRun {
@@ -644,7 +650,7 @@ fn to_json(r: &Report) -> Value {
         "seeded": r.seeded,
         "request": r.before,
         "reads": reads,
-        "decision": {
+        "decision": r.decided.then(|| json!({
             "source": source,
             "source_format": source_format.map(Format::name),
             "context": r.plan.context.as_ref().map(context_json),
@@ -655,7 +661,7 @@ fn to_json(r: &Report) -> Value {
             "sampling_decision": o.decided,
             "invalid": invalid,
             "invalid_tracestate": o.invalid_tracestate,
-        },
+        })),
         "writes": {"set": set, "removed": removed, "kept": kept(r), "filter_state": r.filter_state},
         "request_after": r.after,
         "network": r.network.as_ref().map(|n| json!({
@@ -744,51 +750,18 @@ fn to_text(r: &Report) -> String {
 
     line(String::new());
     line("decides".to_owned());
-    let o = &r.plan.outcome;
-    let source = match o.source {
-        Source::Extracted(f) => format!("the request's {} context", f.name()),
-        Source::Injected(f) => format!("the span Envoy's tracer injected ({})", f.name()),
-        Source::Generated => "a context tracejoin started".to_owned(),
-        Source::LeftToTracer => {
-            "nothing usable arrived: Envoy's tracer starts the trace after the filter".to_owned()
-        }
-    };
-    line(format!("  source       {source}"));
-    if let Some(ctx) = &r.plan.context {
-        line(format!("  context      {}", context_text(ctx)));
+    if !r.decided {
+        let why = r
+            .network
+            .as_ref()
+            .and_then(|n| n.left)
+            .map_or("", Leave::name);
+        line(format!(
+            "  nothing: the filter left the connection alone ({why}) before deciding"
+        ));
+    } else {
+        decides_text(r, &mut line);
     }
-    let invalid = Format::ALL
-        .into_iter()
-        .filter(|f| o.invalid[*f])
-        .map(Format::name)
-        .collect::<Vec<_>>();
-    if !invalid.is_empty() {
-        line(format!("  invalid      {}", invalid.join(", ")));
-    }
-    if o.invalid_tracestate {
-        line("  tracestate   invalid".to_owned());
-    }
-    line(format!(
-        "  conflict {}, bridged {}, continued over the tracer {}, restarted {}",
-        yes(o.conflict),
-        yes(o.bridged),
-        yes(o.continued_over_tracer),
-        yes(o.restarted)
-    ));
-    line(format!(
-        "  sampling     {}",
-        match o.decided {
-            Some(true) => format!(
-                "tracejoin decided: sampled (ratio {})",
-                c.sampler.ratio_text()
-            ),
-            Some(false) => format!(
-                "tracejoin decided: not sampled (ratio {})",
-                c.sampler.ratio_text()
-            ),
-            None => "not decided by tracejoin (as it arrived, or Envoy's)".to_owned(),
-        }
-    ));
 
     line(String::new());
     line("writes".to_owned());
@@ -835,6 +808,56 @@ fn to_text(r: &Report) -> String {
         }
     }
     s
+}
+
+/// The decision, for [`to_text`].
+fn decides_text(r: &Report, line: &mut dyn FnMut(String)) {
+    let c = &r.config;
+    let o = &r.plan.outcome;
+    let source = match o.source {
+        Source::Extracted(f) => format!("the request's {} context", f.name()),
+        Source::Injected(f) => format!("the span Envoy's tracer injected ({})", f.name()),
+        Source::Generated => "a context tracejoin started".to_owned(),
+        Source::LeftToTracer => {
+            "nothing usable arrived: Envoy's tracer starts the trace after the filter".to_owned()
+        }
+    };
+    line(format!("  source       {source}"));
+    if let Some(ctx) = &r.plan.context {
+        line(format!("  context      {}", context_text(ctx)));
+    }
+    let invalid = Format::ALL
+        .into_iter()
+        .filter(|f| o.invalid[*f])
+        .map(Format::name)
+        .collect::<Vec<_>>();
+    if !invalid.is_empty() {
+        line(format!("  invalid      {}", invalid.join(", ")));
+    }
+    if o.invalid_tracestate {
+        line("  tracestate   invalid".to_owned());
+    }
+    line(format!(
+        "  conflict {}, bridged {}, continued over the tracer {}, restarted {}",
+        yes(o.conflict),
+        yes(o.bridged),
+        yes(o.continued_over_tracer),
+        yes(o.restarted)
+    ));
+    line(format!(
+        "  sampling     {}",
+        match o.decided {
+            Some(true) => format!(
+                "tracejoin decided: sampled (ratio {})",
+                c.sampler.ratio_text()
+            ),
+            Some(false) => format!(
+                "tracejoin decided: not sampled (ratio {})",
+                c.sampler.ratio_text()
+            ),
+            None => "not decided by tracejoin (as it arrived, or Envoy's)".to_owned(),
+        }
+    ));
 }
 
 #[cfg(test)]

@@ -206,3 +206,13 @@ def test_help_exits_0():
     for args in (["--help"], ["explain", "--help"], ["check-config", "-h"]):
         code, out, _ = run(*args)
         assert code == 0 and out.startswith("usage: tracejoin check-config"), args
+
+
+def test_network_head_over_the_limit_is_left_undecided():
+    """A head over `max_request_headers_kb` goes on as it came: the filter decides nothing."""
+    config = json.dumps({"position": "network", "max_request_headers_kb": 1})
+    report = explain("--config", config, "--header", "x-padding: " + "a" * 2000, "--header", f"traceparent: {TRACEPARENT}")
+    assert report["decision"] is None
+    assert report["network"]["left"] == "too_large" and report["network"]["rewritten"] is False
+    assert report["network"]["head_out"] == report["network"]["head_in"]
+    assert report["writes"]["set"] == [] and report["writes"]["kept"] == ["traceparent"]
