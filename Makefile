@@ -25,7 +25,7 @@ WASM_OPT_FLAGS := -O3 --enable-bulk-memory --enable-sign-ext --enable-nontrappin
 # per request in the HTTP or network position. The bench's no-op floor stays as measured.
 WASM_OPT_SIZE  := --merge-similar-functions
 
-.PHONY: all help check setup envoy build lint unit wasm-unit integration integration-versions test bench soak demo demo-sidecars matrix mesh-compose scenarios istio-config istio-release fuzz fuzz-long clean
+.PHONY: all help check setup envoy build cli lint unit wasm-unit integration integration-versions test bench soak demo demo-sidecars matrix mesh-compose scenarios istio-config istio-release fuzz fuzz-long clean
 
 all: build
 
@@ -72,10 +72,16 @@ envoy: setup $(if $(filter $(ENVOY_DEFAULT),$(ENVOY_VERSION)),,.venv-envoy-$(ENV
 	touch $@
 
 ## build: the release filter, size-optimised, at ./tracejoin.wasm
+# `--lib`: the `tracejoin` command is a bin of the same name, which would also be written as
+# $(WASM_RAW) on this target.
 build: setup
-	$(CARGO) build --release --target $(WASM_TARGET)
+	$(CARGO) build --release --target $(WASM_TARGET) --lib
 	wasm-opt $(WASM_OPT_SIZE) $(WASM_OPT_FLAGS) $(WASM_RAW) -o $(WASM)
 	@echo "built $(WASM): $$(wc -c < $(WASM_RAW)) bytes from cargo, $$(wc -c < $(WASM)) after wasm-opt"
+
+## cli: the native `tracejoin` command (check-config, explain) at target/release/tracejoin
+cli:
+	$(CARGO) build --release --bin tracejoin
 
 ## lint: cargo fmt and clippy (native and wasm32-wasip1), ruff on the Python tooling
 lint: setup
@@ -96,7 +102,7 @@ wasm-unit: setup
 
 ## integration: a real Envoy with the built filter, every position and tracer, on one Envoy
 ## release (ENVOY_VERSION=1.36.4 for another than .venv's)
-integration: build envoy
+integration: build cli envoy
 	@echo "=== real-Envoy tests on Envoy $(ENVOY_VERSION) ($(ENVOY_VENV)/bin/envoy)"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" TRACEJOIN_WASM="$(CURDIR)/$(WASM)" ENVOY_BIN="$(CURDIR)/$(ENVOY_VENV)/bin/envoy" \
 		$(PYTHON) -m pytest -q tests/integration

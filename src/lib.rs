@@ -25,6 +25,10 @@ pub mod policy;
 pub mod printable;
 pub mod sampling;
 
+/// The native `tracejoin` command's code (src/bin/tracejoin.rs); never in the .wasm.
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cli;
+
 #[cfg(all(target_arch = "wasm32", not(test)))]
 mod glue;
 
