@@ -15,7 +15,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from test_istio_kit import CONFIG_SCHEMA, KUBERNETES_VERSION, load_crd_schemas
+from test_istio_kit import CONFIG_SCHEMA, load_crd_schemas, validate_resource
 
 from tracejoin_tools.common import ROOT
 from tracejoin_tools.istio import oci, placement
@@ -75,14 +75,7 @@ def envoyfilter_configs(doc):
 
 
 def validate(doc, crd_schemas):
-    if ".istio.io/" in doc["apiVersion"]:
-        schema = crd_schemas.get((doc["apiVersion"], doc["kind"]))
-        assert schema, f"no CRD serves {doc['apiVersion']} {doc['kind']}"
-        jsonschema.validate(doc, schema)
-    else:
-        import kubernetes_validate
-
-        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    validate_resource(doc, crd_schemas)
     config = plugin_config(doc)
     configs = [config] if config is not None else list(envoyfilter_configs(doc)) if doc["kind"] == "EnvoyFilter" else []
     for config in configs:
