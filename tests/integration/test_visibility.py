@@ -1,0 +1,157 @@
+"""What an operator sees of tracejoin in a real Envoy: the decision line at debug, with the
+level raised and lowered at runtime through the admin API (what `istioctl proxy-config log
+<pod> --level wasm:debug` does), and `dry_run`, which decides, counts and logs but writes
+nothing (docs/observability.md)."""
+
+import re
+import time
+import urllib.request
+
+import pytest
+
+from tracejoin_tools.common import S, T
+from tracejoin_tools.envoy import harness as envoy_harness
+from tracejoin_tools.envoy.harness import send
+
+W3C = [("traceparent", f"00-{T}-{S}-01")]
+# Istio's default proxy log level.
+DEFAULT_LEVEL = {"log_level": "warning", "component_log_level": "wasm:warning"}
+# The filter re-reads the host's level once a second (per VM).
+LEVEL_FOLLOWED_WITHIN_S = 5
+DECISION = "tracejoin: decision "
+
+
+def set_wasm_level(envoy, level):
+    request = urllib.request.Request(f"{envoy.admin}/logging?wasm={level}", method="POST")
+    with urllib.request.urlopen(request, timeout=5) as r:
+        assert r.status == 200
+
+
+def decision_lines(envoy, request_id):
+    """The decision lines logged for requests with this x-request-id."""
+    return [line for line in envoy.log().splitlines() if DECISION in line and f" request_id={request_id} " in line]
+
+
+def send_until_logged(envoy, request_id, headers):
+    """Sends requests (all with `request_id`) until one's decision line is logged."""
+    deadline = time.monotonic() + LEVEL_FOLLOWED_WITHIN_S
+    while time.monotonic() < deadline:
+        status, _, _ = send(envoy.port, [*headers, ("x-request-id", request_id)])
+        assert status == 200
+        time.sleep(0.05)  # Envoy's log is flushed on its own thread.
+        if lines := decision_lines(envoy, request_id):
+            return lines
+        time.sleep(0.2)
+    return []
+
+
+def fields(line):
+    """The key=value fields of a decision line."""
+    return dict(kv.split("=", 1) for kv in line.split(DECISION, 1)[1].split(" "))
+
+
+@pytest.mark.parametrize("position", ["downstream", "network"])
+def test_the_decision_line_follows_the_log_level_set_at_runtime(upstream_port, wasm, position):
+    config = envoy_harness.render_config(upstream_port, tracer="zipkin", position=position, wasm_path=wasm)
+    with envoy_harness.Envoy(config, **DEFAULT_LEVEL) as envoy:
+        # At Istio's default level: no decision line.
+        for _ in range(3):
+            assert send(envoy.port, [*W3C, ("x-request-id", "vis-quiet")])[0] == 200
+        time.sleep(1.5)
+        assert send(envoy.port, [*W3C, ("x-request-id", "vis-quiet")])[0] == 200
+        time.sleep(0.3)
+        assert DECISION not in envoy.log(), envoy.log()
+
+        set_wasm_level(envoy, "debug")
+        lines = send_until_logged(envoy, "vis-debug", W3C)
+        assert lines, f"no decision line within {LEVEL_FOLLOWED_WITHIN_S}s of wasm=debug:\n{envoy.log()}"
+        got = fields(lines[-1])
+        assert got["position"] == position
+        assert got["source"] == "tracecontext"
+        assert got["trace_id"] == T
+        assert got["sampled"] == "1"
+        assert got["request_id"] == "vis-debug"
+        assert got["dry_run"] == "false"
+        # Envoy's B3-only tracer gets the W3C app's context in x-b3-* (network) or b3
+        # (downstream: the bridge).
+        assert "x-b3-traceid" in got["wrote"].split(",") or "b3" in got["wrote"].split(","), lines[-1]
+        print(lines[-1])
+
+        set_wasm_level(envoy, "warning")
+        time.sleep(2.5)  # two ticks: every VM has read the level again
+        for _ in range(3):
+            assert send(envoy.port, [*W3C, ("x-request-id", "vis-lowered")])[0] == 200
+        time.sleep(0.3)
+        assert decision_lines(envoy, "vis-lowered") == []
+
+
+def test_a_hostile_request_id_is_escaped_in_a_real_log(upstream_port, wasm):
+    config = envoy_harness.render_config(upstream_port, tracer="zipkin", position="network", wasm_path=wasm)
+    with envoy_harness.Envoy(config, log_level="warning", component_log_level="wasm:debug") as envoy:
+        status, _, _ = send(envoy.port, [*W3C, ("x-request-id", "a b\tdry_run=true")])
+        assert status == 200
+        time.sleep(0.3)
+        lines = [line for line in envoy.log().splitlines() if DECISION in line]
+        assert lines, envoy.log()
+        got = fields(lines[-1])
+        assert got["request_id"] == r"a\x20b\x09dry_run=true"
+        assert got["dry_run"] == "false"
+
+
+# The upstream receives what it receives with no filter at all; the filter's counters and
+# the decision line say what it would have done.
+DRY_CASES = [
+    # (position, tracer, what a live filter would count besides the context)
+    ("downstream", "none", []),
+    ("upstream", "zipkin", []),
+    ("network", "none", ["network.rewritten"]),
+]
+
+
+@pytest.mark.parametrize("position,tracer,also", DRY_CASES, ids=[f"{p}-{t}" for p, t, _ in DRY_CASES])
+def test_a_dry_run_writes_nothing_and_counts(upstream_port, wasm, position, tracer, also):
+    # A host of its own: the two Envoys listen on different ports.
+    sent = [("host", "app.example"), *W3C, ("x-request-id", "vis-dry"), ("uber-trace-id", "bad")]
+    plain = envoy_harness.render_config(upstream_port, tracer=tracer, position="off")
+    with envoy_harness.Envoy(plain, **DEFAULT_LEVEL) as envoy:
+        status, _, without_filter = send(envoy.port, sent)
+        assert status == 200
+
+    plugin = {"position": position, "tracer": tracer, "dry_run": True}
+    config = envoy_harness.render_config(upstream_port, tracer=tracer, position=position, wasm_path=wasm, plugin_config=plugin)
+    with envoy_harness.Envoy(config, log_level="warning", component_log_level="wasm:debug") as envoy:
+        status, _, got = send(envoy.port, sent)
+        assert status == 200
+        got = [tuple(h) for h in got]
+        without_filter = [tuple(h) for h in without_filter]
+        if tracer == "none":
+            assert sorted(got) == sorted(without_filter)
+        else:
+            # Envoy's own tracer writes its span into the request (ids differ per run): the
+            # headers besides the ones it injects arrive as with no filter.
+            injected = {"x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled"}
+            assert sorted(h for h in got if h[0] not in injected) == sorted(h for h in without_filter if h[0] not in injected)
+        assert ("traceparent", f"00-{T}-{S}-01") in got
+        assert ("uber-trace-id", "bad") in got, "the invalid uber-trace-id a live filter would replace or remove is still there"
+        assert envoy.counter("context.tracecontext") == 1
+        assert envoy.counter("invalid.jaeger") == 1
+        assert envoy.counter("dry_run.would_change") == 1
+        for name in also:
+            assert envoy.counter(name) == 1, name
+        time.sleep(0.3)
+        lines = decision_lines(envoy, "vis-dry")
+        assert len(lines) == 1, envoy.log()
+        line = fields(lines[0])
+        assert line["dry_run"] == "true"
+        assert line["trace_id"] == T
+        assert line["invalid"] == "jaeger"
+        print(lines[0])
+
+
+def test_no_dry_run_counter_without_a_dry_run(upstream_port, wasm):
+    config = envoy_harness.render_config(upstream_port, tracer="none", position="downstream", wasm_path=wasm)
+    with envoy_harness.Envoy(config, **DEFAULT_LEVEL) as envoy:
+        assert send(envoy.port, W3C)[0] == 200
+        stats = envoy.stats("tracejoin")
+        assert stats.get("wasmcustom.tracejoin.context.tracecontext") == 1
+        assert not any(re.search(r"dry_run", name) for name in stats), stats
