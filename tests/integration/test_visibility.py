@@ -7,6 +7,7 @@ import re
 import time
 import urllib.request
 
+import httpx
 import pytest
 
 from tracejoin_tools.common import S, T
@@ -155,3 +156,31 @@ def test_no_dry_run_counter_without_a_dry_run(upstream_port, wasm):
         stats = envoy.stats("tracejoin")
         assert stats.get("wasmcustom.tracejoin.context.tracecontext") == 1
         assert not any(re.search(r"dry_run", name) for name in stats), stats
+
+
+def test_one_decision_line_per_http2_request_and_a_dry_run_over_h2(upstream_port, wasm):
+    """Network position, HTTP/2 prior knowledge: one line per request header block; in a dry
+    run the app gets the client's headers, through the same HPACK tables."""
+    for dry_run in (False, True):
+        plugin = {"position": "network", "tracer": "none", "dry_run": dry_run}
+        config = envoy_harness.render_config(upstream_port, tracer="none", position="network", wasm_path=wasm, plugin_config=plugin)
+        with envoy_harness.Envoy(config, log_level="warning", component_log_level="wasm:debug") as envoy:
+            url = f"http://{envoy_harness.LOOPBACK}:{envoy.port}/h2"
+            with httpx.Client(http1=False, http2=True, trust_env=False, timeout=10) as client:
+                answers = [client.get(url, headers={"traceparent": f"00-{T}-{S}-01", "x-request-id": f"vis-h2-{i}"}) for i in range(3)]
+            assert all(r.status_code == 200 and r.http_version == "HTTP/2" for r in answers)
+            for r in answers:
+                got = [tuple(h) for h in r.json()["headers"]]
+                if dry_run:
+                    assert not any(name.startswith("x-b3-") or name == "b3" for name, _ in got), got
+                else:
+                    assert ("x-b3-traceid", T) in got, got
+            time.sleep(0.3)
+            for i in range(3):
+                lines = decision_lines(envoy, f"vis-h2-{i}")
+                assert len(lines) == 1, envoy.log()
+                line = fields(lines[0])
+                assert (line["position"], line["trace_id"], line["dry_run"]) == ("network", T, str(dry_run).lower())
+            assert envoy.counter("network.heads") == 3
+            assert envoy.counter("network.rewritten") == 3
+            assert envoy.counter("dry_run.would_change") == (3 if dry_run else 0)
