@@ -4,6 +4,7 @@ level raised and lowered at runtime through the admin API (what `istioctl proxy-
 nothing (docs/observability.md)."""
 
 import re
+import socket
 import time
 import urllib.request
 
@@ -184,3 +185,34 @@ def test_one_decision_line_per_http2_request_and_a_dry_run_over_h2(upstream_port
             assert envoy.counter("network.heads") == 3
             assert envoy.counter("network.rewritten") == 3
             assert envoy.counter("dry_run.would_change") == (3 if dry_run else 0)
+
+
+def pipelined_answers(port, requests, timeout=5):
+    """Sends `requests` in one write on one connection; the responses' status lines read
+    until the connection closes or `timeout` passes."""
+    data = b""
+    with socket.create_connection((envoy_harness.LOOPBACK, port), timeout=timeout) as sock:
+        sock.sendall(b"".join(requests))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and data.count(b"HTTP/1.1 ") < len(requests):
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            data += chunk
+    return re.findall(rb"HTTP/1\.1 (\d{3})", data)
+
+
+def test_a_dry_run_under_trust_closes_no_connection(upstream_port, wasm):
+    """Two requests in one write: the filter cannot know which bytes Envoy hands back, so
+    under `trust` it closes the connection; in a dry run it leaves it, and both are answered."""
+    request = f"GET /p HTTP/1.1\r\nHost: app.example\r\ntraceparent: 00-{T}-{S}-01\r\n\r\n".encode()
+    for dry_run, answered in ((False, 0), (True, 2)):
+        plugin = {"position": "network", "tracer": "zipkin", "trust": "restart", "dry_run": dry_run}
+        config = envoy_harness.render_config(upstream_port, tracer="zipkin", position="network", wasm_path=wasm, plugin_config=plugin)
+        with envoy_harness.Envoy(config, **DEFAULT_LEVEL) as envoy:
+            assert pipelined_answers(envoy.port, [request, request]) == [b"200"] * answered
+            assert envoy.counter("network.left.pipelined") == 1
+            assert envoy.counter("network.closed") == (0 if dry_run else 1)
