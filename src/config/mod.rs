@@ -83,6 +83,9 @@ pub struct Config {
     /// The Envoy release around the filter, whose tracer the policy models.
     pub envoy: EnvoyVersion,
     pub envoy_source: VersionSource,
+    /// Decide, count and log as usual, write nothing: no header, no byte of the stream, no
+    /// connection closed for `trust` (filter state for access logs is still set).
+    pub dry_run: bool,
 }
 
 /// Envoy's request-head limits (HCM `max_request_headers_kb`, `common_http_protocol_options.
@@ -147,6 +150,7 @@ impl Default for Config {
             limits: HeadLimits::default(),
             envoy: EnvoyVersion::NEWEST_MEASURED,
             envoy_source: VersionSource::Assumed,
+            dry_run: false,
         }
     }
 }
@@ -265,6 +269,9 @@ impl Config {
         }
         if let Some(t) = raw.server_timing {
             config.server_timing = t;
+        }
+        if let Some(d) = raw.dry_run {
+            config.dry_run = d;
         }
         if let Some(entries) = raw.external_services {
             let default_propagate = raw.external_propagate.unwrap_or(false);

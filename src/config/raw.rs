@@ -27,10 +27,11 @@ pub(super) struct RawConfig {
     pub(super) per_connection_buffer_limit_bytes: Option<f64>,
     pub(super) request_headers_timeout_ms: Option<f64>,
     pub(super) envoy_version: Option<String>,
+    pub(super) dry_run: Option<bool>,
 }
 
 /// The field names, as written in JSON (also the JSON Schema's `properties`).
-pub const FIELDS: [&str; 18] = [
+pub const FIELDS: [&str; 19] = [
     "position",
     "tracer",
     "extract",
@@ -49,6 +50,7 @@ pub const FIELDS: [&str; 18] = [
     "per_connection_buffer_limit_bytes",
     "request_headers_timeout_ms",
     "envoy_version",
+    "dry_run",
 ];
 
 impl RawConfig {
@@ -91,6 +93,7 @@ impl RawConfig {
                     raw.request_headers_timeout_ms = optional(&key, v, convert)?
                 }
                 "envoy_version" => raw.envoy_version = optional(&key, v, convert)?,
+                "dry_run" => raw.dry_run = optional(&key, v, convert)?,
                 _ => {
                     return Err(err(
                         shown_key(&key),

@@ -414,3 +414,30 @@ fn server_timing_is_read_and_needs_an_http_position() {
         .unwrap_err();
     assert_eq!(e.field, "server_timing");
 }
+
+#[test]
+fn dry_run_is_off_unless_set_true() {
+    for (json, expected) in [
+        ("{}", false),
+        (r#"{"dry_run":null}"#, false),
+        (r#"{"dry_run":false}"#, false),
+        (r#"{"dry_run":true}"#, true),
+        (r#"{"position":"network","dry_run":true}"#, true),
+        (
+            r#"{"tracer":"none","trust":"restart","dry_run":true}"#,
+            true,
+        ),
+    ] {
+        assert_eq!(
+            Config::from_json(json.as_bytes()).unwrap().dry_run,
+            expected,
+            "{json}"
+        );
+    }
+    let e = Config::from_json(br#"{"dry_run":"yes"}"#).unwrap_err();
+    assert_eq!(e.field, "dry_run");
+    assert_eq!(
+        e.to_string(),
+        "invalid tracejoin config: field `dry_run`: invalid type: a string, expected true or false"
+    );
+}

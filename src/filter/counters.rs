@@ -88,11 +88,14 @@ pub enum Counter {
     ExternalTls(usize),
     /// Network position: TLS connections through Istio's passthrough filter chains.
     UnregisteredTls,
+    /// `dry_run`: requests (network position: heads) where something would have been
+    /// written. Defined only when `dry_run` is on.
+    DryRunWouldChange,
 }
 
 impl Counter {
     /// The counters defined up front; those of external calls are defined on first use.
-    pub const ALL: [Counter; 45] = [
+    pub const ALL: [Counter; 46] = [
         Counter::Context(Format::TraceContext),
         Counter::Context(Format::B3),
         Counter::Context(Format::B3Multi),
@@ -138,6 +141,7 @@ impl Counter {
         Counter::NetworkClosed,
         Counter::NetworkTls,
         Counter::NetworkTlsNoServerName,
+        Counter::DryRunWouldChange,
     ];
 
     /// Whether a filter in `position` ever counts it (the others are not defined there).
@@ -168,6 +172,11 @@ impl Counter {
             Position::Network => !http_only,
             Position::Downstream | Position::Upstream => !network_only,
         }
+    }
+
+    /// Whether a filter with `config` defines it as a stat.
+    pub fn defined_for(self, config: &Config) -> bool {
+        self.applies_to(config.position) && (self != Counter::DryRunWouldChange || config.dry_run)
     }
 
     /// The stat name (Envoy shows it under its `wasmcustom.` prefix).
@@ -209,6 +218,7 @@ impl Counter {
             Counter::NetworkClosed => "tracejoin.network.closed".into(),
             Counter::NetworkTls => "tracejoin.network.tls.client_hellos".into(),
             Counter::NetworkTlsNoServerName => "tracejoin.network.tls.no_server_name".into(),
+            Counter::DryRunWouldChange => "tracejoin.dry_run.would_change".into(),
         }
     }
 
@@ -239,6 +249,7 @@ impl Counter {
             Counter::NetworkClosed => 42,
             Counter::NetworkTls => 43,
             Counter::NetworkTlsNoServerName => 44,
+            Counter::DryRunWouldChange => 45,
             Counter::External { .. }
             | Counter::Unregistered(_)
             | Counter::ExternalTls(_)

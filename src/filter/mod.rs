@@ -4,10 +4,12 @@
 //! benchmarks and fuzz targets.
 
 pub mod counters;
+pub mod decision;
 pub mod host;
 pub mod recording_host;
 
 pub use counters::{Counter, StatusClass};
+pub use decision::{Applied, Decision, decision_line};
 pub use host::{Counting, Host, HostError};
 pub use recording_host::RecordingHost;
 
@@ -78,25 +80,49 @@ impl RequestFilter {
         };
         let carrier = Carrier::from_pairs(header_map::pairs(&block));
         policy::decide_into(plan, config, &carrier, ids);
-        if self.tag_external(host, config, &carrier) {
+        let stripped = self.tag_external(host, config, &carrier);
+        if stripped {
             policy::strip(plan, &carrier);
-            if carrier.baggage && host.remove_request_header("baggage").is_err() {
+            if carrier.baggage && !config.dry_run && host.remove_request_header("baggage").is_err()
+            {
                 host.increment(Counter::HostError);
             }
             host.increment(Counter::ExternalStripped);
         }
-        for header in Header::ALL {
-            let result = match plan.op(header) {
-                Op::Keep => Ok(()),
-                Op::Set(v) => host.set_request_header(header.name(), v.as_bytes()),
-                Op::SetText(s) => host.set_request_header(header.name(), s.as_bytes()),
-                Op::Remove => host.remove_request_header(header.name()),
-            };
-            if result.is_err() {
-                host.increment(Counter::HostError);
+        if config.dry_run {
+            let changes = (stripped && carrier.baggage)
+                || plan.ops.iter().any(|(header, op)| match op {
+                    Op::Keep => false,
+                    Op::Remove => carrier.is_present(header),
+                    Op::Set(_) | Op::SetText(_) => true,
+                });
+            if changes {
+                host.increment(Counter::DryRunWouldChange);
+            }
+        } else {
+            for header in Header::ALL {
+                let result = match plan.op(header) {
+                    Op::Keep => Ok(()),
+                    Op::Set(v) => host.set_request_header(header.name(), v.as_bytes()),
+                    Op::SetText(s) => host.set_request_header(header.name(), s.as_bytes()),
+                    Op::Remove => host.remove_request_header(header.name()),
+                };
+                if result.is_err() {
+                    host.increment(Counter::HostError);
+                }
             }
         }
         count(host, plan);
+        if log::log_enabled!(log::Level::Debug) {
+            decision::log_decision(Decision {
+                position: config.position,
+                plan,
+                applied: Applied::All,
+                request_id: carrier.request_id,
+                stripped,
+                dry_run: config.dry_run,
+            });
+        }
         self.context = plan.context;
         self.hop = match plan.outcome.source {
             Source::Injected(_) | Source::Generated => HopSpan::Context,
@@ -198,7 +224,8 @@ impl RequestFilter {
             let status = host.response_status();
             self.count_response(host, status);
         }
-        let Some(ctx) = self.context else {
+        // A dry run writes nothing to the response either.
+        let Some(ctx) = self.context.filter(|_| !config.dry_run) else {
             return;
         };
         if let Some(name) = &config.response_header {

@@ -1084,3 +1084,105 @@ fn datadog_xray_ottrace_are_read_written_and_counted() {
     assert_eq!(host.get("x-datadog-trace-id"), Some("11803532876627986230"));
     assert_eq!(host.count(Counter::Context(Format::TraceContext)), 1);
 }
+
+// Dry run: decided and counted as usual, nothing written.
+
+/// Every counter's count, by name (the fixed ones).
+fn counts(host: &MockHost) -> Vec<(Counter, u32)> {
+    Counter::ALL.iter().map(|c| (*c, host.count(*c))).collect()
+}
+
+#[test]
+fn a_dry_run_writes_nothing_and_counts_as_a_live_run() {
+    let tp = format!("00-{T}-{S}-01");
+    let headers = [("traceparent", tp.as_str()), ("x-request-id", "r-1")];
+    for config in [
+        r#"{"tracer":"zipkin","response_header":"x-trace-id","server_timing":true}"#,
+        r#"{"tracer":"none","trust":"restart","traceresponse":true}"#,
+        r#"{"position":"upstream","tracer":"zipkin","trust":"resample"}"#,
+    ] {
+        let live = run(config, &headers);
+        let dry_config = format!(r#"{{"dry_run":true,{}"#, &config[1..]);
+        let dry = run(&dry_config, &headers);
+        assert!(!live.writes.is_empty(), "{config}: the live run writes");
+        assert_eq!(dry.writes, [], "{config}");
+        assert_eq!(dry.response, [], "{config}");
+        assert_eq!(
+            dry.request,
+            MockHost::with(&headers).request,
+            "{config}: the request as it came"
+        );
+        // Every counter as live, and one more: the request would have changed.
+        let mut expected = counts(&live);
+        for (c, n) in &mut expected {
+            if *c == Counter::DryRunWouldChange {
+                *n = 1;
+            }
+        }
+        assert_eq!(counts(&dry), expected, "{config}");
+    }
+}
+
+#[test]
+fn a_dry_run_counts_no_change_where_nothing_would_change() {
+    // Downstream, nothing arrives: Envoy's tracer starts the trace, tracejoin writes nothing.
+    let host = run(r#"{"tracer":"zipkin","dry_run":true}"#, &[]);
+    assert_eq!(host.writes, []);
+    assert_eq!(host.count(Counter::LeftToTracer), 1);
+    assert_eq!(host.count(Counter::DryRunWouldChange), 0);
+}
+
+#[test]
+fn a_dry_run_strips_nothing_but_still_names_the_call() {
+    let config = format!(r#"{{"dry_run":true,{}"#, &EXTERNAL[1..]);
+    let config = Config::from_json(config.as_bytes()).unwrap();
+    let tp = format!("00-{T}-{S}-01");
+    let headers = [
+        ("traceparent", tp.as_str()),
+        ("baggage", "k=v"),
+        (":authority", "api.openai.com"),
+    ];
+    let mut host = MockHost::with(&headers);
+    host.cluster = Some(b"outbound|443||api.openai.com".to_vec());
+    host.status = Some(200);
+    let mut filter = RequestFilter::new();
+    filter.on_request_headers(
+        &mut host,
+        &config,
+        &mut IdGenerator::from_seed(9),
+        &mut Plan::default(),
+    );
+    filter.on_response_headers(&mut host, &config);
+    assert_eq!(host.writes, []);
+    assert_eq!(host.request, MockHost::with(&headers).request);
+    // Filter state is not a change to the request: access logs still name the call.
+    assert_eq!(
+        state(&host, "tracejoin.service_entry"),
+        Some("openai-external")
+    );
+    assert_eq!(host.count(Counter::ExternalStripped), 1);
+    assert_eq!(host.count(Counter::DryRunWouldChange), 1);
+}
+
+#[test]
+fn the_dry_run_counter_is_defined_only_in_a_dry_run() {
+    for position in ["downstream", "upstream", "network"] {
+        let live = Config::from_json(format!(r#"{{"position":"{position}"}}"#).as_bytes()).unwrap();
+        let dry =
+            Config::from_json(format!(r#"{{"position":"{position}","dry_run":true}}"#).as_bytes())
+                .unwrap();
+        assert!(!Counter::DryRunWouldChange.defined_for(&live));
+        assert!(Counter::DryRunWouldChange.defined_for(&dry));
+        assert_eq!(
+            Counter::DryRunWouldChange.name(&dry),
+            "tracejoin.dry_run.would_change"
+        );
+        // The others as before.
+        for c in Counter::ALL {
+            if c != Counter::DryRunWouldChange {
+                assert_eq!(c.defined_for(&dry), c.applies_to(dry.position));
+                assert_eq!(c.defined_for(&live), c.applies_to(live.position));
+            }
+        }
+    }
+}

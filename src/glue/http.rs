@@ -36,22 +36,9 @@ impl HttpContext for TracejoinHttp {
         };
         let mut host = WasmHost { shared };
         let mut plan = Plan::default();
-        let decided =
-            self.filter
-                .on_request_headers(&mut host, &shared.config, &mut ids, &mut plan);
-        if decided && log::log_enabled!(log::Level::Debug) {
-            {
-                let mut trace = crate::codec::HeaderValue::new();
-                if let Some(ctx) = plan.context {
-                    trace.push_hex(&ctx.trace_id.0);
-                }
-                log::debug!(
-                    "tracejoin: trace_id={} outcome={:?}",
-                    trace.as_str(),
-                    plan.outcome
-                );
-            }
-        }
+        // The decision line is logged by the filter (at debug).
+        self.filter
+            .on_request_headers(&mut host, &shared.config, &mut ids, &mut plan);
         Action::Continue
     }
 

@@ -31,7 +31,6 @@ impl log::Log for HostLogger {
     fn flush(&self) {}
 }
 
-/// Metric ids: the fixed counters defined at configure time, the per-service ones on
 /// The `log` level matching the host's.
 pub fn level_of(level: LogLevel) -> log::LevelFilter {
     match level {
@@ -42,4 +41,10 @@ pub fn level_of(level: LogLevel) -> log::LevelFilter {
         LogLevel::Error => log::LevelFilter::Error,
         LogLevel::Critical => log::LevelFilter::Off,
     }
+}
+
+/// Sets the crate's level to the host's current one (one host call): at configure and on
+/// every tick, so that a level changed at runtime takes effect within a tick.
+pub fn follow_host_level() {
+    log::set_max_level(level_of(abi::host_log_level()));
 }

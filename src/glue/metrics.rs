@@ -6,6 +6,7 @@ use super::abi;
 use crate::config::Config;
 use crate::filter::{Counter, HostError, StatusClass};
 
+/// Metric ids: the fixed counters defined at configure time, the per-service ones on
 /// first use (an entry nobody calls costs no stat).
 pub struct Metrics {
     fixed: Vec<Option<u32>>,
@@ -37,7 +38,7 @@ impl Metrics {
         let fixed = Counter::ALL
             .iter()
             .map(|c| {
-                c.applies_to(config.position)
+                c.defined_for(config)
                     .then(|| define_counter(&c.name(config)))
                     .flatten()
             })

@@ -27,6 +27,7 @@ pub mod rewrite;
 
 use super::{Leave, StreamHost, Verdict, held_too_long, tls};
 use crate::config::{Config, Trust};
+use crate::filter::decision::{self, Applied, Decision};
 use crate::filter::{Counter, count};
 use crate::ids::IdGenerator;
 use crate::policy;
@@ -357,7 +358,12 @@ impl Connection {
             self.state = State::Http2;
             return Verdict::Continue;
         }
-        self.leave_for(host, reason, config.trust != Trust::Continue)
+        // A dry run closes nothing for `trust`.
+        self.leave_for(
+            host,
+            reason,
+            config.trust != Trust::Continue && !config.dry_run,
+        )
     }
 
     /// Leaves the connection, or closes it (`close`, and always for a slow head).
@@ -516,9 +522,6 @@ impl Connection {
         let end = parsed.bytes().len();
         let plan = policy::decide(config, &parsed.carrier, ids);
         count(host, &plan);
-        let Some(mut rewritten) = rewrite::rewrite(parsed, &plan) else {
-            return Ok((end, None));
-        };
         let limits = &config.limits;
         let within = |r: &rewrite::Rewritten| {
             end <= limits.max_head_bytes
@@ -526,18 +529,41 @@ impl Connection {
                 && parsed.field_count <= limits.max_headers
                 && r.field_count <= limits.max_headers
         };
-        // Envoy refuses a head over its limits with a 431: never make one cross them.
-        if !within(&rewritten) {
-            host.increment(Counter::NetworkAtLimit);
-            // Under `trust` the client's context must not reach the tracer: what the plan
-            // writes is removed instead (a head only shrinks by that).
-            if config.trust == Trust::Continue {
-                return Ok((end, None));
+        let mut applied = Applied::All;
+        let rewritten = match rewrite::rewrite(parsed, &plan) {
+            Some(rewritten) if !within(&rewritten) => {
+                // Envoy refuses a head over its limits with a 431: never make one cross them.
+                host.increment(Counter::NetworkAtLimit);
+                if config.trust == Trust::Continue {
+                    applied = Applied::Nothing;
+                    None
+                } else {
+                    // Under `trust` the client's context must not reach the tracer: what the
+                    // plan writes is removed instead (a head only shrinks by that).
+                    applied = Applied::Removals;
+                    rewrite::rewrite(parsed, &plan.removals_only())
+                }
             }
-            match rewrite::rewrite(parsed, &plan.removals_only()) {
-                Some(removed) => rewritten = removed,
-                None => return Ok((end, None)),
-            }
+            rewritten => rewritten,
+        };
+        if log::log_enabled!(log::Level::Debug) {
+            decision::log_decision(Decision {
+                position: config.position,
+                plan: &plan,
+                applied,
+                request_id: parsed.carrier.request_id,
+                stripped: false,
+                dry_run: config.dry_run,
+            });
+        }
+        let Some(rewritten) = rewritten else {
+            return Ok((end, None));
+        };
+        if config.dry_run {
+            // Counted as if rewritten; the head passes as it came.
+            host.increment(Counter::NetworkRewritten);
+            host.increment(Counter::DryRunWouldChange);
+            return Ok((end, None));
         }
         let mut prefix = rewritten.bytes;
         if lead > 0 {

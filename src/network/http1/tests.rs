@@ -1023,3 +1023,48 @@ fn at_the_limit_trust_still_removes() {
         assert_eq!(wire.host.count(Counter::NetworkAtLimit), 1, "{config}");
     }
 }
+
+// Dry run: every head decided and counted, every byte passed as it came.
+
+#[test]
+fn a_dry_run_passes_every_byte_as_it_came() {
+    let live = r#"{"position":"network","tracer":"zipkin"}"#;
+    let dry = r#"{"position":"network","tracer":"zipkin","dry_run":true}"#;
+    let requests = [
+        w3c_request("/1"),
+        "POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nb3: 80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1\r\n\r\nabc".into(),
+        "GET /none HTTP/1.1\r\nHost: a\r\n\r\n".into(),
+    ];
+    let (mut l, mut d) = (Wire::new(live), Wire::new(dry));
+    let mut sent = Vec::new();
+    for r in &requests {
+        // A byte at a time too: held heads are decided once whole, as live.
+        l.send_in(r.as_bytes(), 7);
+        d.send_in(r.as_bytes(), 7);
+        sent.extend_from_slice(r.as_bytes());
+    }
+    assert_ne!(l.passed, sent, "the live filter rewrites");
+    assert_eq!(d.passed, sent);
+    for c in Counter::ALL {
+        if c != Counter::DryRunWouldChange {
+            assert_eq!(d.host.count(c), l.host.count(c), "{c:?}");
+        }
+    }
+    assert_eq!(d.host.count(Counter::NetworkHead), 3);
+    assert_eq!(d.host.count(Counter::NetworkRewritten), 2);
+    assert_eq!(d.host.count(Counter::DryRunWouldChange), 2);
+    assert_eq!(l.host.count(Counter::DryRunWouldChange), 0);
+}
+
+#[test]
+fn a_dry_run_under_trust_closes_nothing() {
+    let dry = r#"{"position":"network","tracer":"zipkin","trust":"restart","dry_run":true}"#;
+    let mut wire = Wire::new(dry);
+    let two = format!("{}{}", w3c_request("/1"), w3c_request("/2"));
+    // Live, this closes (under_trust_a_pipelined_request_cannot_make_the_filter_step_aside).
+    assert_eq!(wire.send(two.as_bytes()), Verdict::Continue);
+    wire.send(w3c_request("/3").as_bytes());
+    assert_eq!(wire.left(Leave::Pipelined), 1);
+    assert_eq!(wire.host.count(Counter::NetworkClosed), 0);
+    assert_eq!(wire.passed_text(), format!("{two}{}", w3c_request("/3")));
+}

@@ -28,6 +28,7 @@ use std::ops::Range;
 use super::{Framed, Leave, StreamHost, Verdict, held_too_long};
 use crate::codec::{Carrier, Header, PerHeader};
 use crate::config::{Config, Trust};
+use crate::filter::decision::{self, Applied, Decision};
 use crate::filter::{Counter, HostError, count};
 use crate::ids::IdGenerator;
 use crate::policy::{self, Op, Plan};
@@ -282,17 +283,40 @@ impl Connection {
             plan = policy::decide(config, &carrier, ids);
             count(host, &plan);
             (edits, added) = plan_edits(&block, &plan);
+            let mut applied = Applied::All;
             if !edits.is_empty() && !within_limits(config, &block, &edits, &added) {
                 host.increment(Counter::NetworkAtLimit);
                 if config.trust == Trust::Continue {
+                    applied = Applied::Nothing;
                     edits.clear();
                     added.clear();
                 } else {
                     // Under `trust` the client's context must not reach the tracer: what the
                     // plan writes is removed instead, as for an HTTP/1.1 head.
+                    applied = Applied::Removals;
                     removals = plan.removals_only();
                     (edits, added) = plan_edits(&block, &removals);
                 }
+            }
+            if log::log_enabled!(log::Level::Debug) {
+                decision::log_decision(Decision {
+                    position: config.position,
+                    plan: &plan,
+                    applied,
+                    request_id: carrier.request_id,
+                    stripped: false,
+                    dry_run: config.dry_run,
+                });
+            }
+            if config.dry_run {
+                // Counted as if rewritten; the block passes as it came, and both tables stay
+                // the client's (nothing is encoded).
+                if edits.iter().any(|e| *e != Edit::Keep) || !added.is_empty() {
+                    host.increment(Counter::NetworkRewritten);
+                    host.increment(Counter::DryRunWouldChange);
+                }
+                edits.clear();
+                added.clear();
             }
         }
         let Some(new) = self.decoder.encode(fragments, &block, &edits, &added) else {
@@ -377,7 +401,8 @@ impl Connection {
         host.increment(Counter::NetworkLeft(reason));
         self.held_since = None;
         self.left_diverged = diverged;
-        if config.trust != Trust::Continue || reason == Leave::SlowHead || diverged {
+        let for_trust = config.trust != Trust::Continue && !config.dry_run;
+        if for_trust || reason == Leave::SlowHead || diverged {
             // Under `trust`, no later request may reach Envoy's tracer with the client's
             // context: the connection ends.
             host.increment(Counter::NetworkClosed);

@@ -704,3 +704,42 @@ fn at_the_limit_trust_still_removes() {
         assert_eq!(wire.host.count(Counter::NetworkAtLimit), 1, "{config}");
     }
 }
+
+#[test]
+fn a_dry_run_passes_every_frame_as_it_came_over_h2() {
+    let tp = format!("00-{T}-{S}-01");
+    let mut client = Encoder::default();
+    let mut bytes = h2::preface();
+    bytes.extend(grpc_call(&mut client, 1, &[("traceparent", &tp)]));
+    // The second call refers to the first one's entries by index: the tables must agree.
+    bytes.extend(grpc_call(&mut client, 3, &[("traceparent", &tp)]));
+    bytes.extend(grpc_call(&mut client, 5, &[]));
+    for live_config in [
+        r#"{"position":"network","tracer":"zipkin"}"#,
+        r#"{"position":"network","tracer":"zipkin","trust":"restart"}"#,
+    ] {
+        let dry_config = format!(r#"{{"dry_run":true,{}"#, &live_config[1..]);
+        for step in [bytes.len(), 5] {
+            let (mut live, mut dry) = (envoy(live_config), envoy(&dry_config));
+            for piece in bytes.chunks(step) {
+                live.send(piece, false);
+                assert_ne!(dry.send(piece, false), Verdict::Close);
+            }
+            assert_ne!(
+                live.passed, bytes,
+                "{live_config}: the live filter rewrites"
+            );
+            assert_eq!(dry.passed, bytes, "{dry_config}");
+            assert_eq!(dry.host.count(Counter::NetworkHead), 3);
+            for c in Counter::ALL {
+                if c != Counter::DryRunWouldChange {
+                    assert_eq!(dry.host.count(c), live.host.count(c), "{c:?} {dry_config}");
+                }
+            }
+            let rewritten = live.host.count(Counter::NetworkRewritten);
+            assert!(rewritten >= 2, "{live_config}");
+            assert_eq!(dry.host.count(Counter::DryRunWouldChange), rewritten);
+            assert_eq!(dry.host.count(Counter::NetworkClosed), 0);
+        }
+    }
+}
