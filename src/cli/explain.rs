@@ -8,7 +8,8 @@ use std::io::{Read, Write};
 use serde_json::{Value, json};
 
 use super::args::{ExplainArgs, HeaderArg, header_file_lines};
-use super::{Failure, load_lines, read_input};
+use super::capture::capture;
+use super::{Failure, read_input};
 use crate::codec::{self, Carrier, Format, Header, PerFormat};
 use crate::config::{Config, EnvoyVersion, Position, Tracer};
 use crate::context::{Sampling, SpanContext};
@@ -36,6 +37,8 @@ struct Report {
     filter_state: Vec<(String, String)>,
     network: Option<NetworkRun>,
     notes: Vec<String>,
+    /// What the filter logged while it ran (the decision line among them).
+    logged: Vec<(log::Level, String)>,
 }
 
 struct NetworkRun {
@@ -58,12 +61,13 @@ pub(super) fn explain(
         Some(seed) => (seed, true),
         None => (random_seed(), false),
     };
-    let report = match config.position {
+    let (mut report, logged) = capture(|| match config.position {
         Position::Network => run_network(config, headers, seed, seeded),
         Position::Downstream | Position::Upstream => {
             run_http(config, headers, a.cluster.as_deref(), seed, seeded)
         }
-    };
+    });
+    report.logged = logged;
     let text = if a.json {
         let mut s = serde_json::to_string_pretty(&to_json(&report))
             .map_err(|e| Failure::Input(format!("cannot render JSON: {e}")))?;
@@ -226,6 +230,7 @@ fn run_http(
         filter_state,
         network: None,
         notes,
+        logged: Vec::new(),
     }
 }
 
@@ -283,7 +288,8 @@ fn run_network(config: Config, headers: Vec<(String, String)>, seed: u64, seeded
     let at_limit = host.count(Counter::NetworkAtLimit) > 0;
     // What the head now carries: each trace header the plan changed, as written (a head at
     // Envoy's limits keeps only the removals under `trust`, or nothing).
-    let written = if !rewritten {
+    // A dry run counts the rewrite it would make but passes the bytes as they came.
+    let written = if !rewritten || config.dry_run {
         Plan::default()
     } else if at_limit {
         plan.removals_only()
@@ -319,6 +325,7 @@ fn run_network(config: Config, headers: Vec<(String, String)>, seed: u64, seeded
             left,
         }),
         notes,
+        logged: Vec::new(),
     }
 }
 
@@ -582,11 +589,16 @@ fn source_parts(s: Source) -> (&'static str, Option<Format>) {
     }
 }
 
-/// The per-request debug line the filter logs. DECISION LINE: the filter's own pure
-/// function that builds `tracejoin: decision key=value ...` is wired in here when it lands;
-/// until then explain shows none rather than a second format.
-fn decision_line(_r: &Report) -> Option<String> {
-    None
+/// The decision line the filter logged at debug (`tracejoin: decision key=value ...`), as
+/// it logs it in Envoy (docs/observability.md); none when the network position left the
+/// connection before deciding.
+fn decision_line(r: &Report) -> Option<String> {
+    r.logged
+        .iter()
+        .find(|(level, line)| {
+            *level == log::Level::Debug && line.starts_with("tracejoin: decision ")
+        })
+        .map(|(_, line)| line.clone())
 }
 
 /// The trace headers the request brought that the filter left as they were.
@@ -644,7 +656,7 @@ fn to_json(r: &Report) -> Value {
             "propagate": format_names(&r.config.propagate),
             "envoy": r.config.envoy.to_string(),
             "envoy_source": r.config.envoy_source.describe(),
-            "load_lines": load_lines(&r.config),
+            "load_lines": r.config.load_lines().into_iter().map(|(_, l)| l).collect::<Vec<_>>(),
         },
         "seed": r.seed,
         "seeded": r.seeded,
@@ -709,7 +721,7 @@ fn to_text(r: &Report) -> String {
             format!("random (--seed {} repeats them)", r.seed)
         }
     ));
-    for l in load_lines(c) {
+    for (_, l) in c.load_lines() {
         line(format!("  {l}"));
     }
     if let Some(n) = &r.network {
@@ -765,7 +777,12 @@ fn to_text(r: &Report) -> String {
 
     line(String::new());
     line("writes".to_owned());
-    if r.writes.is_empty() {
+    if r.writes.is_empty() && r.config.dry_run {
+        line(
+            "  nothing (dry_run): the decision line's wrote= and removed= say what it would write"
+                .to_owned(),
+        );
+    } else if r.writes.is_empty() {
         line("  nothing: the request goes on as it came".to_owned());
     }
     for (k, v) in &r.writes {
@@ -803,9 +820,7 @@ fn to_text(r: &Report) -> String {
     line("decision line (debug log)".to_owned());
     match decision_line(r) {
         Some(l) => line(format!("  {l}")),
-        None => {
-            line("  (not shown yet: the filter's per-request decision line goes here)".to_owned())
-        }
+        None => line("  none: the filter left the connection before deciding".to_owned()),
     }
     s
 }
@@ -892,7 +907,12 @@ mod tests {
         let set = v["writes"]["set"].as_array().unwrap();
         let b3 = set.iter().find(|h| h["name"] == "b3").unwrap();
         assert_eq!(b3["value"], format!("{TRACE}-{SPAN}-1"));
-        assert!(v["decision_line"].is_null());
+        assert_eq!(
+            v["decision_line"],
+            format!(
+                "tracejoin: decision position=downstream source=tracecontext trace_id={TRACE} sampled=1 wrote=b3 removed=- invalid=- flags=bridged request_id=- dry_run=false"
+            )
+        );
     }
 
     #[test]

@@ -4,11 +4,12 @@
 //! (lib.rs compiles this module on native targets only).
 
 pub mod args;
+mod capture;
 mod explain;
 
 use std::io::{Read, Write};
 
-use crate::config::{Config, EnvoyVersion, Position};
+use crate::config::Config;
 use args::{Command, Input, USAGE, UsageError};
 
 /// Exit statuses: the configuration was refused (as the filter refuses it at load), and the
@@ -85,46 +86,10 @@ pub(crate) fn read_input(input: &Input, stdin: &mut dyn Read) -> Result<Vec<u8>,
 fn check_config(input: &Input, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<u8, Failure> {
     let bytes = read_input(input, stdin)?;
     let config = Config::from_json(&bytes).map_err(|e| Failure::Refused(e.to_string()))?;
-    for line in load_lines(&config) {
+    for (_, line) in config.load_lines() {
         let _ = writeln!(out, "{line}");
     }
     Ok(0)
-}
-
-/// What the filter logs at load (info and warning) for an accepted configuration, in the
-/// same words (src/glue/mod.rs, `on_configure`); the Envoy release is the configured one,
-/// else the newest measured model, as where the host does not tell.
-pub(crate) fn load_lines(config: &Config) -> Vec<String> {
-    let mut lines = vec![format!(
-        "tracejoin: configured: position {:?}, tracer {:?}, extract {:?}, propagate {:?}, trust {:?}, sampling ratio {}, envoy {} ({})",
-        config.position,
-        config.tracer,
-        config.extract,
-        config.propagate,
-        config.trust,
-        config.sampler.ratio_text(),
-        config.envoy,
-        config.envoy_source.describe()
-    )];
-    if config.position == Position::Network {
-        lines.push(format!(
-            "tracejoin: network position: heads rewritten up to max_request_headers_kb {} and max_request_headers_count {}, held up to per_connection_buffer_limit_bytes {} and request_headers_timeout_ms {}: set each to the HTTP connection manager's (listener's) value",
-            config.limits.max_head_bytes / 1024,
-            config.limits.max_headers,
-            config.limits.max_held_bytes,
-            config.limits.held_head_timeout_ms
-        ));
-    }
-    if config.envoy > EnvoyVersion::NEWEST_MEASURED || config.envoy < EnvoyVersion::OLDEST_MEASURED
-    {
-        lines.push(format!(
-            "tracejoin: Envoy {} is outside the measured {} to {}: modelled as the nearest measured release",
-            config.envoy,
-            EnvoyVersion::OLDEST_MEASURED,
-            EnvoyVersion::NEWEST_MEASURED
-        ));
-    }
-    lines
 }
 
 /// The process entry point: `std::env::args`, the standard streams, the exit status.

@@ -1,5 +1,6 @@
 //! Plugin configuration: the JSON an operator writes, checked and compiled once at load.
 
+mod describe;
 mod envoy;
 mod json;
 mod raw;

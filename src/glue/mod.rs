@@ -113,55 +113,8 @@ impl RootContext for TracejoinRoot {
             log::warn!("tracejoin: no entropy from the host ({e}); seeding ids from the clock");
             IdGenerator::from_seed(abi::current_time_nanos())
         });
-        log::info!(
-            "tracejoin: configured: position {:?}, tracer {:?}, extract {:?}, propagate {:?}, trust {:?}, sampling ratio {}, envoy {} ({}){}",
-            config.position,
-            config.tracer,
-            config.extract,
-            config.propagate,
-            config.trust,
-            config.sampler.ratio_text(),
-            config.envoy,
-            config.envoy_source.describe(),
-            if config.dry_run {
-                ", DRY RUN: decides, counts and logs, writes nothing"
-            } else {
-                ""
-            }
-        );
-        if config.position == Position::Network {
-            // The filter cannot read the HCM's settings: say which it assumes.
-            log::info!(
-                "tracejoin: network position: heads rewritten up to max_request_headers_kb {} and max_request_headers_count {}, held up to per_connection_buffer_limit_bytes {} and request_headers_timeout_ms {}: set each to the HTTP connection manager's (listener's) value",
-                config.limits.max_head_bytes / 1024,
-                config.limits.max_headers,
-                config.limits.max_held_bytes,
-                config.limits.held_head_timeout_ms
-            );
-        }
-        if config.position == Position::Network
-            && let Some(external) = &config.external
-        {
-            let services = external.matcher.services().len();
-            if services == 0 {
-                log::info!(
-                    "tracejoin: network position: TLS connections named by their server name (no external service listed: only those on Istio's passthrough chains, as unregistered)"
-                );
-            } else {
-                log::info!(
-                    "tracejoin: network position: TLS connections named by their server name against {services} external services"
-                );
-            }
-        }
-        if config.envoy > EnvoyVersion::NEWEST_MEASURED
-            || config.envoy < EnvoyVersion::OLDEST_MEASURED
-        {
-            log::warn!(
-                "tracejoin: Envoy {} is outside the measured {} to {}: modelled as the nearest measured release",
-                config.envoy,
-                EnvoyVersion::OLDEST_MEASURED,
-                EnvoyVersion::NEWEST_MEASURED
-            );
+        for (level, line) in config.load_lines() {
+            log::log!(level, "{line}");
         }
         let metrics = Metrics::define(&config);
         self.shared = Some(Rc::new(Shared {

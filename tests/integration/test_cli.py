@@ -76,7 +76,11 @@ def test_w3c_app_under_zipkin_downstream_gets_b3_with_its_ids():
     nxt = report["tracer_next"]
     assert nxt["continues"] == {"format": "b3", "context": {"trace_id": T, "span_id": S, "parent_id": None, "sampling": "sampled"}}
     assert nxt["writes"] == ["b3"]
-    assert report["decision_line"] is None
+    # The line the filter itself logged at debug, as Envoy's log shows it.
+    assert report["decision_line"] == (
+        f"tracejoin: decision position=downstream source=tracecontext trace_id={T} sampled=1 wrote=b3 removed=- "
+        f"invalid=- flags=bridged request_id={REQUEST_ID} dry_run=false"
+    )
 
 
 def test_w3c_app_under_zipkin_before_1_40_gets_x_b3():
@@ -115,6 +119,19 @@ def test_network_position_rewrites_the_head_for_the_tracer():
     assert report["decision"]["bridged"] is False
     assert report["tracer_next"]["continues"]["format"] == "b3multi"
     assert report["tracer_next"]["continues"]["context"]["trace_id"] == T
+
+
+def test_dry_run_writes_nothing_and_its_decision_line_says_what_it_would():
+    for position in ("downstream", "network"):
+        report = explain("--config", '{"dry_run":true}', "--position", position, "--header", "host: app.default",
+                         "--header", f"traceparent: {TRACEPARENT}")
+        assert written(report) == {} and report["writes"]["removed"] == [], report["writes"]
+        if position == "network":
+            assert report["network"]["head_out"] == report["network"]["head_in"]
+        line = report["decision_line"]
+        assert line.startswith(f"tracejoin: decision position={position} source=tracecontext trace_id={T} ")
+        assert line.endswith(" dry_run=true")
+        assert " wrote=-" not in line, line
 
 
 def test_invalid_traceparent_is_shown_invalid_and_removed():

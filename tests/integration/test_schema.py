@@ -41,6 +41,8 @@ GOOD = [
     {"trust": "restart", "position": "upstream", "tracer": None},
     # A wildcard's name may be 253 characters after its `*.`.
     {"external_services": [{"name": "long", "hosts": ["*." + ("a" * 63 + ".") * 3 + "a" * 61]}]},
+    {"dry_run": True},
+    {"position": "network", "trust": "restart", "dry_run": False},
 ]
 
 # Refusals a JSON Schema cannot express, each with why. Cases whose text is not JSON at all
@@ -50,6 +52,7 @@ SCHEMA_BLIND = {
     # A parser keeps the last of two equal keys: the validator sees one key.
     "duplicate-key-last-wins": "duplicate keys vanish in parsing",
     "external-service-duplicate-key": "duplicate keys vanish in parsing",
+    "dry-run-twice": "duplicate keys vanish in parsing",
     # A host (compared case-insensitively) and port claimed by two entries: uniqueness across
     # array items by parts of their members, and case-folded, is beyond uniqueItems.
     "external-services-duplicate-host": "uniqueness across entries",
@@ -113,6 +116,7 @@ TRACERS = [None, "none", "zipkin", "zipkin_w3c", "opentelemetry", "datadog"]
 TRUSTS = [None, "continue", "restart", "resample"]
 EXTRAS = [
     {},
+    {"dry_run": True},
     {"response_header": "x-trace-id"},
     {"traceresponse": True},
     {"traceresponse": False},
