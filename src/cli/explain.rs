@@ -292,7 +292,10 @@ fn run_network(config: Config, headers: Vec<(String, String)>, seed: u64, seeded
     let written = if !rewritten || config.dry_run {
         Plan::default()
     } else if at_limit {
-        plan.removals_only()
+        match head::scan(head_in.as_bytes()) {
+            Ok(Some(parsed)) => plan.removals_only(&parsed.carrier),
+            _ => Plan::default(),
+        }
     } else {
         plan.clone()
     };

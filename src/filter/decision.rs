@@ -26,7 +26,8 @@ pub enum Applied {
     /// All of them.
     All,
     /// Network position, at Envoy's header limits under `trust`: only removals (every
-    /// write became a removal).
+    /// write became a removal of that header where the request carried it; the plan shown
+    /// is that one).
     Removals,
     /// Network position, at Envoy's header limits: none.
     Nothing,
@@ -54,10 +55,9 @@ pub fn decision_line(decision: &Decision<'_>) -> String {
 impl Decision<'_> {
     /// The operation the request got on `header`.
     fn op(&self, header: Header) -> &Op {
-        match (self.applied, self.plan.op(header)) {
-            (Applied::Nothing, _) => &Op::Keep,
-            (Applied::Removals, Op::Set(_) | Op::SetText(_)) => &Op::Remove,
-            (_, op) => op,
+        match self.applied {
+            Applied::Nothing => &Op::Keep,
+            Applied::All | Applied::Removals => self.plan.op(header),
         }
     }
 

@@ -69,14 +69,19 @@ impl Plan {
         &self.ops[header]
     }
 
-    /// The plan with every header it writes removed instead: what is left of it where a
-    /// write would cross Envoy's header limits and the client's context must still not
-    /// reach the tracer (`trust`).
-    pub fn removals_only(&self) -> Plan {
+    /// The plan with every header it writes removed instead (where the request carries
+    /// it; one it does not carry is left out): what is left of it where a write would cross
+    /// Envoy's header limits and the client's context must still not reach the tracer
+    /// (`trust`).
+    pub fn removals_only(&self, carrier: &Carrier<'_>) -> Plan {
         let mut plan = self.clone();
         for header in Header::ALL {
             if matches!(plan.ops[header], Op::Set(_) | Op::SetText(_)) {
-                plan.ops[header] = Op::Remove;
+                plan.ops[header] = if carrier.is_present(header) {
+                    Op::Remove
+                } else {
+                    Op::Keep
+                };
             }
         }
         plan

@@ -43,6 +43,7 @@ GOOD = [
     {"external_services": [{"name": "long", "hosts": ["*." + ("a" * 63 + ".") * 3 + "a" * 61]}]},
     {"dry_run": True},
     {"position": "network", "trust": "restart", "dry_run": False},
+    {"dry_run": None},
 ]
 
 # Refusals a JSON Schema cannot express, each with why. Cases whose text is not JSON at all

@@ -148,14 +148,30 @@ fn at_envoys_limits_the_line_says_what_the_request_got() {
     assert_eq!(field(&nothing, "wrote"), "-");
     assert_eq!(field(&nothing, "removed"), "-");
     assert_eq!(field(&nothing, "flags"), "at_limit");
-    // What would have been written is removed instead.
-    let removals = line(&config, &plan, Applied::Removals, None);
-    assert_eq!(field(&removals, "wrote"), "-");
-    assert_eq!(
-        field(&removals, "removed"),
-        "x-b3-traceid,x-b3-spanid,x-b3-sampled"
+    // Under `trust`, what would have been written is removed instead, where the request
+    // carried it: a header it never carried is not named as removed.
+    let headers = [
+        ("traceparent", format!("00-{T}-{S}-01")),
+        (
+            "x-b3-traceid",
+            "80f198ee56343ba864fe8b2a57d3eff7".to_owned(),
+        ),
+        ("x-b3-spanid", "e457b5a2e4d86bd1".to_owned()),
+    ];
+    let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let (config, plan) = decided(
+        r#"{"position":"network","tracer":"zipkin","trust":"restart"}"#,
+        &pairs,
     );
-    assert_eq!(field(&removals, "flags"), "at_limit");
+    let carrier = Carrier::from_pairs(pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
+    let removals = plan.removals_only(&carrier);
+    let removed = line(&config, &removals, Applied::Removals, None);
+    assert_eq!(field(&removed, "wrote"), "-");
+    assert_eq!(
+        field(&removed, "removed"),
+        "traceparent,x-b3-traceid,x-b3-spanid"
+    );
+    assert!(field(&removed, "flags").contains("at_limit"), "{removed}");
 }
 
 #[test]

@@ -530,6 +530,7 @@ impl Connection {
                 && r.field_count <= limits.max_headers
         };
         let mut applied = Applied::All;
+        let mut removals = None;
         let rewritten = match rewrite::rewrite(parsed, &plan) {
             Some(rewritten) if !within(&rewritten) => {
                 // Envoy refuses a head over its limits with a 431: never make one cross them.
@@ -541,7 +542,8 @@ impl Connection {
                     // Under `trust` the client's context must not reach the tracer: what the
                     // plan writes is removed instead (a head only shrinks by that).
                     applied = Applied::Removals;
-                    rewrite::rewrite(parsed, &plan.removals_only())
+                    let only = removals.insert(plan.removals_only(&parsed.carrier));
+                    rewrite::rewrite(parsed, only)
                 }
             }
             rewritten => rewritten,
@@ -549,7 +551,7 @@ impl Connection {
         if log::log_enabled!(log::Level::Debug) {
             decision::log_decision(Decision {
                 position: config.position,
-                plan: &plan,
+                plan: removals.as_ref().unwrap_or(&plan),
                 applied,
                 request_id: parsed.carrier.request_id,
                 stripped: false,

@@ -277,7 +277,8 @@ impl Connection {
         }
         let mut edits = Vec::new();
         let mut added = Vec::new();
-        let (plan, removals);
+        let plan;
+        let mut removals = None;
         if request {
             let carrier = Carrier::from_pairs(block.fields());
             plan = policy::decide(config, &carrier, ids);
@@ -294,14 +295,14 @@ impl Connection {
                     // Under `trust` the client's context must not reach the tracer: what the
                     // plan writes is removed instead, as for an HTTP/1.1 head.
                     applied = Applied::Removals;
-                    removals = plan.removals_only();
-                    (edits, added) = plan_edits(&block, &removals);
+                    removals = Some(plan.removals_only(&carrier));
+                    (edits, added) = plan_edits(&block, removals.as_ref().unwrap_or(&plan));
                 }
             }
             if log::log_enabled!(log::Level::Debug) {
                 decision::log_decision(Decision {
                     position: config.position,
-                    plan: &plan,
+                    plan: removals.as_ref().unwrap_or(&plan),
                     applied,
                     request_id: carrier.request_id,
                     stripped: false,
