@@ -4,8 +4,9 @@ tests/integration/test_need.py).
 One hop of a mesh: an app injects a fresh sampled context with its propagator (the real SDK
 one, tracejoin_tools.interop) and calls through an Envoy that traces with the tracer under
 test, with no tracejoin or with tracejoin as Istio's WasmPlugins install it (deployment 2:
-the network filter in front of the tracer and the listener HTTP filter behind it, both
-configured to read and write every format). The cell joins when the request reaches the
+the network filter in front of the tracer and the listener HTTP filter behind it), first as
+the kit ships them (`{"tracer": ...}`: the default `extract` and `propagate`), then with
+every format named in both. The cell joins when the request reaches the
 next app with the caller's trace in both places that make one trace in a tracing UI: the
 tracer's own headers (Envoy's span is in the app's trace) and the app's format (the next app
 continues it). The parent links are the e2e matrix's matter (docs/local-mesh.md).
@@ -20,7 +21,7 @@ TRACER_TITLES = {
     "opentelemetry": "OpenTelemetry (W3C)",
     "datadog": "Datadog",
 }
-MODES = ("off", "tracejoin")
+MODES = ("off", "tracejoin", "tracejoin_every_format")
 # The tracer's own headers, read with the SDK propagator of that format.
 _BY_FORMAT = {p.format: p for p in interop.PROPAGATORS}
 TRACER_READERS = {
@@ -33,10 +34,12 @@ TABLE_START = "<!-- need-table: tests/integration/test_need.py holds it to the m
 TABLE_END = "<!-- /need-table -->"
 
 
-def plugin_configs(tracer):
-    """The two plugin configs of deployment 2 for a mesh whose apps use any of the formats:
-    every format read and written."""
-    common = {"tracer": tracer, "extract": list(interop.FORMATS), "propagate": list(interop.FORMATS)}
+def plugin_configs(tracer, mode):
+    """The two plugin configs of deployment 2: as the Istio kit ships them, or with every
+    format read and written (for apps on a format the defaults leave out)."""
+    common = {"tracer": tracer}
+    if mode == "tracejoin_every_format":
+        common.update(extract=list(interop.FORMATS), propagate=list(interop.FORMATS))
     return {"position": "downstream", **common}, {"position": "network", **common}
 
 
@@ -68,10 +71,14 @@ def measure(send_through):
     return cells
 
 
-def cell_text(cell):
+def cell_text(cell, fmt):
     if cell["off"]:
         return "joined by Envoy alone"
-    return "**split**; joined with tracejoin" if cell["tracejoin"] else "**split**, with tracejoin too"
+    if cell["tracejoin"]:
+        return "**split**; joined with tracejoin"
+    if cell["tracejoin_every_format"]:
+        return f"**split**; joined with tracejoin configured for `{fmt}`"
+    return "**split**, with tracejoin too"
 
 
 def render(cells):
@@ -82,7 +89,7 @@ def render(cells):
         "|---|" + "---|" * len(TRACERS),
     ]
     for propagator in interop.PROPAGATORS:
-        row = [cell_text(cells[(propagator.name, t)]) for t in TRACERS]
+        row = [cell_text(cells[(propagator.name, t)], propagator.format) for t in TRACERS]
         lines.append(f"| {propagator.name} (`{propagator.format}`) | " + " | ".join(row) + " |")
     lines.append(TABLE_END)
     return "\n".join(lines)
