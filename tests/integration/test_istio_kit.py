@@ -414,6 +414,34 @@ def test_pinned_manifests_validate(tmp_path, wasm, crd_schemas, variant):
     assert (tmp_path / upstream).read_text() == (ISTIO / upstream).read_text()
 
 
+def test_pin_replaces_only_a_folder_it_wrote(tmp_path):
+    """pin deletes an earlier copy before writing (no stale files), but never a folder it did
+    not write: not the kit (`--out istio`), not a folder inside or around it, not a folder
+    with other files."""
+    pin = [sys.executable, "-m", "tracejoin_tools.istio.pin", "--image", "registry.example.com/tracejoin:0.1.0", "--digest", "ab" * 32, "--out"]
+    before = sorted(p for p in ISTIO.rglob("*") if p.is_file())
+    for out in (ISTIO, ISTIO / "overlays", ISTIO / "new", ISTIO.parent):
+        run = subprocess.run(pin + [str(out)], capture_output=True, text=True, cwd=ISTIO.parent)
+        assert run.returncode == 1 and "would overwrite the kit" in run.stderr, (out, run.stderr)
+    run = subprocess.run(pin + ["istio"], capture_output=True, text=True, cwd=ISTIO.parent)
+    assert run.returncode == 1 and "would overwrite the kit" in run.stderr
+    assert sorted(p for p in ISTIO.rglob("*") if p.is_file()) == before and not (ISTIO / "new").exists()
+    # Someone's folder that happens to hold a kustomization: left alone.
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "kustomization.yaml").write_text("resources: []\n")
+    run = subprocess.run(pin + [str(theirs)], capture_output=True, text=True)
+    assert run.returncode == 1 and "not written by this tool" in run.stderr
+    assert [p.name for p in theirs.iterdir()] == ["kustomization.yaml"]
+    # An earlier copy is replaced: a file it held that the kit does not is gone.
+    ours = tmp_path / "ours"
+    assert subprocess.run(pin + [str(ours)], capture_output=True).returncode == 0
+    assert (ours / ".tracejoin-pinned").is_file() and (ours / "kustomization.yaml").is_file()
+    (ours / "stale.yaml").write_text("{}\n")
+    assert subprocess.run(pin + [str(ours)], capture_output=True).returncode == 0
+    assert not (ours / "stale.yaml").exists() and (ours / "kustomization.yaml").is_file()
+
+
 def test_generated_external_services_tag_calls_in_envoy(upstream_port, wasm, tmp_path):
     """The sidecar's outbound pluginConfig, as shipped, names a TLS-originated OpenAI call."""
     from test_external import external_config
