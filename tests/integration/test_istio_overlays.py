@@ -205,6 +205,28 @@ spec:
 """
 
 
+def proxy_pod(volumes, mounts):
+    """A pod as injection builds it from `sidecar.istio.io/userVolume` and `userVolumeMount`:
+    each key becomes a volume's (and a mount's) name, its value the rest of the object
+    (manifests/charts/istio-control/istio-discovery/files/injection-template.yaml)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "any"},
+        "spec": {
+            "volumes": [{"name": name, **v} for name, v in volumes.items()],
+            "containers": [{"name": "istio-proxy", "image": "auto", "volumeMounts": [{"name": name, **m} for name, m in mounts.items()]}],
+        },
+    }
+
+
+def test_proxy_pod_catches_a_misspelt_mount(crd_schemas):
+    import kubernetes_validate
+
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate(proxy_pod({"tracejoin": {"configMap": {"name": "tracejoin-wasm"}}}, {"tracejoin": {"mountPath": "/m", "readonly": True}}), crd_schemas)
+
+
 def test_upstream_mount_patch_and_selection(tmp_path, crd_schemas):
     """components/mount-module with the apps' Deployments, beside overlays/upstream: a
     Deployment labelled `tracejoin.io/upstream: enabled` gets the pod label the EnvoyFilters select and the annotations that mount the module where they read
@@ -222,7 +244,10 @@ def test_upstream_mount_patch_and_selection(tmp_path, crd_schemas):
     assert ledger["labels"] == {"app": "ledger", "tracejoin.io/upstream": "enabled"}
     volume = json.loads(ledger["annotations"]["sidecar.istio.io/userVolume"])
     mount = json.loads(ledger["annotations"]["sidecar.istio.io/userVolumeMount"])
-    assert volume["tracejoin"]["configMap"]["name"] == "tracejoin-wasm" and mount["tracejoin"]["readonly"] is True
+    assert volume["tracejoin"]["configMap"]["name"] == "tracejoin-wasm" and mount["tracejoin"]["readOnly"] is True
+    # What the sidecar injection template makes of the annotations, as Kubernetes reads it (an
+    # unknown field such as `readonly` is refused).
+    validate(proxy_pod(volume, mount), crd_schemas)
     web = deployments["web"]["spec"]["template"]["metadata"]
     assert web == {"labels": {"app": "web"}}
     filters = [d for d in docs if d["kind"] == "EnvoyFilter"]
