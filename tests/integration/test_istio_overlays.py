@@ -140,6 +140,71 @@ def test_two_namespaces_plugins_name_the_service_entries_where_they_are():
         assert {s["name"]: s["namespace"] for s in services} == entries
 
 
+def external_services_namespaces(docs):
+    """{(kind, name): the namespaces its external_services name}, for every plugin and
+    EnvoyFilter of a rendered overlay that carries some."""
+    found = {}
+    for doc in docs:
+        configs = [plugin_config(doc)] if doc["kind"] in ("WasmPlugin", "TrafficExtension") else list(envoyfilter_configs(doc)) if doc["kind"] == "EnvoyFilter" else []
+        for config in configs:
+            for service in (config or {}).get("external_services", []):
+                found.setdefault((doc["kind"], doc["metadata"]["name"], doc["metadata"]["namespace"]), set()).add(service["namespace"])
+    return found
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_external_services_name_the_namespace_the_service_entries_are_in(name):
+    docs = render(OVERLAYS[name])
+    entries = {d["metadata"]["namespace"] for d in docs if d["kind"] == "ServiceEntry"}
+    named = external_services_namespaces(docs)
+    assert named and len(entries) == 1
+    assert all(namespaces == entries for namespaces in named.values()), (entries, named)
+
+
+UPSTREAM_IN_SHOP = """namespace: shop
+components:
+- {kit}/components/sidecars
+- {kit}/components/service-entries
+- {kit}/components/upstream
+replacements:
+- source: {kind: ServiceEntry, name: google-external, fieldPath: metadata.namespace}
+  targets:
+  - select: {kind: WasmPlugin, name: "tracejoin-outbound(-network)?"}
+    fieldPaths: [spec.pluginConfig.external_services.*.namespace]
+"""
+
+
+def test_upstream_in_another_namespace_needs_the_generated_patch(tmp_path, crd_schemas):
+    """Deployment 3 in `shop`: `namespace:` moves the ServiceEntries and a replacement fixes
+    the WasmPlugins' external_services, but the EnvoyFilter's sit in a JSON string that neither
+    reaches. The patch serviceentries_to_config generates (components/upstream's header) does."""
+    overlay(tmp_path, UPSTREAM_IN_SHOP)
+    named = external_services_namespaces(render(tmp_path))
+    assert named[("EnvoyFilter", "tracejoin-upstream", "shop")] == {"default"}
+    assert named[("WasmPlugin", "tracejoin-outbound-network", "shop")] == {"shop"}
+    run = subprocess.run(
+        [sys.executable, "-m", "tracejoin_tools.istio.serviceentries_to_config", str(ISTIO / "components/service-entries/service-entries.yaml"),
+         "--namespace", "shop", "--envoyfilter-patch", str(ISTIO / "components/upstream/envoyfilter-upstream.yaml")],
+        capture_output=True, text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    overlay(tmp_path, UPSTREAM_IN_SHOP + "patches:\n- path: upstream-external-services.yaml\n  target: {kind: EnvoyFilter, name: tracejoin-upstream}\n",
+            **{"upstream-external-services.yaml": run.stdout})
+    docs = render(tmp_path)
+    for doc in docs:
+        validate(doc, crd_schemas)
+    named = external_services_namespaces(docs)
+    assert set(named) == {("EnvoyFilter", "tracejoin-upstream", "shop"), ("WasmPlugin", "tracejoin-outbound-network", "shop")}
+    assert all(namespaces == {"shop"} for namespaces in named.values())
+    # Nothing else of the EnvoyFilter changed.
+    [patched] = [d for d in docs if d["metadata"]["name"] == "tracejoin-upstream"]
+    [config] = envoyfilter_configs(patched)
+    shipped = next(d for d in yaml.safe_load_all((ISTIO / "components/upstream/envoyfilter-upstream.yaml").read_text()) if d["metadata"]["name"] == "tracejoin-upstream")
+    [original] = envoyfilter_configs(shipped)
+    assert {**config, "external_services": None} == {**original, "external_services": None}
+    assert [{**s, "namespace": None} for s in config["external_services"]] == [{**s, "namespace": None} for s in original["external_services"]]
+
+
 def test_placement_catches_the_root_namespace_advice(tmp_path):
     """What the old kit advised (the sidecar plugins in the root namespace for the whole mesh)
     gives the gateway tracejoin-outbound beside its own: the simulation says so."""
