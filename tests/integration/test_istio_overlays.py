@@ -332,6 +332,36 @@ def test_upstream_mount_patch_and_selection(tmp_path, crd_schemas):
     }
 
 
+def test_gateway_values_mount_the_module_where_the_gateway_envoyfilter_reads_it(crd_schemas):
+    """The gateway template ignores sidecar.istio.io/userVolume: components/upstream-gateway
+    ships istio/gateway chart values instead (`volumes` on the pod, `volumeMounts` on its
+    istio-proxy container, `labels` on the pods: manifests/charts/gateway/values.yaml and
+    templates/deployment.yaml in istio/istio), with the label the EnvoyFilter selects."""
+    component = ISTIO / "components" / "upstream-gateway"
+    values = yaml.safe_load((component / "gateway-values.yaml").read_text())
+    assert set(values) == {"volumes", "volumeMounts", "labels"}
+    pod = proxy_pod({}, {})
+    pod["spec"]["volumes"] = values["volumes"]
+    pod["spec"]["containers"][0]["volumeMounts"] = values["volumeMounts"]
+    pod["metadata"]["labels"] = {**placement.GATEWAY_LABELS, **values["labels"]}
+    validate(pod, crd_schemas)
+    [mount] = values["volumeMounts"]
+    [volume] = [v for v in values["volumes"] if v["name"] == mount["name"]]
+    assert volume["configMap"]["name"] == "tracejoin-wasm" and mount["readOnly"] is True
+    [envoyfilter] = [d for d in render(OVERLAYS["upstream"]) if d["kind"] == "EnvoyFilter" and d["metadata"]["name"] == "tracejoin-upstream-gateway"]
+    [patch] = envoyfilter["spec"]["configPatches"]
+    filename = patch["patch"]["value"]["typed_config"]["upstream_http_filters"][0]["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"]
+    assert Path(filename).parent == Path(mount["mountPath"])
+    # The pods the chart renders with these values are the ones the EnvoyFilter selects...
+    assert placement.selects(envoyfilter["spec"]["workloadSelector"]["labels"], placement.Proxy("gw", "istio-system", "gateway", pod["metadata"]["labels"]))
+    # ...and without them (the label is what the values add) it selects none.
+    assert not placement.selects(envoyfilter["spec"]["workloadSelector"]["labels"], placement.Proxy("gw", "istio-system", "gateway", placement.GATEWAY_LABELS))
+    # The old advice (userVolume annotations through the chart's podAnnotations, which the
+    # gateway template never reads) is gone from the component and the README.
+    for path in (component / "kustomization.yaml", ISTIO / "README.md"):
+        assert "podAnnotations.sidecar" not in path.read_text(), path
+
+
 IMAGE_CONFIG = """apiVersion: v1
 kind: ConfigMap
 metadata:
