@@ -239,17 +239,39 @@ def test_tracing_backend_is_harmless_when_on(tmp_path, crd_schemas):
     assert added == {
         ("Telemetry", "istio-system", "tracejoin-tracing"),
         ("Service", "observability", "tracejoin-collector"),
-        ("NetworkPolicy", "observability", "tracejoin-collector-ingress"),
     }
-    [policy] = [d for d in docs if d["kind"] == "NetworkPolicy"]
-    # Allowances from anywhere (no `from`), on Jaeger's UI and query ports as on the collector's.
-    assert all("from" not in rule for rule in policy["spec"]["ingress"])
-    ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
-    assert {9411, 4317, 4318, 16686, 16685} <= ports
+    # No NetworkPolicy: one that selects Jaeger's pods isolates them for whatever it does not
+    # list, which is not harmless outside a namespace that default-denies ingress.
+    assert "NetworkPolicy" not in {d["kind"] for d in docs}
     values = yaml.safe_load((ISTIO / "istiod-values.yaml").read_text())["meshConfig"]
     [service] = [d for d in docs if d["kind"] == "Service"]
     assert values["extensionProviders"][0]["zipkin"]["service"] == f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local"
     assert "--reuse-values" in (ISTIO / "istiod-values.yaml").read_text()
+
+
+def test_collector_networkpolicy_is_a_standalone_extra(crd_schemas):
+    """extras/networkpolicy-collector.yaml, for a namespace that default-denies ingress: it
+    validates, selects the pods the collector Service sends to, and allows every port that
+    Service serves (and Jaeger's UI and query ports) from anywhere; no overlay or component
+    lists it."""
+    path = ISTIO / "extras" / "networkpolicy-collector.yaml"
+    [policy] = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    validate(policy, crd_schemas)
+    [service] = [d for d in yaml.safe_load_all((ISTIO / "components" / "tracing-backend" / "collector.yaml").read_text()) if d]
+    assert policy["metadata"]["namespace"] == service["metadata"]["namespace"]
+    assert policy["spec"]["podSelector"]["matchLabels"] == service["spec"]["selector"]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert all("from" not in rule for rule in policy["spec"]["ingress"])
+    ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+    assert {p["targetPort"] for p in service["spec"]["ports"]} | {16686, 16685} <= ports
+    # What it does not allow is dropped: the header says so and names the ports.
+    header = path.read_text().split("apiVersion:")[0]
+    assert "isolates" in header and "default-denies ingress" in header
+    for port in (6831, 6832, 5778, 8888, 13133, 15090, 15020, 15008):
+        assert port not in ports and str(port) in header
+    for kustomization in ISTIO.glob("**/kustomization.yaml"):
+        listed = yaml.safe_load(kustomization.read_text())
+        assert not any("networkpolicy" in str(entry) for key in ("resources", "components") for entry in listed.get(key, [])), kustomization
 
 
 DEPLOYMENT = """apiVersion: apps/v1
