@@ -151,7 +151,30 @@ def test_istiod_values_name_what_the_kit_uses():
     assert zipkin["service"] == f"{jaeger['metadata']['name']}.{jaeger['metadata']['namespace']}.svc.cluster.local"
     assert zipkin["port"] in [p["port"] for p in jaeger["spec"]["ports"]]
     assert "wasm.tracejoin.service_entry" in values["accessLogFormat"]
-    assert values["defaultConfig"]["proxyStatsMatcher"]["inclusionPrefixes"] == ["wasmcustom.tracejoin"]
+    # No proxyStatsMatcher: pilot-agent always includes the prefix `wasm` (istio/istio
+    # pkg/bootstrap/config.go, requiredEnvoyStatsMatcherInclusionPrefixes; test_monitoring
+    # scrapes tracejoin's stats under that list), and a list given with Helm replaces the
+    # operator's own inclusionPrefixes.
+    assert "proxyStatsMatcher" not in json.dumps(values)
+
+
+def test_istiod_values_header_names_every_value_that_replaces_the_operators():
+    """Helm merges maps, but a scalar or list in the file replaces the operator's value even
+    with --reuse-values: the header must name each one the file sets."""
+    text = (ISTIO / "istiod-values.yaml").read_text()
+    header = text.split("\nmeshConfig:")[0]
+
+    def leaves(node, path):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield from leaves(value, f"{path}.{key}" if path else key)
+        else:
+            yield path
+
+    replaced = list(leaves(yaml.safe_load(text)["meshConfig"], ""))
+    assert "extensionProviders" in replaced and "accessLogFormat" in replaced
+    for path in replaced:
+        assert f"`{path}`" in header, path
 
 
 KUSTOMIZATIONS = sorted(ISTIO.glob("**/kustomization.yaml"))
