@@ -151,7 +151,30 @@ def test_istiod_values_name_what_the_kit_uses():
     assert zipkin["service"] == f"{jaeger['metadata']['name']}.{jaeger['metadata']['namespace']}.svc.cluster.local"
     assert zipkin["port"] in [p["port"] for p in jaeger["spec"]["ports"]]
     assert "wasm.tracejoin.service_entry" in values["accessLogFormat"]
-    assert values["defaultConfig"]["proxyStatsMatcher"]["inclusionPrefixes"] == ["wasmcustom.tracejoin"]
+    # No proxyStatsMatcher: pilot-agent always includes the prefix `wasm` (istio/istio
+    # pkg/bootstrap/config.go, requiredEnvoyStatsMatcherInclusionPrefixes; test_monitoring
+    # scrapes tracejoin's stats under that list), and a list given with Helm replaces the
+    # operator's own inclusionPrefixes.
+    assert "proxyStatsMatcher" not in json.dumps(values)
+
+
+def test_istiod_values_header_names_every_value_that_replaces_the_operators():
+    """Helm merges maps, but a scalar or list in the file replaces the operator's value even
+    with --reuse-values: the header must name each one the file sets."""
+    text = (ISTIO / "istiod-values.yaml").read_text()
+    header = text.split("\nmeshConfig:")[0]
+
+    def leaves(node, path):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield from leaves(value, f"{path}.{key}" if path else key)
+        else:
+            yield path
+
+    replaced = list(leaves(yaml.safe_load(text)["meshConfig"], ""))
+    assert "extensionProviders" in replaced and "accessLogFormat" in replaced
+    for path in replaced:
+        assert f"`{path}`" in header, path
 
 
 KUSTOMIZATIONS = sorted(ISTIO.glob("**/kustomization.yaml"))
@@ -412,6 +435,34 @@ def test_pinned_manifests_validate(tmp_path, wasm, crd_schemas, variant):
     assert rendered and all(d["spec"]["sha256"] == expected for d in rendered)
     upstream = Path("components") / "upstream" / "envoyfilter-upstream.yaml"
     assert (tmp_path / upstream).read_text() == (ISTIO / upstream).read_text()
+
+
+def test_pin_replaces_only_a_folder_it_wrote(tmp_path):
+    """pin deletes an earlier copy before writing (no stale files), but never a folder it did
+    not write: not the kit (`--out istio`), not a folder inside or around it, not a folder
+    with other files."""
+    pin = [sys.executable, "-m", "tracejoin_tools.istio.pin", "--image", "registry.example.com/tracejoin:0.1.0", "--digest", "ab" * 32, "--out"]
+    before = sorted(p for p in ISTIO.rglob("*") if p.is_file())
+    for out in (ISTIO, ISTIO / "overlays", ISTIO / "new", ISTIO.parent):
+        run = subprocess.run(pin + [str(out)], capture_output=True, text=True, cwd=ISTIO.parent)
+        assert run.returncode == 1 and "would overwrite the kit" in run.stderr, (out, run.stderr)
+    run = subprocess.run(pin + ["istio"], capture_output=True, text=True, cwd=ISTIO.parent)
+    assert run.returncode == 1 and "would overwrite the kit" in run.stderr
+    assert sorted(p for p in ISTIO.rglob("*") if p.is_file()) == before and not (ISTIO / "new").exists()
+    # Someone's folder that happens to hold a kustomization: left alone.
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "kustomization.yaml").write_text("resources: []\n")
+    run = subprocess.run(pin + [str(theirs)], capture_output=True, text=True)
+    assert run.returncode == 1 and "not written by this tool" in run.stderr
+    assert [p.name for p in theirs.iterdir()] == ["kustomization.yaml"]
+    # An earlier copy is replaced: a file it held that the kit does not is gone.
+    ours = tmp_path / "ours"
+    assert subprocess.run(pin + [str(ours)], capture_output=True).returncode == 0
+    assert (ours / ".tracejoin-pinned").is_file() and (ours / "kustomization.yaml").is_file()
+    (ours / "stale.yaml").write_text("{}\n")
+    assert subprocess.run(pin + [str(ours)], capture_output=True).returncode == 0
+    assert not (ours / "stale.yaml").exists() and (ours / "kustomization.yaml").is_file()
 
 
 def test_generated_external_services_tag_calls_in_envoy(upstream_port, wasm, tmp_path):

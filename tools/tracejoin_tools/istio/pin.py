@@ -12,6 +12,10 @@ For an OCI image, sha256 is the digest of the image manifest, which Istio compar
 manifest it pulls: read from the layout `make oci` wrote and you pushed (--oci-layout, so
 it cannot drift from what is in the registry), or the digest `docker push` printed
 (--digest). For a file or https url, the sha256 of the module itself (computed from --wasm).
+
+The output folder must be new, empty, or an earlier copy (it holds `.tracejoin-pinned`, which
+every copy gets): that one is replaced whole. Anything else, the kit's own folder included,
+is refused, never deleted.
 """
 
 import argparse
@@ -28,6 +32,31 @@ HERE = ROOT / "istio"
 PLACEHOLDER = "oci://registry.example.com/tracejoin:0.1.0"
 # Not copied: the vendored CRDs (the tests' schemas, not something to apply) and the Dockerfile.
 SKIPPED = ("crds", "Dockerfile")
+# Written into every copy: the mark that lets a later run replace the folder. A folder without
+# it (the kit itself, anything else) is never deleted.
+MARKER = ".tracejoin-pinned"
+
+
+class PinError(Exception):
+    pass
+
+
+def clear(out, root=HERE):
+    """Makes `out` ready for a fresh copy: removes an earlier copy (a folder holding MARKER),
+    accepts a missing or empty folder, and refuses anything else, the kit's own folder, one
+    inside it or one holding it included."""
+    out, kit = Path(out).resolve(), Path(root).resolve()
+    if out == kit or kit in out.parents or out in kit.parents:
+        raise PinError(f"{out}: the output would overwrite the kit in {kit}; pick a folder outside it")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise PinError(f"{out} exists and is not a folder")
+    if (out / MARKER).is_file():
+        # An earlier copy: files the kit has since moved or dropped must not linger in it.
+        shutil.rmtree(out)
+    elif any(out.iterdir()):
+        raise PinError(f"{out} is not empty and holds no {MARKER} (it was not written by this tool): not replacing it; remove it or pick another --out")
 
 
 def kit_files(root=HERE):
@@ -48,10 +77,10 @@ def pin(text, url, sha256):
 
 
 def pin_tree(out, url, sha256, root=HERE):
-    """Copies the kit into `out`, every `url: PLACEHOLDER` line pinned; the pinned files."""
-    if (out / "kustomization.yaml").is_file():
-        # An earlier copy: files the kit has since moved or dropped must not linger in it.
-        shutil.rmtree(out)
+    """Copies the kit into `out`, every `url: PLACEHOLDER` line pinned; the pinned files.
+    Raises PinError rather than replace a folder it did not write (clear)."""
+    out = Path(out)
+    clear(out, root)
     pinned = []
     for name in kit_files(root):
         target = out / name
@@ -64,6 +93,7 @@ def pin_tree(out, url, sha256, root=HERE):
                 pinned.append(name)
         else:
             shutil.copy(root / name, target)
+    (out / MARKER).write_text("written by tracejoin_tools.istio.pin; a later run deletes this folder and writes it again\n")
     return pinned
 
 
@@ -120,7 +150,11 @@ def main(argv=None):
     else:
         url, sha256 = args.file_url, hashlib.sha256(Path(args.wasm).read_bytes()).hexdigest()
     out = Path(args.out)
-    written = pin_tree(out, url, sha256)
+    try:
+        written = pin_tree(out, url, sha256)
+    except PinError as error:
+        print(f"pin: {error}", file=sys.stderr)
+        return 1
     if not written:
         print(f"no `url: {PLACEHOLDER}` to pin in {HERE}", file=sys.stderr)
         return 1

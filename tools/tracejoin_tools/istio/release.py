@@ -55,7 +55,7 @@ def main(argv=None):
     out = Path(args.out or f"build/release/{args.version}")
     try:
         reference, digest = release(args.version, args.image, args.wasm, out)
-    except (ValueError, oci.LayoutError, OSError) as error:
+    except (ValueError, oci.LayoutError, pin.PinError, OSError) as error:
         print(f"release: {error}", file=sys.stderr)
         return 1
     print(f"wrote {out}/: oci/ (tag {args.version}, manifest {digest}), istio/ pinned to oci://{reference}, tracejoin.wasm")
