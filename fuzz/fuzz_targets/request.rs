@@ -68,6 +68,8 @@ struct Choice {
     bridge: bool,
     external: usize,
     response: bool,
+    /// `dry_run`: the run is also made live, and the two compared.
+    dry_run: bool,
 }
 
 impl Choice {
@@ -87,6 +89,9 @@ impl Choice {
             bridge: (a >> 11) & 1 == 0,
             external: usize::from(b) % 3,
             response: (b >> 2) & 1 == 1,
+            // The top bit, which none of the fields above reads alone: every input keeps
+            // the configuration it had, and one in two is also a dry run of it.
+            dry_run: a >> 15 == 1,
         })
     }
 
@@ -115,6 +120,9 @@ impl Choice {
             json.push_str(r#","response_header":"x-trace-id","traceresponse":true"#);
         }
         json.push_str(EXTERNALS[self.external]);
+        if self.dry_run {
+            json.push_str(r#","dry_run":true"#);
+        }
         json.push('}');
         json
     }
@@ -435,7 +443,8 @@ fn header(u: &mut Unstructured<'_>) -> Result<(Vec<u8>, Vec<u8>)> {
 // ---------------------------------------------------------------------------------------
 
 use tracejoin::filter::recording_host::fail::{
-    CLUSTER as FAIL_CLUSTER, HEADER_BLOCK as FAIL_BLOCK,
+    CLUSTER as FAIL_CLUSTER, HEADER_BLOCK as FAIL_BLOCK, REMOVE as FAIL_REMOVE,
+    RESPONSE as FAIL_RESPONSE, SET as FAIL_SET,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -491,8 +500,8 @@ fn generated(data: &[u8]) -> Result<Input> {
 }
 
 /// The text form (readable seeds): a first line `#! upstream zipkin restart ratio=2
-/// extract=1 propagate=0 nobridge external=1 response cluster=3 status=1 final=0 seed=7
-/// fail=0` (any subset, any order; indexes into the tables above), then one `name: value`
+/// extract=1 propagate=0 nobridge external=1 response dry_run cluster=3 status=1 final=0
+/// seed=7 fail=0` (any subset, any order; indexes into the tables above), then one `name: value`
 /// header per line.
 fn text(data: &[u8]) -> Input {
     let mut lines = data.split(|b| *b == b'\n');
@@ -508,6 +517,7 @@ fn text(data: &[u8]) -> Input {
             bridge: true,
             external: 0,
             response: false,
+            dry_run: false,
         },
         seed: 0,
         fail: 0,
@@ -526,6 +536,7 @@ fn text(data: &[u8]) -> Input {
         match (key, n) {
             ("nobridge", _) => c.bridge = false,
             ("response", _) => c.response = true,
+            ("dry_run", _) => c.dry_run = true,
             ("ratio", Some(n)) => c.ratio = n % RATIOS.len(),
             ("extract", Some(n)) => c.extract = n % EXTRACTS.len(),
             ("propagate", Some(n)) => c.propagate = n % PROPAGATES.len(),
@@ -578,24 +589,29 @@ fn run(data: &[u8]) -> Result<()> {
         final_code,
         headers,
     } = input;
+    // Every check below is of the live run; a dry run is checked against it.
+    let dry_run = choice.dry_run;
+    let choice = Choice {
+        dry_run: false,
+        ..choice
+    };
     let config = config_for(choice);
-
-    let mut host = RecordingHost::default();
-    host.request = headers.clone();
-    host.fail = fail;
-    host.cluster = cluster.clone();
-    host.status = status;
-    host.final_code = final_code;
-    let mut filter = RequestFilter::new();
-    let mut plan = policy::Plan::default();
-    let decided = filter.on_request_headers(
-        &mut host,
-        &config,
-        &mut IdGenerator::from_seed(seed),
-        &mut plan,
-    );
-    filter.on_response_headers(&mut host, &config);
-    filter.on_log(&mut host);
+    let request = Request {
+        seed,
+        fail,
+        cluster: &cluster,
+        status,
+        final_code,
+        headers: &headers,
+    };
+    let (host, decided, plan) = drive(&request, &config);
+    if dry_run {
+        let dry = Choice {
+            dry_run: true,
+            ..choice
+        };
+        check_dry_run(&request, dry, &host, decided, &plan);
+    }
 
     let what = || {
         let hs: Vec<String> = headers
@@ -670,6 +686,126 @@ fn run(data: &[u8]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// What the host answers and the request headers, for [`drive`].
+struct Request<'a> {
+    seed: u64,
+    fail: u8,
+    cluster: &'a Option<Vec<u8>>,
+    status: Option<u16>,
+    final_code: Option<u16>,
+    headers: &'a Headers,
+}
+
+/// One request through the filter: the host afterwards, whether the request phase read the
+/// headers, and its plan.
+fn drive(r: &Request<'_>, config: &Config) -> (RecordingHost, bool, policy::Plan) {
+    let mut host = RecordingHost::default();
+    host.request = r.headers.clone();
+    host.fail = r.fail;
+    host.cluster = r.cluster.clone();
+    host.status = r.status;
+    host.final_code = r.final_code;
+    let mut filter = RequestFilter::new();
+    let mut plan = policy::Plan::default();
+    let decided = filter.on_request_headers(
+        &mut host,
+        config,
+        &mut IdGenerator::from_seed(r.seed),
+        &mut plan,
+    );
+    filter.on_response_headers(&mut host, config);
+    filter.on_log(&mut host);
+    (host, decided, plan)
+}
+
+/// The same request as a dry run: no request header set or removed and no response header
+/// set; the same decision, filter state and counters as the live run (`host`), host errors
+/// apart (a dry run makes no write that could fail), and `dry_run.would_change` counted
+/// once exactly where the live run changed the request.
+fn check_dry_run(
+    r: &Request<'_>,
+    choice: Choice,
+    live: &RecordingHost,
+    live_decided: bool,
+    live_plan: &policy::Plan,
+) {
+    let config = config_for(choice);
+    assert!(config.dry_run);
+    let (dry, decided, plan) = drive(r, &config);
+    let what = || {
+        let hs: Vec<String> = r
+            .headers
+            .iter()
+            .map(|(k, v)| format!("{}: {}", show(k), show(v)))
+            .collect();
+        format!(
+            "\nconfig: {}\nfail: {}\nin:\n  {}\nlive writes: {:?}\nlive response: {:?}",
+            choice.json(),
+            r.fail,
+            hs.join("\n  "),
+            live.writes,
+            live.response,
+        )
+    };
+    assert!(
+        dry.writes.is_empty(),
+        "a dry run wrote request headers: {:?}{}",
+        dry.writes,
+        what()
+    );
+    assert!(
+        dry.response.is_empty(),
+        "a dry run set response headers: {:?}{}",
+        dry.response,
+        what()
+    );
+    assert_eq!(&dry.request, r.headers, "the request as it came{}", what());
+    assert_eq!(decided, live_decided, "{}", what());
+    if decided {
+        assert_eq!(plan.context, live_plan.context, "{}", what());
+        assert_eq!(plan.outcome, live_plan.outcome, "{}", what());
+        assert_eq!(plan.ops, live_plan.ops, "{}", what());
+    }
+    assert_eq!(dry.filter_state, live.filter_state, "{}", what());
+    assert_eq!(dry.unregistered, live.unregistered, "{}", what());
+    assert_eq!(dry.cluster_calls, live.cluster_calls, "{}", what());
+    assert_eq!(
+        dry.dynamic_increments(),
+        live.dynamic_increments(),
+        "{}",
+        what()
+    );
+    // Every fixed counter as live, but host errors (writes that failed live) and the
+    // dry run's own.
+    let writes_fail = r.fail & (FAIL_SET | FAIL_REMOVE | FAIL_RESPONSE) != 0;
+    for c in Counter::ALL {
+        let (d, l) = (dry.count(c), live.count(c));
+        match c {
+            Counter::DryRunWouldChange => {
+                assert_eq!(l, 0, "a live run counted a dry run's counter{}", what())
+            }
+            Counter::HostError if writes_fail => {
+                assert!(d <= l, "host errors: dry {d}, live {l}{}", what())
+            }
+            _ => assert_eq!(d, l, "{c:?}: dry {d}, live {l}{}", what()),
+        }
+    }
+    // The live run changed the request: it set a header (a set is always a change, as
+    // `check_writes` holds), or removed one the request had. Failing writes are recorded.
+    let changed = live.sets().next().is_some()
+        || live.removes().any(|name| {
+            r.headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
+        });
+    assert_eq!(
+        dry.count(Counter::DryRunWouldChange),
+        u32::from(changed),
+        "would change, and the live run changed the request{}",
+        what()
+    );
 }
 
 /// Every write: to a trace header, well-formed for its format, visible ASCII, a change,

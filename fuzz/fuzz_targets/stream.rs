@@ -20,14 +20,14 @@ use std::cell::RefCell;
 use libfuzzer_sys::fuzz_target;
 use tracejoin::config::Config;
 use tracejoin::filter::Counter;
-use tracejoin::network::envoy_loop::EnvoyLoop;
 use tracejoin::filter::recording_host::fail;
 use tracejoin::ids::IdGenerator;
 use tracejoin::network::Leave;
+use tracejoin::network::envoy_loop::EnvoyLoop;
 use tracejoin_fuzz::show;
 use tracejoin_fuzz::stream::{IndependentCodec, Limits, check};
 
-const CONFIGS: [&str; 8] = [
+const CONFIGS: [&str; 11] = [
     r#"{"position":"network","tracer":"zipkin"}"#,
     r#"{"position":"network","tracer":"opentelemetry","propagate":["tracecontext","b3","b3multi","jaeger"]}"#,
     r#"{"position":"network","tracer":"none","trust":"restart"}"#,
@@ -38,6 +38,11 @@ const CONFIGS: [&str; 8] = [
     r#"{"position":"network","tracer":"zipkin","extract":["datadog","xray","ottrace"],"propagate":["datadog","xray","ottrace"]}"#,
     // Envoy's Datadog tracer: fed x-datadog-* in front of it.
     r#"{"position":"network","tracer":"datadog","trust":"resample"}"#,
+    // Dry runs (appended, so that the indexes above keep their meaning): every byte passes
+    // as it came, and nothing is closed for `trust`.
+    r#"{"position":"network","tracer":"zipkin","dry_run":true}"#,
+    r#"{"position":"network","tracer":"none","trust":"restart","dry_run":true}"#,
+    r#"{"position":"network","tracer":"zipkin","trust":"resample","max_request_headers_kb":1,"max_request_headers_count":6,"per_connection_buffer_limit_bytes":1024,"dry_run":true}"#,
 ];
 
 thread_local! {
@@ -137,8 +142,126 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
 
+    let (mut envoy, at) = run(config.clone(), &input);
+    let passed = std::mem::take(&mut envoy.passed);
+    let mut held = std::mem::take(&mut envoy.host.downstream);
+    held.extend_from_slice(&envoy.socket);
+    let host = &envoy.host;
+    let slow_head = host.count(Counter::NetworkLeft(Leave::SlowHead)) > 0;
+    if envoy.closed {
+        assert!(
+            (config.trust != tracejoin::config::Trust::Continue && !config.dry_run) || slow_head,
+            "closed without trust (or under trust in a dry run)"
+        );
+    }
+
+    let limits = Limits {
+        max_head_bytes: config.limits.max_head_bytes,
+        max_held_bytes: config.limits.max_held_bytes,
+    };
+    let what = || {
+        format!(
+            "\nconfig: {}\nwrites: {:?} fail: {:#x} eos: {}\nin:  {}\nout: {}\nheld: {}",
+            CONFIGS[input.config],
+            input.writes,
+            input.fail,
+            input.eos,
+            show(stream),
+            show(&passed),
+            show(&held)
+        )
+    };
+    if config.dry_run {
+        // Every byte as it came: what the HCM took, then what is still held, is what the
+        // client wrote, all of it unless the connection was closed (only for a head held too
+        // long, which this target's clock never reaches).
+        let sent = &stream[..at];
+        assert!(
+            sent.starts_with(&passed),
+            "a dry run passed bytes the client did not send{}",
+            what()
+        );
+        if !envoy.closed {
+            assert_eq!(at, stream.len());
+            assert!(
+                passed.len() + held.len() == sent.len() && sent.ends_with(&held),
+                "a dry run lost, added or changed bytes{}",
+                what()
+            );
+        }
+        assert_eq!(
+            host.count(Counter::NetworkRewritten),
+            host.count(Counter::DryRunWouldChange),
+            "a dry run counts each head it would rewrite once in each{}",
+            what()
+        );
+    } else {
+        assert_eq!(host.count(Counter::DryRunWouldChange), 0, "{}", what());
+    }
+    let (framed, seen) = match check(stream, &passed, &held, input.eos, envoy.closed, &limits) {
+        Ok(r) => r,
+        Err(e) => panic!("{e}\nframed: {:?}{}", http1_stop(stream), what()),
+    };
+
+    // The counters agree with what reached the HCM.
+    let left: u32 = Leave::ALL
+        .iter()
+        .map(|r| host.count(Counter::NetworkLeft(*r)))
+        .sum();
+    assert!(left <= 1, "left the connection {left} times{}", what());
+    assert_eq!(host.count(Counter::NetworkConnection), 1);
+    let rewritten = host.count(Counter::NetworkRewritten) as usize;
+    assert!(
+        rewritten >= seen.rewritten,
+        "{rewritten} rewrites counted, {} seen{}",
+        seen.rewritten,
+        what()
+    );
+    if config.dry_run {
+        assert_eq!(seen.rewritten, 0, "a dry run rewrote a head{}", what());
+    } else if !envoy.closed && !matches!(framed.stop, tracejoin_fuzz::http1::Stop::Unchecked { .. })
+    {
+        assert_eq!(rewritten, seen.rewritten, "rewrites counted{}", what());
+    }
+    assert!(
+        host.count(Counter::NetworkHead) as usize >= rewritten,
+        "{}",
+        what()
+    );
+    // Against the same connection live: where both followed it to the end (neither left it
+    // nor closed it), the dry run read the same heads and would have rewritten exactly the
+    // ones the live run rewrote.
+    if config.dry_run && left == 0 && !envoy.closed {
+        let mut live_config = config.clone();
+        live_config.dry_run = false;
+        let (live, _) = run(live_config, &input);
+        let live_left: u32 = Leave::ALL
+            .iter()
+            .map(|r| live.host.count(Counter::NetworkLeft(*r)))
+            .sum();
+        if live_left == 0 && !live.closed {
+            assert_eq!(
+                live.host.count(Counter::NetworkHead),
+                host.count(Counter::NetworkHead),
+                "heads read, live and dry{}",
+                what()
+            );
+            assert_eq!(
+                live.host.count(Counter::NetworkRewritten),
+                host.count(Counter::DryRunWouldChange),
+                "heads rewritten live, and would-change in the dry run{}",
+                what()
+            );
+        }
+    }
+});
+
+/// The connection through the simulated Envoy: the stream written as the input says, then
+/// every request answered. Also how far the client wrote (all of it unless closed).
+fn run(config: Config, input: &Input<'_>) -> (EnvoyLoop<IndependentCodec>, usize) {
+    let stream = input.stream;
     let mut envoy = EnvoyLoop::new(
-        config.clone(),
+        config,
         IdGenerator::from_seed(5),
         IndependentCodec::default(),
     );
@@ -182,62 +305,8 @@ fuzz_target!(|data: &[u8]| {
         envoy.end_answer();
     }
     envoy.answer_all();
-    let passed = std::mem::take(&mut envoy.passed);
-    let mut held = std::mem::take(&mut envoy.host.downstream);
-    held.extend_from_slice(&envoy.socket);
-    let host = &envoy.host;
-    if envoy.closed {
-        assert!(
-            config.trust != tracejoin::config::Trust::Continue
-                || host.count(Counter::NetworkLeft(Leave::SlowHead)) > 0,
-            "closed without trust"
-        );
-    }
-
-    let limits = Limits {
-        max_head_bytes: config.limits.max_head_bytes,
-        max_held_bytes: config.limits.max_held_bytes,
-    };
-    let what = || {
-        format!(
-            "\nconfig: {}\nwrites: {:?} fail: {:#x} eos: {}\nin:  {}\nout: {}\nheld: {}",
-            CONFIGS[input.config],
-            input.writes,
-            input.fail,
-            input.eos,
-            show(stream),
-            show(&passed),
-            show(&held)
-        )
-    };
-    let (framed, seen) = match check(stream, &passed, &held, input.eos, envoy.closed, &limits) {
-        Ok(r) => r,
-        Err(e) => panic!("{e}\nframed: {:?}{}", http1_stop(stream), what()),
-    };
-
-    // The counters agree with what reached the HCM.
-    let left: u32 = Leave::ALL
-        .iter()
-        .map(|r| host.count(Counter::NetworkLeft(*r)))
-        .sum();
-    assert!(left <= 1, "left the connection {left} times{}", what());
-    assert_eq!(host.count(Counter::NetworkConnection), 1);
-    let rewritten = host.count(Counter::NetworkRewritten) as usize;
-    assert!(
-        rewritten >= seen.rewritten,
-        "{rewritten} rewrites counted, {} seen{}",
-        seen.rewritten,
-        what()
-    );
-    if !envoy.closed && !matches!(framed.stop, tracejoin_fuzz::http1::Stop::Unchecked { .. }) {
-        assert_eq!(rewritten, seen.rewritten, "rewrites counted{}", what());
-    }
-    assert!(
-        host.count(Counter::NetworkHead) as usize >= rewritten,
-        "{}",
-        what()
-    );
-});
+    (envoy, at)
+}
 
 fn http1_stop(stream: &[u8]) -> tracejoin_fuzz::http1::Stop {
     tracejoin_fuzz::http1::frame(stream).stop

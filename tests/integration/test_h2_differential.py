@@ -45,6 +45,9 @@ oracle accepts each input compared with itself and with a model rewrite (trace h
 dropped and re-added, every block re-encoded with another table), and rejects the model
 rewrite with one non-trace thing changed.
 
+`test_h2_dry_run` sends the same streams under each config with `dry_run`: every byte
+reaches the HCM as it came and nothing is closed.
+
 `TRACEJOIN_H2_STREAMS` and `TRACEJOIN_H2_SEED` run more or other streams; a failure
 names its case, and `python tests/integration/test_h2_differential.py <case>` prints the
 example's input line for it. `test_h2_differential` is an expected failure (xfail) while
@@ -1119,6 +1122,51 @@ def test_h2_differential(example, capsys):
     by_kind = ", ".join(f"{k} {v}" for k, v in failed_kinds.most_common())
     failures = [f for _, f in sorted(failures, key=lambda r: r[0])]
     assert not failures, f"{len(failures)} of {len(cases)} streams ({by_kind}):\n\n" + "\n\n".join(failures[:5])
+
+
+def test_h2_dry_run(example, capsys):
+    """The same streams under each config with `dry_run`: the HCM receives the client's
+    bytes as they came (all of them, but for a frame or block still held at the end), no
+    connection is closed (not for `trust`, and never for tables apart: a dry run encodes
+    nothing, so Envoy's table stays the client's; the simulation's clock never reaches the
+    held-head timeout), and where the live and the dry run both followed a connection to
+    its end, the dry run read the same request blocks and counted as rewritten no more than
+    the live run rewrote (equal, but that a live run whose table left the client's writes
+    every later block back)."""
+    xfail_without_h2(example)
+    live_cases = all_cases()
+    dry_cases = [(p, {**c, "dry_run": True}) for p, c in live_cases]
+    live_answers = run_example(example, live_cases)
+    dry_answers = run_example(example, dry_cases)
+    stats = collections.Counter()
+    failures = []
+    for i, ((plan, config), live, dry) in enumerate(zip(dry_cases, live_answers, dry_answers, strict=True)):
+        assert "error" not in dry, dry
+        out = base64.b64decode(dry["output"])
+        try:
+            assert not dry["closed"], "a dry run closed the connection"
+            assert plan.data.startswith(out), "a dry run passed bytes the client did not send"
+            assert len(out) + dry["held"] == len(plan.data), f"{len(out)} bytes passed and {dry['held']} held of {len(plan.data)}"
+            stats["heads"] += dry["heads"]
+            stats["would rewrite"] += dry["rewritten"]
+            if not (live["left"] or live["closed"] or dry["left"]):
+                assert dry["heads"] == live["heads"], f"request blocks read: dry {dry['heads']}, live {live['heads']}"
+                assert dry["rewritten"] <= live["rewritten"], f"would rewrite {dry['rewritten']}, rewritten live {live['rewritten']}"
+                stats["compared with live"] += 1
+            if live["closed"]:
+                stats["closed live, not dry"] += 1
+        except AssertionError as e:
+            failures.append(
+                f"case {i} ({plan.kind}, writes {plan.writes}, eos {plan.eos}; held {dry['held']}, left {dry['left']}) {json.dumps(config)}\n  {e}\n"
+                f"  (the live run's input: python {Path(__file__).relative_to(ROOT)} {i})"
+            )
+    with capsys.disabled():
+        print(
+            f"\nh2 dry run: {len(dry_cases)} streams passed as they came, {stats['heads']} request blocks read, {stats['would rewrite']} would be rewritten; "
+            f"{stats['compared with live']} compared with the live run, {stats['closed live, not dry']} closed live and left open dry"
+        )
+    assert stats["would rewrite"] > 0 and stats["closed live, not dry"] > 0, stats
+    assert not failures, f"{len(failures)} of {len(dry_cases)} streams:\n\n" + "\n\n".join(failures[:5])
 
 
 def test_h2_leaving_once_the_tables_differ(example):

@@ -22,6 +22,10 @@ to the line's CRLF), `chunked` followed by a tab (a coding to llhttp; whitespace
 Envoy 1.40 and the crate), and framing fields among trailers. h11 refuses empty lines
 before a request line, so it checks fewer streams to their end.
 
+`test_stream_dry_run` sends the same streams under each config with `dry_run`: every byte
+reaches the HCM as it came, nothing is closed, and heads read and would-be rewrites match
+the live run's where both followed the connection to its end.
+
 `TRACEJOIN_STREAMS` and `TRACEJOIN_STREAM_SEED` run more or other streams.
 """
 
@@ -465,13 +469,18 @@ def example():
     return EXAMPLE
 
 
-def test_stream_differential(example, capsys):
+def all_cases():
+    """(kind, data, writes, config) for the run, the configs in turn."""
     rng = random.Random(SEED)
     cases = []
     for i in range(STREAMS):
         kind, data, writes = stream(rng)
         config = CONFIGS[i % len(CONFIGS)]
         cases.append((kind, data, writes, config))
+    return cases
+
+
+def run_example(example, cases):
     # Every other stream has its answers delayed behind later writes (Envoy then hands back
     # what its codec left while an answer was pending).
     lines = "".join(
@@ -481,6 +490,12 @@ def test_stream_differential(example, capsys):
     run = subprocess.run([str(example)], input=lines, capture_output=True, text=True, check=True)
     answers = [json.loads(line) for line in run.stdout.splitlines()]
     assert len(answers) == len(cases)
+    return answers
+
+
+def test_stream_differential(example, capsys):
+    cases = all_cases()
+    answers = run_example(example, cases)
 
     stats = collections.Counter()
     failures = []
@@ -523,4 +538,41 @@ def test_stream_differential(example, capsys):
     )
     with capsys.disabled():
         print("\n" + summary)
+    assert not failures, f"{len(failures)} of {STREAMS} streams:\n\n" + "\n\n".join(failures[:5])
+
+
+def test_stream_dry_run(example, capsys):
+    """The same streams under each config with `dry_run`: the HCM receives the client's
+    bytes as they came (all of them, but for a head still held at the end), no connection
+    is closed (`trust` included: the simulation's clock never reaches the held-head
+    timeout), and where the live and the dry run both followed a connection to its end, the
+    dry run read the same heads and counted as rewritten the ones the live run rewrote."""
+    live_cases = all_cases()
+    dry_cases = [(k, d, w, {**c, "dry_run": True}) for k, d, w, c in live_cases]
+    live_answers = run_example(example, live_cases)
+    dry_answers = run_example(example, dry_cases)
+    stats = collections.Counter()
+    failures = []
+    for (kind, data, writes, config), live, dry in zip(dry_cases, live_answers, dry_answers, strict=True):
+        assert "error" not in dry, dry
+        out = base64.b64decode(dry["output"])
+        try:
+            assert not dry["closed"], "a dry run closed the connection"
+            assert data.startswith(out), "a dry run passed bytes the client did not send"
+            assert len(out) + dry["held"] == len(data), f"{len(out)} bytes passed and {dry['held']} held of {len(data)}"
+            stats["heads"] += dry["heads"]
+            stats["would rewrite"] += dry["rewritten"]
+            if not (live["left"] or live["closed"] or dry["left"]):
+                assert (dry["heads"], dry["rewritten"]) == (live["heads"], live["rewritten"]), f"(heads, rewritten): dry {dry['heads'], dry['rewritten']}, live {live['heads'], live['rewritten']}"
+                stats["compared with live"] += 1
+            if live["closed"]:
+                stats["closed live, not dry"] += 1
+        except AssertionError as e:
+            failures.append(f"{kind} {json.dumps(config)} writes={writes}\n  in:  {data!r}\n  out: {out!r}\n  held: {dry['held']}\n  {e}")
+    with capsys.disabled():
+        print(
+            f"\nstream dry run: {STREAMS} streams passed as they came, {stats['heads']} heads read, {stats['would rewrite']} would be rewritten; "
+            f"{stats['compared with live']} compared with the live run, {stats['closed live, not dry']} closed live (trust) and left open dry"
+        )
+    assert stats["would rewrite"] > 0 and stats["closed live, not dry"] > 0, stats
     assert not failures, f"{len(failures)} of {STREAMS} streams:\n\n" + "\n\n".join(failures[:5])
