@@ -359,24 +359,6 @@ fn sampling_name(s: Sampling) -> &'static str {
     }
 }
 
-fn tracer_name(t: Tracer) -> &'static str {
-    match t {
-        Tracer::None => "none",
-        Tracer::Zipkin => "zipkin",
-        Tracer::ZipkinW3c => "zipkin_w3c",
-        Tracer::OpenTelemetry => "opentelemetry",
-        Tracer::Datadog => "datadog",
-    }
-}
-
-fn position_name(p: Position) -> &'static str {
-    match p {
-        Position::Downstream => "downstream",
-        Position::Upstream => "upstream",
-        Position::Network => "network",
-    }
-}
-
 fn context_json(c: &SpanContext) -> Value {
     json!({
         "trace_id": hex(&c.trace_id.0),
@@ -490,7 +472,7 @@ fn names(formats: &[Format]) -> String {
 
 fn tracer_next(r: &Report) -> TracerNext {
     let config = &r.config;
-    let name = tracer_name(config.tracer);
+    let name = config.tracer.name();
     let reads = tracer::reads(config.tracer);
     if config.tracer == Tracer::None {
         return TracerNext {
@@ -653,8 +635,8 @@ fn to_json(r: &Report) -> Value {
     let format_names = |fs: &[Format]| fs.iter().map(|f| f.name()).collect::<Vec<_>>();
     json!({
         "config": {
-            "position": position_name(r.config.position),
-            "tracer": tracer_name(r.config.tracer),
+            "position": r.config.position.name(),
+            "tracer": r.config.tracer.name(),
             "extract": format_names(&r.config.extract),
             "propagate": format_names(&r.config.propagate),
             "envoy": r.config.envoy.to_string(),
@@ -688,7 +670,7 @@ fn to_json(r: &Report) -> Value {
             "left": n.left.map(Leave::name),
         })),
         "tracer_next": {
-            "tracer": tracer_name(r.config.tracer),
+            "tracer": r.config.tracer.name(),
             "reads": format_names(next.reads),
             "continues": next.continues.map(|(f, c)| json!({"format": f.name(), "context": context_json(&c)})),
             "writes": format_names(&next.writes),
@@ -714,8 +696,8 @@ fn to_text(r: &Report) -> String {
     let c = &r.config;
     line(format!(
         "tracejoin explain: position {}, tracer {}, Envoy {} ({}), ids {}",
-        position_name(c.position),
-        tracer_name(c.tracer),
+        c.position.name(),
+        c.tracer.name(),
         c.envoy,
         c.envoy_source.describe(),
         if r.seeded {

@@ -31,6 +31,17 @@ pub enum Position {
 }
 
 impl Position {
+    pub const ALL: [Position; 3] = [Position::Downstream, Position::Upstream, Position::Network];
+
+    /// The name in the plugin JSON (and in the decision line).
+    pub fn name(self) -> &'static str {
+        match self {
+            Position::Downstream => "downstream",
+            Position::Upstream => "upstream",
+            Position::Network => "network",
+        }
+    }
+
     /// The HTTP filter positions (the network position sees no route and no response).
     pub fn is_http(self) -> bool {
         self != Position::Network
@@ -49,6 +60,27 @@ pub enum Tracer {
     OpenTelemetry,
     /// Envoy's Datadog tracer (dd-trace-cpp): reads `x-datadog-*`, then `traceparent`.
     Datadog,
+}
+
+impl Tracer {
+    pub const ALL: [Tracer; 5] = [
+        Tracer::None,
+        Tracer::Zipkin,
+        Tracer::ZipkinW3c,
+        Tracer::OpenTelemetry,
+        Tracer::Datadog,
+    ];
+
+    /// The name in the plugin JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tracer::None => "none",
+            Tracer::Zipkin => "zipkin",
+            Tracer::ZipkinW3c => "zipkin_w3c",
+            Tracer::OpenTelemetry => "opentelemetry",
+            Tracer::Datadog => "datadog",
+        }
+    }
 }
 
 /// What to do with a context that arrives with the request.
@@ -199,30 +231,12 @@ impl Config {
     fn from_raw(raw: RawConfig) -> Result<Config, ConfigError> {
         let mut config = Config::default();
         if let Some(p) = raw.position.as_deref() {
-            config.position = one_of(
-                "position",
-                p,
-                &[
-                    ("downstream", Position::Downstream),
-                    ("upstream", Position::Upstream),
-                    ("network", Position::Network),
-                ],
-            )?;
+            config.position = one_of("position", p, &Position::ALL.map(|p| (p.name(), p)))?;
         }
         config.limits = head_limits(&raw, config.position)?;
         config.check_network(&raw)?;
         if let Some(t) = raw.tracer.as_deref() {
-            config.tracer = one_of(
-                "tracer",
-                t,
-                &[
-                    ("none", Tracer::None),
-                    ("zipkin", Tracer::Zipkin),
-                    ("zipkin_w3c", Tracer::ZipkinW3c),
-                    ("opentelemetry", Tracer::OpenTelemetry),
-                    ("datadog", Tracer::Datadog),
-                ],
-            )?;
+            config.tracer = one_of("tracer", t, &Tracer::ALL.map(|t| (t.name(), t)))?;
         }
         if let Some(names) = &raw.extract {
             config.extract = formats("extract", names)?;
@@ -363,6 +377,13 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Whether a connection the network position stops following is closed rather than
+    /// left: under `trust` no later request may reach the tracer with a client's context;
+    /// a dry run closes nothing.
+    pub fn closes_for_trust(&self) -> bool {
+        self.trust != Trust::Continue && !self.dry_run
     }
 
     /// Restart and resample rewrite the context a client sent. That is only possible where

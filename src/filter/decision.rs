@@ -80,12 +80,7 @@ impl Decision<'_> {
 
 impl fmt::Display for Decision<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let position = match self.position {
-            Position::Downstream => "downstream",
-            Position::Upstream => "upstream",
-            Position::Network => "network",
-        };
-        write!(f, "decision position={position} source=")?;
+        write!(f, "decision position={} source=", self.position.name())?;
         let o = &self.plan.outcome;
         match o.source {
             Source::Extracted(format) => f.write_str(format.name())?,

@@ -90,13 +90,7 @@ impl RequestFilter {
             host.increment(Counter::ExternalStripped);
         }
         if config.dry_run {
-            let changes = (stripped && carrier.baggage)
-                || plan.ops.iter().any(|(header, op)| match op {
-                    Op::Keep => false,
-                    Op::Remove => carrier.is_present(header),
-                    Op::Set(_) | Op::SetText(_) => true,
-                });
-            if changes {
+            if (stripped && carrier.baggage) || plan.changes(&carrier) {
                 host.increment(Counter::DryRunWouldChange);
             }
         } else {

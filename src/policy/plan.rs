@@ -69,6 +69,15 @@ impl Plan {
         &self.ops[header]
     }
 
+    /// Whether the plan changes the request (a removal only where the header is there).
+    pub fn changes(&self, carrier: &Carrier<'_>) -> bool {
+        self.ops.iter().any(|(header, op)| match op {
+            Op::Keep => false,
+            Op::Remove => carrier.is_present(header),
+            Op::Set(_) | Op::SetText(_) => true,
+        })
+    }
+
     /// The plan with every header it writes removed instead (where the request carries
     /// it; one it does not carry is left out): what is left of it where a write would cross
     /// Envoy's header limits and the client's context must still not reach the tracer

@@ -358,12 +358,7 @@ impl Connection {
             self.state = State::Http2;
             return Verdict::Continue;
         }
-        // A dry run closes nothing for `trust`.
-        self.leave_for(
-            host,
-            reason,
-            config.trust != Trust::Continue && !config.dry_run,
-        )
+        self.leave_for(host, reason, config.closes_for_trust())
     }
 
     /// Leaves the connection, or closes it (`close`, and always for a slow head).

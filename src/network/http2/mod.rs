@@ -402,8 +402,7 @@ impl Connection {
         host.increment(Counter::NetworkLeft(reason));
         self.held_since = None;
         self.left_diverged = diverged;
-        let for_trust = config.trust != Trust::Continue && !config.dry_run;
-        if for_trust || reason == Leave::SlowHead || diverged {
+        if config.closes_for_trust() || reason == Leave::SlowHead || diverged {
             // Under `trust`, no later request may reach Envoy's tracer with the client's
             // context: the connection ends.
             host.increment(Counter::NetworkClosed);
