@@ -97,9 +97,15 @@ fn load(a: &ExplainArgs, stdin: &mut dyn Read) -> Result<Config, Failure> {
         {
             return Err(Failure::Refused(e.to_string()));
         }
-        let blank = bytes.trim_ascii().is_empty();
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(mut map)) => {
+        // The empty configuration is `{}` to the loader; what is not an object the loader
+        // refuses, saying why.
+        let map = match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(map)) => Some(map),
+            Err(_) if bytes.trim_ascii().is_empty() => Some(serde_json::Map::new()),
+            _ => None,
+        };
+        match map {
+            Some(mut map) => {
                 for (key, value) in [("position", &a.position), ("tracer", &a.tracer)] {
                     if let Some(v) = value {
                         map.insert(key.to_owned(), Value::String(v.clone()));
@@ -107,18 +113,7 @@ fn load(a: &ExplainArgs, stdin: &mut dyn Read) -> Result<Config, Failure> {
                 }
                 Value::Object(map).to_string().into_bytes()
             }
-            // The empty configuration is `{}` to the loader.
-            Err(_) if blank => {
-                let mut map = serde_json::Map::new();
-                for (key, value) in [("position", &a.position), ("tracer", &a.tracer)] {
-                    if let Some(v) = value {
-                        map.insert(key.to_owned(), Value::String(v.clone()));
-                    }
-                }
-                Value::Object(map).to_string().into_bytes()
-            }
-            // Not an object: the loader says why.
-            _ => bytes,
+            None => bytes,
         }
     };
     let config = Config::from_json(&bytes).map_err(|e| Failure::Refused(e.to_string()))?;

@@ -63,18 +63,8 @@ impl Decision<'_> {
 
     /// Writes the names of the headers whose operation `pick` selects, comma-separated.
     fn headers(&self, f: &mut fmt::Formatter<'_>, pick: fn(&Op) -> bool) -> fmt::Result {
-        let mut first = true;
-        for header in Header::ALL {
-            if pick(self.op(header)) {
-                f.write_str(if first { "" } else { "," })?;
-                f.write_str(header.name())?;
-                first = false;
-            }
-        }
-        if first {
-            f.write_str("-")?;
-        }
-        Ok(())
+        let picked = Header::ALL.into_iter().filter(|h| pick(self.op(*h)));
+        list(f, picked.map(Header::name))
     }
 }
 
